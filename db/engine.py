@@ -1,0 +1,56 @@
+"""Engines and sessions. Nothing here connects until a function is called."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.errors import DatabaseUnreachable
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as it may appear in logs and errors: password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Partition tasks write from threads; wait for the file lock instead of failing.
+        engine = create_engine(parsed, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def check_reachable(engine: Engine) -> None:
+    """Fail with one line naming the server (never the password) if it does not answer."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        if engine.url.password:
+            reason = reason.replace(str(engine.url.password), "***")
+        raise DatabaseUnreachable(
+            f"cannot reach database {safe_url(engine.url)}: {reason}"
+        ) from None
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls everything back on any error."""
+    with session_factory(engine).begin() as session:
+        yield session

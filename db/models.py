@@ -1,0 +1,120 @@
+"""Typed SQLAlchemy models of the tables SQL consumers and the service share.
+
+Names and columns of the score tables are a contract (see DESIGN.md); change them only
+through a migration.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.types import Artifact, Timestamp
+
+CUSTOMER_ID_LENGTH = 64
+EVENT_TYPE_LENGTH = 64
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = {"comment": "Customers known to the service; is_active selects who is scored."}
+
+    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class CustomerEvent(Base):
+    __tablename__ = "customer_events"
+    __table_args__ = (
+        Index("ix_customer_events_customer_id_occurred_at", "customer_id", "occurred_at"),
+        Index("ix_customer_events_occurred_at", "occurred_at"),
+        {"comment": "Customer event log, timestamps in UTC."},
+    )
+
+    # The source's own id when it has one, else a content hash: re-imports add nothing.
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        String(CUSTOMER_ID_LENGTH), ForeignKey("customers.customer_id"), nullable=False
+    )
+    event_type: Mapped[str] = mapped_column(String(EVENT_TYPE_LENGTH), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, comment="UTC")
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), nullable=True)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = {"comment": "One row per trained model, with its artifact and metrics."}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    trained_as_of: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, comment="Data cutoff of the training run (UTC)."
+    )
+    horizon_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    cell: Mapped[str] = mapped_column(String(16), nullable=False, comment="gru or lstm")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(
+        JSON, nullable=False, comment="Holdout metrics of this model, the champion and baselines."
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, comment="candidate, champion, rejected or retired"
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    artifact: Mapped[bytes] = mapped_column(Artifact, nullable=False)
+    artifact_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ScoreRun(Base):
+    __tablename__ = "score_runs"
+    __table_args__ = (
+        Index("ix_score_runs_status_as_of", "status", "as_of"),
+        {"comment": "One row per scoring run; only succeeded runs are ever visible."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    as_of: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, comment="running, succeeded or failed"
+    )
+    n_scored: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PropensityScore(Base):
+    __tablename__ = "propensity_scores"
+    __table_args__ = {"comment": "Scores of every run; read current_propensity_scores instead."}
+
+    score_run_id: Mapped[int] = mapped_column(
+        ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
+    propensity: Mapped[float] = mapped_column(
+        Float, nullable=False, comment="Calibrated probability of the target event in the horizon."
+    )
+    decile: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, comment="1 = best")
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="1 = best")
+    reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)

@@ -1,0 +1,213 @@
+"""Where events are read from: the project's own table or a mapped existing table/view.
+
+Identifiers from settings are validated, looked up by reflection and quoted by SQLAlchemy;
+no SQL is built from strings.
+"""
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    cast,
+    func,
+    inspect,
+    literal,
+    select,
+)
+
+from db.errors import SourceMappingError
+from db.models import Customer, CustomerEvent
+
+EVENT_COLUMNS = ("customer_id", "event_type", "occurred_at", "amount")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """Table (None: the own customer_events) and the names of its columns."""
+
+    table: str | None = None
+    schema: str | None = None
+    customer_id: str = "customer_id"
+    event_type: str = "event_type"
+    occurred_at: str = "occurred_at"
+    amount: str | None = "amount"
+
+    @property
+    def is_own(self) -> bool:
+        return self.table is None
+
+    def names(self) -> dict[str, str | None]:
+        return {
+            "table": self.table,
+            "schema": self.schema,
+            "customer_id": self.customer_id,
+            "event_type": self.event_type,
+            "occurred_at": self.occurred_at,
+            "amount": self.amount,
+        }
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """The source's columns, labelled with the service's own names."""
+
+    customer_id: Column
+    event_type: Column
+    occurred_at: Column
+    amount: Column | None
+
+    def labelled(self) -> list:
+        amount = cast(self.amount, Float) if self.amount is not None else literal(None, Float)
+        return [
+            self.customer_id.label("customer_id"),
+            self.event_type.label("event_type"),
+            self.occurred_at.label("occurred_at"),
+            amount.label("amount"),
+        ]
+
+
+def resolve_columns(connection: Connection, source: EventSource) -> EventColumns:
+    """Check the mapping against the database before any work; fail naming what is missing."""
+    if source.is_own:
+        table = CustomerEvent.__table__
+    else:
+        for key, name in source.names().items():
+            if name is not None and not IDENTIFIER.match(name):
+                raise SourceMappingError(
+                    f"event source {key} {name!r} is not a valid identifier "
+                    "(letters, digits, _ and $, not starting with a digit)"
+                )
+        if not inspect(connection).has_table(source.table, schema=source.schema):
+            where = f"{source.schema}.{source.table}" if source.schema else source.table
+            raise SourceMappingError(f"event source table or view {where!r} does not exist")
+        table = Table(source.table, MetaData(), schema=source.schema, autoload_with=connection)
+    names = {key: key if source.is_own else getattr(source, key) for key in EVENT_COLUMNS}
+    mapped = {key: name for key, name in names.items() if name is not None}
+    missing = [name for name in mapped.values() if name not in table.c]
+    if missing:
+        raise SourceMappingError(
+            f"event source {table.name!r} has no column(s) {', '.join(map(repr, missing))}; "
+            f"it has {', '.join(table.c.keys())}"
+        )
+    return EventColumns(
+        customer_id=table.c[mapped["customer_id"]],
+        event_type=table.c[mapped["event_type"]],
+        occurred_at=table.c[mapped["occurred_at"]],
+        amount=table.c[mapped["amount"]] if "amount" in mapped else None,
+    )
+
+
+def events_query(
+    columns: EventColumns,
+    cutoff: datetime,
+    since: datetime | None = None,
+    customer_range: tuple[str, str] | None = None,
+) -> Select:
+    """Events with since < occurred_at <= cutoff, optionally for customer_id in [low, high]."""
+    conditions = [columns.occurred_at <= cutoff]
+    if since is not None:
+        conditions.append(columns.occurred_at > since)
+    if customer_range is not None:
+        low, high = customer_range
+        conditions += [columns.customer_id >= low, columns.customer_id <= high]
+    return (
+        select(*columns.labelled())
+        .where(and_(*conditions))
+        .order_by(columns.customer_id, columns.occurred_at)
+    )
+
+
+def stream_events(
+    connection: Connection,
+    source: EventSource,
+    cutoff: datetime,
+    since: datetime | None = None,
+    customer_range: tuple[str, str] | None = None,
+    chunk_rows: int = 100_000,
+) -> Iterator[pd.DataFrame]:
+    """Yield event frames of at most chunk_rows rows, read through a server-side cursor."""
+    query = events_query(resolve_columns(connection, source), cutoff, since, customer_range)
+    result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+    for rows in result.partitions():
+        yield events_frame(rows)
+
+
+def read_events(
+    connection: Connection,
+    source: EventSource,
+    cutoff: datetime,
+    since: datetime | None = None,
+    customer_range: tuple[str, str] | None = None,
+) -> pd.DataFrame:
+    chunks = list(stream_events(connection, source, cutoff, since, customer_range))
+    return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
+
+
+def events_frame(rows: Sequence) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS))
+    return frame.astype(
+        {
+            "customer_id": "str",
+            "event_type": "str",
+            "occurred_at": "datetime64[us]",
+            "amount": "float64",
+        }
+    )
+
+
+def active_customer_ids(
+    connection: Connection,
+    source: EventSource,
+    rule: str,
+    as_of: datetime,
+    within_days: int,
+) -> list[str]:
+    """Customers to score, sorted by key: the is_active flag, or an event in the window."""
+    if rule == "is_active":
+        query = (
+            select(Customer.customer_id)
+            .where(Customer.is_active.is_(True), Customer.created_at <= as_of)
+            .order_by(Customer.customer_id)
+        )
+    elif rule == "recent_events":
+        columns = resolve_columns(connection, source)
+        since = as_of - timedelta(days=within_days)
+        query = (
+            select(columns.customer_id)
+            .where(columns.occurred_at > since, columns.occurred_at <= as_of)
+            .group_by(columns.customer_id)
+            .order_by(columns.customer_id)
+        )
+    else:
+        raise SourceMappingError(f"unknown active-customer rule {rule!r}")
+    return list(connection.execute(query).scalars())
+
+
+def event_time_span(
+    connection: Connection, source: EventSource
+) -> tuple[datetime, datetime] | None:
+    """First and last event time, or None for an empty source."""
+    columns = resolve_columns(connection, source)
+    first, last = connection.execute(
+        select(func.min(columns.occurred_at), func.max(columns.occurred_at))
+    ).one()
+    return None if first is None else (first, last)
+
+
+def event_counts_by_type(connection: Connection, source: EventSource) -> dict[str, int]:
+    columns = resolve_columns(connection, source)
+    rows = connection.execute(
+        select(columns.event_type, func.count()).group_by(columns.event_type)
+    ).all()
+    return {event_type: count for event_type, count in rows}

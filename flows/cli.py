@@ -1,0 +1,205 @@
+"""The `propensity` command line: thin commands over db/, llm_model/ and the flows."""
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.engine import check_reachable, make_engine, safe_url, transaction
+from db.errors import DataLayerError
+from db.event_import import FileColumns, import_events
+from db.migrate import upgrade
+from flows.settings import Settings
+
+app = typer.Typer(
+    help="Purchase propensity: retrain, score and publish to SQL.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable)
+
+
+def one_line_errors(command: F) -> F:
+    """Show expected failures as one line on stderr with a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (DataLayerError, ValueError) as error:
+            message = str(error)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
+            )
+            message = f"invalid settings: {problems}"
+        except SQLAlchemyError as error:
+            origin = getattr(error, "orig", None) or error
+            message = f"database error: {str(origin).strip().splitlines()[0]}"
+        errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+
+    return wrapper
+
+
+def ready_engine(settings: Settings):
+    engine = make_engine(settings.database_url)
+    check_reachable(engine)
+    return engine
+
+
+def rows_progress(description: str, total: int | None = None) -> Progress:
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command("init-db")
+@one_line_errors
+def init_db() -> None:
+    """Create or upgrade the schema (Alembic migrations)."""
+    settings = Settings()
+    engine = ready_engine(settings)
+    with engine.begin() as connection:
+        upgrade(connection)
+    console.print(f"database ready: {safe_url(settings.database_url)}")
+
+
+@app.command("import-events")
+@one_line_errors
+def import_events_command(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of events.")],
+    customer_id_column: str = "customer_id",
+    occurred_at_column: str = "occurred_at",
+    event_type_column: str = "event_type",
+    amount_column: Annotated[
+        str | None, typer.Option(help="Amount column; --amount-column '' if there is none.")
+    ] = "amount",
+    event_id_column: Annotated[
+        str | None, typer.Option(help="The file's own event id; default: a content hash.")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Timezone of timestamps written without an offset.")
+    ] = "UTC",
+    event_types: Annotated[
+        str | None, typer.Option(help="Comma-separated allowed event types; others are rejected.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Import the valid rows and write rejected ones to a file.")
+    ] = False,
+    rejected_file: Annotated[
+        Path | None, typer.Option(help="Where rejected rows go (default: PATH.rejected.csv).")
+    ] = None,
+) -> None:
+    """Import events; all or nothing unless --skip-invalid. Re-imports add nothing."""
+    settings = Settings()
+    columns = FileColumns(
+        customer_id=customer_id_column,
+        occurred_at=occurred_at_column,
+        event_type=event_type_column,
+        amount=amount_column or None,
+        event_id=event_id_column or None,
+    )
+    rejected_path = rejected_file or path.with_name(path.name + ".rejected.csv")
+    allowed = frozenset(t.strip() for t in event_types.split(",")) if event_types else None
+    engine = ready_engine(settings)
+    with engine.begin() as connection:
+        upgrade(connection)
+    with rows_progress(f"importing {path.name}") as progress, transaction(engine) as session:
+        task = progress.add_task("import", total=None)
+        report = import_events(
+            session,
+            path,
+            columns,
+            now=datetime.now(UTC).replace(tzinfo=None),
+            future_tolerance=timedelta(minutes=settings.future_tolerance_minutes),
+            timezone=timezone,
+            skip_invalid=skip_invalid,
+            rejected_path=rejected_path if skip_invalid else None,
+            allowed_event_types=allowed,
+            chunk_rows=settings.import_chunk_rows,
+            on_chunk=lambda rows: progress.advance(task, rows),
+        )
+    console.print(
+        f"{report.rows_read:,} rows read: {report.imported:,} events imported, "
+        f"{report.duplicates:,} already present or repeated, {report.rejected:,} rejected; "
+        f"{report.customers_created:,} new customers"
+    )
+    if report.rejected:
+        console.print(report.describe_rejects(), highlight=False)
+        console.print(f"rejected rows written to {rejected_path}")
+
+
+@app.command("generate-demo-data")
+@one_line_errors
+def generate_demo_data(
+    customers: Annotated[int, typer.Option(min=1)] = 2000,
+    seed: int = 0,
+) -> None:
+    """Write a synthetic event log (order-dependent purchase behaviour) into the database."""
+    settings = Settings()
+    engine = ready_engine(settings)
+    counts = load_demo_data(engine, customers, seed)
+    show_event_counts(counts)
+
+
+def load_demo_data(engine, n_customers: int, seed: int) -> dict[str, int]:
+    from llm_model.synthetic import generate
+
+    from db.event_import import event_keys, store_customers, store_events
+
+    with engine.begin() as connection:
+        upgrade(connection)
+    data = generate(n_customers, seed=seed)
+    events = data.events.assign(event_id=lambda frame: event_keys(frame))
+    with transaction(engine) as session:
+        store_customers(session, data.customers)
+        store_events(session, events)
+    return events["event_type"].value_counts().to_dict()
+
+
+def show_event_counts(counts: dict[str, int]) -> None:
+    table = Table(title="events by type")
+    table.add_column("event_type")
+    table.add_column("events", justify="right")
+    for event_type, n in sorted(counts.items(), key=lambda item: -item[1]):
+        table.add_row(event_type, f"{n:,}")
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def demo(customers: Annotated[int, typer.Option(min=50)] = 2000, seed: int = 0) -> None:
+    """End to end on the embedded default: synthetic events -> (retrain -> score) -> summary."""
+    from db.source import event_counts_by_type
+
+    settings = Settings()
+    engine = ready_engine(settings)
+    with engine.begin() as connection:
+        upgrade(connection)
+        counts = event_counts_by_type(connection, settings.event_source)
+    if not counts:
+        console.print(f"generating {customers:,} synthetic customers (seed {seed})")
+        counts = load_demo_data(engine, customers, seed)
+    else:
+        console.print("reusing the events already in the database")
+    show_event_counts(counts)
+    console.print(f"database: {safe_url(settings.database_url)}")
+
+
+def main() -> None:
+    app()

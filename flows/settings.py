@@ -1,0 +1,56 @@
+"""All configuration in one place: environment variables with the prefix PROPENSITY_."""
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.source import EventSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROPENSITY_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///propensity.db", description="Where scores, models and own event tables live."
+    )
+    source_database_url: str | None = Field(
+        None,
+        description="Where events are read from (a replica, a warehouse); default: database_url.",
+    )
+
+    # Mapping of an existing events table or view, read in place instead of copied.
+    source_table: str | None = Field(None, description="Existing events table/view; default: own.")
+    source_schema: str | None = None
+    source_customer_id_column: str = "customer_id"
+    source_event_type_column: str = "event_type"
+    source_occurred_at_column: str = "occurred_at"
+    source_amount_column: str | None = "amount"
+
+    active_rule: Literal["is_active", "recent_events"] = Field(
+        "is_active",
+        description="is_active: the customers.is_active flag; recent_events: an event within "
+        "active_within_days of the scoring date.",
+    )
+    active_within_days: int = Field(365, gt=0)
+
+    future_tolerance_minutes: int = Field(
+        60, ge=0, description="Imported timestamps later than now + this are rejected."
+    )
+    import_chunk_rows: int = Field(200_000, gt=0)
+
+    @property
+    def events_database_url(self) -> str:
+        return self.source_database_url or self.database_url
+
+    @cached_property
+    def event_source(self) -> EventSource:
+        return EventSource(
+            table=self.source_table,
+            schema=self.source_schema,
+            customer_id=self.source_customer_id_column,
+            event_type=self.source_event_type_column,
+            occurred_at=self.source_occurred_at_column,
+            amount=self.source_amount_column,
+        )

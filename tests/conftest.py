@@ -1,0 +1,79 @@
+"""Shared fixtures: every database test runs on SQLite, PostgreSQL and MariaDB.
+
+PostgreSQL and MariaDB tests need PROPENSITY_TEST_POSTGRES_URL / PROPENSITY_TEST_MYSQL_URL
+(a server URL; each test gets its own fresh database there, dropped afterwards). Without
+them the tests skip locally; with CI set, a missing server is a failure.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from db.engine import make_engine
+from db.migrate import upgrade
+
+SERVER_URL_VARIABLES = {
+    "postgresql": "PROPENSITY_TEST_POSTGRES_URL",
+    "mysql": "PROPENSITY_TEST_MYSQL_URL",
+}
+
+
+def server_url(backend: str) -> str:
+    variable = SERVER_URL_VARIABLES[backend]
+    url = os.environ.get(variable)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set: CI must test {backend}")
+    pytest.skip(f"{variable} not set: {backend} tests skipped")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+def _fresh_server_database(backend: str) -> Iterator[str]:
+    base = make_url(server_url(backend))
+    name = f"propensity_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as error:
+        admin.dispose()
+        pytest.fail(f"cannot create a {backend} test database: {error}")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop = f"DROP DATABASE IF EXISTS {name}"
+        if backend == "postgresql":
+            drop += " WITH (FORCE)"
+        with admin.connect() as connection:
+            connection.execute(text(drop))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """An empty database on each back-end, dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'propensity.db'}"
+    else:
+        yield from _fresh_server_database(request.param)
+
+
+@pytest.fixture
+def engine(database_url) -> Iterator[Engine]:
+    """A migrated database on each back-end."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        upgrade(connection)
+    yield engine
+    engine.dispose()
