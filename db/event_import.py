@@ -206,7 +206,7 @@ def event_keys(events: pd.DataFrame, given_ids: pd.Series | None = None) -> pd.S
         + "|"
         + events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
         + "|"
-        + events["amount"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
+        + events["amount"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}").astype("str")
     )
     hashed = content.map(lambda text: hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
     if given_ids is None:

@@ -1,0 +1,145 @@
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, update
+
+from db.engine import make_engine, transaction
+from db.errors import SourceMappingError
+from db.event_import import event_keys, store_events
+from db.models import Customer
+from db.source import (
+    EventSource,
+    active_customer_ids,
+    event_time_span,
+    read_events,
+    stream_events,
+)
+
+T0 = datetime(2026, 1, 1)
+
+
+def sample_events() -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "c", "c"],
+            "event_type": ["visit", "purchase", "visit", "visit", "visit", "purchase"],
+            "occurred_at": [T0 + timedelta(days=d) for d in (1, 5, 2, 3, 10, 20)],
+            "amount": [None, 10.5, None, None, None, 3.0],
+        }
+    ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
+    return frame.assign(event_id=event_keys(frame))
+
+
+@pytest.fixture
+def loaded(engine):
+    with transaction(engine) as session:
+        store_events(session, sample_events())
+    return engine
+
+
+def test_stream_events_respects_cutoff_range_and_chunks(loaded):
+    with loaded.connect() as connection:
+        chunks = list(
+            stream_events(
+                connection,
+                EventSource(),
+                cutoff=T0 + timedelta(days=10),
+                customer_range=("a", "b"),
+                chunk_rows=2,
+            )
+        )
+    assert [len(chunk) for chunk in chunks] == [2, 1]
+    events = pd.concat(chunks, ignore_index=True)
+    assert events["customer_id"].tolist() == ["a", "a", "b"]
+    assert events["amount"].isna().tolist() == [True, False, True]
+    assert events["amount"][1] == pytest.approx(10.5)
+    assert str(events["occurred_at"].dtype) == "datetime64[us]"
+
+
+def test_cutoff_is_inclusive_and_since_exclusive(loaded):
+    with loaded.connect() as connection:
+        events = read_events(
+            connection,
+            EventSource(),
+            cutoff=T0 + timedelta(days=10),
+            since=T0 + timedelta(days=3),
+        )
+    assert events["occurred_at"].tolist() == [T0 + timedelta(days=5), T0 + timedelta(days=10)]
+
+
+def test_active_customers_by_flag_and_by_recent_events(loaded):
+    with transaction(loaded) as session:
+        session.execute(update(Customer).where(Customer.customer_id == "b").values(is_active=False))
+    as_of = T0 + timedelta(days=30)
+    with loaded.connect() as connection:
+        assert active_customer_ids(connection, EventSource(), "is_active", as_of, 365) == ["a", "c"]
+        assert active_customer_ids(connection, EventSource(), "recent_events", as_of, 15) == ["c"]
+        assert event_time_span(connection, EventSource()) == (
+            T0 + timedelta(days=1),
+            T0 + timedelta(days=20),
+        )
+
+
+def test_empty_source_has_no_time_span(engine):
+    with engine.connect() as connection:
+        assert event_time_span(connection, EventSource()) is None
+        assert read_events(connection, EventSource(), cutoff=T0).empty
+
+
+@pytest.fixture
+def warehouse(database_url):
+    """An existing events table with its own column names, in a database of its own."""
+    engine = make_engine(database_url)
+    table = Table(
+        "web_events",
+        MetaData(),
+        Column("user_ref", String(64)),
+        Column("ts", DateTime),
+        Column("kind", String(32)),
+        Column("value", Float),
+    )
+    table.create(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            table.insert(),
+            [
+                {"user_ref": "u2", "ts": T0, "kind": "view", "value": None},
+                {"user_ref": "u1", "ts": T0 + timedelta(hours=1), "kind": "buy", "value": 4.0},
+            ],
+        )
+    yield engine
+    engine.dispose()
+
+
+MAPPED = EventSource(
+    table="web_events", customer_id="user_ref", occurred_at="ts", event_type="kind", amount="value"
+)
+
+
+def test_mapped_table_is_read_in_place(warehouse):
+    with warehouse.connect() as connection:
+        events = read_events(connection, MAPPED, cutoff=T0 + timedelta(days=1))
+    assert events.to_dict("list") == {
+        "customer_id": ["u1", "u2"],
+        "event_type": ["buy", "view"],
+        "occurred_at": [T0 + timedelta(hours=1), T0],
+        "amount": [4.0, pytest.approx(float("nan"), nan_ok=True)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (EventSource(table="no_such_table"), "'no_such_table' does not exist"),
+        (
+            EventSource(table="web_events", customer_id="user_ref", occurred_at="when"),
+            "has no column(s) 'event_type', 'when', 'amount'",
+        ),
+        (EventSource(table="web_events; drop table x"), "is not a valid identifier"),
+    ],
+)
+def test_bad_mappings_fail_before_any_work(warehouse, source, message):
+    with warehouse.connect() as connection, pytest.raises(SourceMappingError) as error:
+        read_events(connection, source, cutoff=T0)
+    assert message in str(error.value)
