@@ -8,8 +8,11 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import (
     Column,
     Connection,
@@ -141,6 +144,30 @@ def stream_events(
     result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
     for rows in result.partitions():
         yield events_frame(rows)
+
+
+def export_events(
+    connection: Connection,
+    source: EventSource,
+    path: Path,
+    cutoff: datetime,
+    since: datetime | None = None,
+) -> int:
+    """Stream events into a Parquet file chunk by chunk; returns the number of rows."""
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in stream_events(connection, source, cutoff, since):
+            batch = pa.Table.from_pandas(chunk, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, batch.schema)
+            writer.write_table(batch)
+            rows += len(chunk)
+        if writer is None:
+            events_frame([]).to_parquet(path, index=False)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def read_events(

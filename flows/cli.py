@@ -17,6 +17,7 @@ from db.engine import check_reachable, make_engine, safe_url, transaction
 from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
+from flows.report import METRIC_COLUMNS, metric_rows
 from flows.settings import Settings
 
 app = typer.Typer(
@@ -158,9 +159,8 @@ def generate_demo_data(
 
 
 def load_demo_data(engine, n_customers: int, seed: int) -> dict[str, int]:
-    from llm_model.synthetic import generate
-
     from db.event_import import event_keys, store_customers, store_events
+    from llm_model.synthetic import generate
 
     with engine.begin() as connection:
         upgrade(connection)
@@ -201,5 +201,52 @@ def demo(customers: Annotated[int, typer.Option(min=50)] = 2000, seed: int = 0) 
     console.print(f"database: {safe_url(settings.database_url)}")
 
 
-def main() -> None:
-    app()
+AS_OF_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def show_metrics(table: dict[str, dict[str, float]]) -> None:
+    view = Table(title="holdout metrics (model vs champion vs baselines)")
+    for column in ("contender", *METRIC_COLUMNS):
+        view.add_column(column, justify="left" if column == "contender" else "right")
+    for row in metric_rows(table):
+        view.add_row(*row)
+    console.print(view)
+
+
+def run_retrain(
+    as_of: datetime | None,
+    horizon_days: int | None,
+    cell: str | None,
+    epochs: int | None,
+    force: bool,
+) -> dict:
+    from flows.retrain import retrain
+
+    result = retrain(
+        as_of=as_of, horizon_days=horizon_days, cell=cell, epochs=epochs, force_promote=force
+    )
+    show_metrics(result["table"])
+    console.print(
+        f"model version {result['version_id']}: [bold]{result['status']}[/] — {result['reason']}"
+    )
+    return result
+
+
+@app.command()
+@one_line_errors
+def retrain(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=AS_OF_FORMATS, help="Data cutoff (UTC); default: latest event."),
+    ] = None,
+    horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
+    cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    force_promote: Annotated[
+        bool, typer.Option(help="Make the new model champion whatever its metrics.")
+    ] = False,
+) -> None:
+    """Train a challenger, compare it with the champion and baselines, promote or reject it."""
+    if cell not in (None, "gru", "lstm"):
+        raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
+    run_retrain(as_of, horizon_days, cell, epochs, force_promote)

@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     )
     active_within_days: int = Field(365, gt=0)
 
+    target_event: str = Field("purchase", description="The conversion event to predict.")
+    horizon_days: int = Field(
+        30, gt=0, description="Predict the target event within this many days."
+    )
+    n_snapshots: int = Field(4, ge=2, description="Labelled cutoffs: all but the newest train.")
+    snapshot_stride_days: int = Field(30, gt=0)
+    max_len: int = Field(50, gt=0, description="Most recent events per customer fed to the model.")
+    lookback_days: int = Field(365, gt=0, description="Events older than this are not read.")
+    cell: Literal["gru", "lstm"] = "gru"
+    units: int = Field(32, gt=0)
+    epochs: int = Field(8, gt=0)
+    seed: int = 42
+    promotion_tolerance: float = Field(
+        0.005, ge=0, description="A challenger may trail the champion's holdout AUC by this much."
+    )
+
     future_tolerance_minutes: int = Field(
         60, ge=0, description="Imported timestamps later than now + this are rejected."
     )

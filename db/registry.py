@@ -1,0 +1,96 @@
+"""Model registry in model_versions: store artifacts with their sha256, load them back
+verified, and switch the champion in one transaction."""
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.errors import DataLayerError
+from db.models import ModelVersion
+
+
+class ArtifactError(DataLayerError):
+    pass
+
+
+class NoChampion(DataLayerError):
+    pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def register_model(
+    session: Session,
+    *,
+    artifact: bytes,
+    trained_as_of: datetime,
+    horizon_days: int,
+    cell: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+) -> ModelVersion:
+    version = ModelVersion(
+        created_at=utc_now(),
+        trained_as_of=trained_as_of,
+        horizon_days=horizon_days,
+        cell=cell,
+        config=config,
+        metrics=metrics,
+        status="candidate",
+        artifact=artifact,
+        artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def current_champion(session: Session, lock: bool = False) -> ModelVersion | None:
+    query = select(ModelVersion).where(ModelVersion.status == "champion")
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query.order_by(ModelVersion.id.desc())).first()
+
+
+def require_champion(session: Session) -> ModelVersion:
+    champion = current_champion(session)
+    if champion is None:
+        raise NoChampion("no champion model: run `propensity retrain` first")
+    return champion
+
+
+def verified_artifact(version: ModelVersion) -> bytes:
+    """The artifact bytes, refused if missing or if they no longer match their sha256."""
+    if not version.artifact:
+        raise ArtifactError(f"model version {version.id} has no artifact")
+    digest = hashlib.sha256(version.artifact).hexdigest()
+    if digest != version.artifact_sha256:
+        raise ArtifactError(
+            f"model version {version.id} artifact is corrupt: sha256 {digest[:12]}... "
+            f"does not match the recorded {version.artifact_sha256[:12]}..."
+        )
+    return version.artifact
+
+
+def promote(session: Session, version: ModelVersion, reason: str) -> None:
+    """Make `version` the only champion; the previous one is retired in the same transaction."""
+    current_champion(session, lock=True)
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.status == "champion", ModelVersion.id != version.id)
+        .values(status="retired")
+    )
+    version.status = "champion"
+    version.status_reason = reason
+    session.flush()
+
+
+def reject(session: Session, version: ModelVersion, reason: str) -> None:
+    version.status = "rejected"
+    version.status_reason = reason
+    session.flush()

@@ -1,0 +1,165 @@
+"""The long-term-memory model: event embedding + per-event numbers -> GRU/LSTM, joined
+with static RFM features -> dense -> sigmoid. Built with the Keras functional API."""
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import keras
+import numpy as np
+from keras import layers
+
+from llm_model.calibration import Calibrator
+from llm_model.sequences import Features, SequenceConfig, Vocabulary, build_features
+
+N_EVENT_NUMBERS = 3
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: Literal["gru", "lstm"] = "gru"
+    units: int = 32
+    recurrent_layers: int = 1
+    embedding_dim: int = 16
+    dense_units: int = 32
+    dropout: float = 0.2
+    l2: float = 1e-4
+    learning_rate: float = 3e-3
+    batch_size: int = 256
+    epochs: int = 8
+    patience: int = 2
+    validation_share: float = 0.15
+    seed: int = 42
+
+
+def recurrent_layer(config: ModelConfig, return_sequences: bool, name: str) -> layers.Layer:
+    cell = {"gru": layers.GRU, "lstm": layers.LSTM}[config.cell]
+    return cell(
+        config.units,
+        return_sequences=return_sequences,
+        dropout=config.dropout,
+        kernel_regularizer=keras.regularizers.l2(config.l2),
+        name=name,
+    )
+
+
+def build_model(
+    config: ModelConfig,
+    vocab_size: int,
+    max_len: int,
+    static_mean: np.ndarray,
+    static_variance: np.ndarray,
+    base_rate: float,
+) -> keras.Model:
+    """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
+    tokens = keras.Input((max_len,), dtype="int32", name="tokens")
+    numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
+    static = keras.Input((len(static_mean),), name="static")
+
+    embedded = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embed")(
+        tokens
+    )
+    sequence = layers.Concatenate(name="event_inputs")([embedded, numbers])
+    for depth in range(config.recurrent_layers - 1):
+        sequence = recurrent_layer(config, True, f"{config.cell}_{depth}")(sequence)
+    memory = recurrent_layer(config, False, f"{config.cell}_last")(sequence)
+
+    scaled = layers.Normalization(mean=static_mean, variance=static_variance, name="scale")(static)
+    joined = layers.Concatenate(name="joined")([memory, scaled])
+    hidden = layers.Dense(
+        config.dense_units,
+        activation="relu",
+        kernel_regularizer=keras.regularizers.l2(config.l2),
+        name="dense",
+    )(joined)
+    hidden = layers.Dropout(config.dropout, name="dropout")(hidden)
+    # Starting at the base rate's log-odds spares the first epochs learning the imbalance.
+    rate = float(np.clip(base_rate, 1e-4, 1 - 1e-4))
+    output = layers.Dense(
+        1,
+        activation="sigmoid",
+        bias_initializer=keras.initializers.Constant(np.log(rate / (1 - rate))),
+        name="propensity",
+    )(hidden)
+
+    model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def model_inputs(features: Features) -> dict[str, np.ndarray]:
+    return {"tokens": features.tokens, "numeric": features.numeric, "static": features.static}
+
+
+def predict(model: keras.Model, features: Features, batch_size: int = 4096) -> np.ndarray:
+    """Raw probabilities; large batches because per-call overhead dominates small ones on CPU."""
+    if len(features.customer_ids) == 0:
+        return np.zeros(0, dtype=np.float64)
+    scores = model.predict(model_inputs(features), batch_size=batch_size, verbose=0)
+    return scores.reshape(-1).astype(np.float64)
+
+
+def model_to_bytes(model: keras.Model) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def model_from_bytes(artifact: bytes) -> keras.Model:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(artifact)
+        return keras.saving.load_model(path, compile=False)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted network plus everything needed to turn events into calibrated propensities."""
+
+    network: keras.Model
+    config: ModelConfig
+    sequence_config: SequenceConfig
+    vocab: Vocabulary
+    calibrator: Calibrator
+    static_names: tuple[str, ...]
+
+    def raw_scores(self, features: Features) -> np.ndarray:
+        return predict(self.network, features)
+
+    def propensity(self, features: Features) -> np.ndarray:
+        return self.calibrator.transform(self.raw_scores(features))
+
+    def features(self, events, customer_ids, cutoff) -> Features:
+        return build_features(events, customer_ids, cutoff, self.vocab, self.sequence_config)
+
+    def sidecar(self) -> dict:
+        """JSON-safe description stored beside the .keras bytes."""
+        return {
+            "model": asdict(self.config),
+            "sequence": {
+                **asdict(self.sequence_config),
+                "windows_days": list(self.sequence_config.windows_days),
+            },
+            "vocabulary": self.vocab.to_dict(),
+            "calibrator": self.calibrator.to_dict(),
+            "static_names": list(self.static_names),
+        }
+
+    @classmethod
+    def from_artifact(cls, artifact: bytes, sidecar: dict) -> "TrainedModel":
+        sequence = dict(sidecar["sequence"])
+        sequence["windows_days"] = tuple(sequence["windows_days"])
+        return cls(
+            network=model_from_bytes(artifact),
+            config=ModelConfig(**sidecar["model"]),
+            sequence_config=SequenceConfig(**sequence),
+            vocab=Vocabulary.from_dict(sidecar["vocabulary"]),
+            calibrator=Calibrator.from_dict(sidecar["calibrator"]),
+            static_names=tuple(sidecar["static_names"]),
+        )
