@@ -118,3 +118,19 @@ class PropensityScore(Base):
     reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)
+
+
+class PropensityScoreStaging(Base):
+    """Unranked scores of a running run; ranked into propensity_scores when it is published."""
+
+    __tablename__ = "propensity_score_staging"
+    __table_args__ = {"comment": "Work area of running score runs; never read by consumers."}
+
+    score_run_id: Mapped[int] = mapped_column(
+        ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
+    propensity: Mapped[float] = mapped_column(Float, nullable=False)
+    reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)

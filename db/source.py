@@ -32,6 +32,8 @@ from db.errors import SourceMappingError
 from db.models import Customer, CustomerEvent
 
 EVENT_COLUMNS = ("customer_id", "event_type", "occurred_at", "amount")
+# Half-open [low, high) range of customer keys; high None means "to the end".
+CustomerRange = tuple[str, str | None]
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
 
 
@@ -111,19 +113,23 @@ def resolve_columns(connection: Connection, source: EventSource) -> EventColumns
     )
 
 
+def in_range(key: Column, customer_range: CustomerRange) -> list:
+    low, high = customer_range
+    return [key >= low] if high is None else [key >= low, key < high]
+
+
 def events_query(
     columns: EventColumns,
     cutoff: datetime,
     since: datetime | None = None,
-    customer_range: tuple[str, str] | None = None,
+    customer_range: CustomerRange | None = None,
 ) -> Select:
-    """Events with since < occurred_at <= cutoff, optionally for customer_id in [low, high]."""
+    """Events with since < occurred_at <= cutoff, optionally for customer_id in [low, high)."""
     conditions = [columns.occurred_at <= cutoff]
     if since is not None:
         conditions.append(columns.occurred_at > since)
     if customer_range is not None:
-        low, high = customer_range
-        conditions += [columns.customer_id >= low, columns.customer_id <= high]
+        conditions += in_range(columns.customer_id, customer_range)
     return (
         select(*columns.labelled())
         .where(and_(*conditions))
@@ -136,7 +142,7 @@ def stream_events(
     source: EventSource,
     cutoff: datetime,
     since: datetime | None = None,
-    customer_range: tuple[str, str] | None = None,
+    customer_range: CustomerRange | None = None,
     chunk_rows: int = 100_000,
 ) -> Iterator[pd.DataFrame]:
     """Yield event frames of at most chunk_rows rows, read through a server-side cursor."""
@@ -175,7 +181,7 @@ def read_events(
     source: EventSource,
     cutoff: datetime,
     since: datetime | None = None,
-    customer_range: tuple[str, str] | None = None,
+    customer_range: CustomerRange | None = None,
 ) -> pd.DataFrame:
     chunks = list(stream_events(connection, source, cutoff, since, customer_range))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
@@ -193,32 +199,55 @@ def events_frame(rows: Sequence) -> pd.DataFrame:
     )
 
 
-def active_customer_ids(
+def active_customers_query(
     connection: Connection,
     source: EventSource,
     rule: str,
     as_of: datetime,
     within_days: int,
-) -> list[str]:
-    """Customers to score, sorted by key: the is_active flag, or an event in the window."""
+) -> Select:
+    """customer_id of everyone to score: the is_active flag, or an event in the window."""
     if rule == "is_active":
-        query = (
-            select(Customer.customer_id)
-            .where(Customer.is_active.is_(True), Customer.created_at <= as_of)
-            .order_by(Customer.customer_id)
+        return select(Customer.customer_id.label("customer_id")).where(
+            Customer.is_active.is_(True), Customer.created_at <= as_of
         )
-    elif rule == "recent_events":
+    if rule == "recent_events":
         columns = resolve_columns(connection, source)
         since = as_of - timedelta(days=within_days)
-        query = (
-            select(columns.customer_id)
+        return (
+            select(columns.customer_id.label("customer_id"))
             .where(columns.occurred_at > since, columns.occurred_at <= as_of)
             .group_by(columns.customer_id)
-            .order_by(columns.customer_id)
         )
-    else:
-        raise SourceMappingError(f"unknown active-customer rule {rule!r}")
+    raise SourceMappingError(f"unknown active-customer rule {rule!r}")
+
+
+def active_customer_ids(
+    connection: Connection, active: Select, customer_range: CustomerRange | None = None
+) -> list[str]:
+    """The active customers (optionally of one key range), sorted by key."""
+    ids = active.subquery()
+    query = select(ids.c.customer_id).order_by(ids.c.customer_id)
+    if customer_range is not None:
+        query = query.where(*in_range(ids.c.customer_id, customer_range))
     return list(connection.execute(query).scalars())
+
+
+def partition_ranges(connection: Connection, active: Select, size: int) -> list[CustomerRange]:
+    """Key ranges of about `size` active customers each; only the boundaries are read."""
+    ids = active.subquery()
+    numbered = select(
+        ids.c.customer_id,
+        func.row_number().over(order_by=ids.c.customer_id).label("position"),
+    ).subquery()
+    bounds = list(
+        connection.execute(
+            select(numbered.c.customer_id)
+            .where((numbered.c.position - 1) % size == 0)
+            .order_by(numbered.c.customer_id)
+        ).scalars()
+    )
+    return list(zip(bounds, [*bounds[1:], None], strict=True))
 
 
 def event_time_span(

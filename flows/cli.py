@@ -17,7 +17,7 @@ from db.engine import check_reachable, make_engine, safe_url, transaction
 from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
-from flows.report import METRIC_COLUMNS, metric_rows
+from flows.report import METRIC_COLUMNS, metric_rows, reasons_text
 from flows.settings import Settings
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ console = Console()
 errors = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+AS_OF_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
 
 def one_line_errors(command: F) -> F:
@@ -181,6 +182,54 @@ def show_event_counts(counts: dict[str, int]) -> None:
     console.print(table)
 
 
+def show_score_summary(summary: dict) -> None:
+    rate = summary["customers_per_second"] or 0
+    console.print(
+        f"score run {summary['score_run_id']}: {summary['n_scored']:,} customers scored as of "
+        f"{summary['as_of']} with model version {summary['model_version_id']} "
+        f"in {summary['seconds']:.1f} s ({rate:,.0f} customers/s)"
+    )
+    deciles = Table(title="scores by decile (1 = best)")
+    for column in ("decile", "customers", "mean", "min", "max"):
+        deciles.add_column(column, justify="right")
+    for d in summary["deciles"]:
+        deciles.add_row(
+            str(d["decile"]),
+            f"{d['customers']:,}",
+            *(f"{d[k]:.4f}" for k in ("mean", "min", "max")),
+        )
+    console.print(deciles)
+    top = Table(title="top customers")
+    for column in ("rank", "customer_id", "propensity", "reasons"):
+        top.add_column(column)
+    for row in summary["top"]:
+        top.add_row(
+            str(row["rank"]), row["customer_id"], f"{row['propensity']:.4f}", reasons_text(row)
+        )
+    console.print(top)
+
+
+def run_score(as_of: datetime | None, partition_size: int | None) -> dict:
+    from flows.score import configured_score_flow
+
+    summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
+    show_score_summary(summary)
+    return summary
+
+
+@app.command()
+@one_line_errors
+def score(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=AS_OF_FORMATS, help="Score date (UTC); default: latest event."),
+    ] = None,
+    partition_size: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Score every active customer with the champion and publish the run atomically."""
+    run_score(as_of, partition_size)
+
+
 @app.command()
 @one_line_errors
 def demo(customers: Annotated[int, typer.Option(min=50)] = 2000, seed: int = 0) -> None:
@@ -199,9 +248,6 @@ def demo(customers: Annotated[int, typer.Option(min=50)] = 2000, seed: int = 0) 
         console.print("reusing the events already in the database")
     show_event_counts(counts)
     console.print(f"database: {safe_url(settings.database_url)}")
-
-
-AS_OF_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
 
 def show_metrics(table: dict[str, dict[str, float]]) -> None:

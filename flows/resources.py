@@ -1,5 +1,8 @@
 """Glue shared by the flows: engines from settings and models from the registry."""
 
+from datetime import UTC, datetime
+
+import pandas as pd
 from sqlalchemy import Engine
 
 from db.engine import check_reachable, make_engine
@@ -24,3 +27,7 @@ def events_engine(settings: Settings) -> Engine:
 def load_model(version: ModelVersion) -> TrainedModel:
     """Rebuild a registered model; its bytes are checked against the recorded sha256 first."""
     return TrainedModel.from_artifact(verified_artifact(version), version.config["sidecar"])
+
+
+def utc_now() -> pd.Timestamp:
+    return pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))

@@ -1,7 +1,7 @@
 """The retrain flow: extract -> build training set -> train -> evaluate -> register -> promote."""
 
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,16 +15,12 @@ from db.models import ModelVersion
 from db.registry import current_champion, promote, register_model, reject
 from db.source import event_time_span, export_events
 from flows.report import metrics_markdown
-from flows.resources import events_engine, load_model, service_engine
+from flows.resources import events_engine, load_model, service_engine, utc_now
 from flows.settings import Settings
 from llm_model.model import ModelConfig, model_to_bytes
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
 from llm_model.training import Evaluation, resolve_as_of, train_and_evaluate
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
 
 
 @task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -39,7 +35,7 @@ def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
         raise ValueError("no events in the source: import events first")
     cutoff = resolve_as_of(as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now())
     oldest_cutoff = cutoff - timedelta(
-        days=horizon_days + settings.snapshot_stride_days * (settings.n_snapshots - 1)
+        days=horizon_days + settings.stride_days(horizon_days) * (settings.n_snapshots - 1)
     )
     return {
         "as_of": cutoff.to_pydatetime(),
@@ -80,7 +76,7 @@ def train_challenger(
         sequence_config,
         model_config,
         settings.n_snapshots,
-        settings.snapshot_stride_days,
+        settings.stride_days(horizon_days),
         champion,
     )
     with transaction(engine) as session:
@@ -93,7 +89,7 @@ def train_challenger(
             config={
                 "sidecar": result.trained.sidecar(),
                 "n_snapshots": settings.n_snapshots,
-                "snapshot_stride_days": settings.snapshot_stride_days,
+                "snapshot_stride_days": settings.stride_days(horizon_days),
             },
             metrics={
                 **result.evaluation.to_dict(),

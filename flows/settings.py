@@ -51,10 +51,27 @@ class Settings(BaseSettings):
         0.005, ge=0, description="A challenger may trail the champion's holdout AUC by this much."
     )
 
+    partition_size: int = Field(50_000, gt=0, description="Customers per scoring partition.")
+    score_retention: int = Field(5, gt=0, description="Succeeded score runs kept (older pruned).")
+    score_run_stale_hours: float = Field(
+        6, gt=0, description="A run still 'running' after this long is considered abandoned."
+    )
+    reason_codes: bool = Field(True, description="Store the top 3 reasons with every score.")
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: this machine; dask: a Dask cluster (dask_address)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster; None starts a local one."
+    )
+
     future_tolerance_minutes: int = Field(
         60, ge=0, description="Imported timestamps later than now + this are rejected."
     )
     import_chunk_rows: int = Field(200_000, gt=0)
+
+    def stride_days(self, horizon_days: int) -> int:
+        """Snapshot stride, widened to the horizon so no training label reaches the holdout."""
+        return max(self.snapshot_stride_days, horizon_days)
 
     @property
     def events_database_url(self) -> str:

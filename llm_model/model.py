@@ -2,18 +2,24 @@
 with static RFM features -> dense -> sigmoid. Built with the Keras functional API."""
 
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import keras
 import numpy as np
+import pandas as pd
 from keras import layers
 
+from llm_model.attribution import scores_with_reasons
 from llm_model.calibration import Calibrator
-from llm_model.sequences import Features, SequenceConfig, Vocabulary, build_features
+from llm_model.sequences import PAD, Features, SequenceConfig, Vocabulary, build_features
 
 N_EVENT_NUMBERS = 3
+# The head rebuilds the padding mask from the tokens, so the embedding's mask is not needed
+# past it; Keras would warn about dropping it on every call.
+warnings.filterwarnings("ignore", message="Layer 'head' .* mask", category=UserWarning)
 
 
 @dataclass(frozen=True)
@@ -52,18 +58,43 @@ def build_model(
     static_variance: np.ndarray,
     base_rate: float,
 ) -> keras.Model:
-    """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
+    """Embedding -> head. The head is a model of its own so attribution can take gradients
+    with respect to the embedded events (token ids themselves have no gradient)."""
     tokens = keras.Input((max_len,), dtype="int32", name="tokens")
     numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
     static = keras.Input((len(static_mean),), name="static")
-
     embedded = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embed")(
         tokens
     )
+    head = build_head(config, max_len, static_mean, static_variance, base_rate)
+    output = head([tokens, embedded, numbers, static])
+    model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def build_head(
+    config: ModelConfig,
+    max_len: int,
+    static_mean: np.ndarray,
+    static_variance: np.ndarray,
+    base_rate: float,
+) -> keras.Model:
+    """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
+    tokens = keras.Input((max_len,), dtype="int32", name="tokens")
+    embedded = keras.Input((max_len, config.embedding_dim), name="embedded")
+    numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
+    static = keras.Input((len(static_mean),), name="static")
+
+    mask = keras.ops.not_equal(tokens, PAD)
     sequence = layers.Concatenate(name="event_inputs")([embedded, numbers])
     for depth in range(config.recurrent_layers - 1):
-        sequence = recurrent_layer(config, True, f"{config.cell}_{depth}")(sequence)
-    memory = recurrent_layer(config, False, f"{config.cell}_last")(sequence)
+        sequence = recurrent_layer(config, True, f"{config.cell}_{depth}")(sequence, mask=mask)
+    memory = recurrent_layer(config, False, f"{config.cell}_last")(sequence, mask=mask)
 
     scaled = layers.Normalization(mean=static_mean, variance=static_variance, name="scale")(static)
     joined = layers.Concatenate(name="joined")([memory, scaled])
@@ -82,14 +113,7 @@ def build_model(
         bias_initializer=keras.initializers.Constant(np.log(rate / (1 - rate))),
         name="propensity",
     )(hidden)
-
-    model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc")],
-    )
-    return model
+    return keras.Model([tokens, embedded, numbers, static], output, name="head")
 
 
 def model_inputs(features: Features) -> dict[str, np.ndarray]:
@@ -134,6 +158,22 @@ class TrainedModel:
 
     def propensity(self, features: Features) -> np.ndarray:
         return self.calibrator.transform(self.raw_scores(features))
+
+    def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
+        """customer_id, calibrated propensity and (optionally) the top three reasons."""
+        if with_reasons:
+            raw, reasons = scores_with_reasons(
+                self.network, features, self.vocab, self.static_names
+            )
+        else:
+            raw, reasons = self.raw_scores(features), pd.DataFrame(index=range(len(features)))
+        frame = pd.DataFrame(
+            {
+                "customer_id": features.customer_ids,
+                "propensity": self.calibrator.transform(raw),
+            }
+        )
+        return pd.concat([frame, reasons], axis=1)
 
     def features(self, events, customer_ids, cutoff) -> Features:
         return build_features(events, customer_ids, cutoff, self.vocab, self.sequence_config)

@@ -142,6 +142,8 @@ class Features:
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
+    """Customers existing at ``cutoff`` (sorted by id), their features and labels."""
+
     cutoff: pd.Timestamp
     features: Features
     labels: np.ndarray
@@ -149,6 +151,8 @@ class Snapshot:
 
 @dataclass(frozen=True, eq=False)
 class TrainingSet:
+    """Training snapshots concatenated, the temporal holdout, and the vocabulary fit for both."""
+
     train: Snapshot
     holdout: Snapshot
     train_cutoffs: tuple[pd.Timestamp, ...]
@@ -424,7 +428,8 @@ def build_features(
 ) -> Features:
     """Features of ``customer_ids`` (rows in that order) as of ``cutoff``.
 
-    Customers without events in the lookback get a ``[NO_HISTORY, PAD, ...]`` row.
+    Customers without events in the lookback get a ``[NO_HISTORY, PAD, ...]`` row; duplicate
+    or null ids are a ValueError.
     """
     ev = _prepare(events)
     ids, row_of = _requested(ev, customer_ids)
@@ -489,6 +494,11 @@ def build_training_set(
     """
     if n_snapshots < 2:
         raise ValueError(f"n_snapshots must be >= 2 (training + holdout), got {n_snapshots}")
+    if stride_days < config.horizon_days:
+        raise ValueError(
+            f"stride_days ({stride_days}) must be >= horizon_days ({config.horizon_days}): "
+            "otherwise training labels reach into the holdout's label window"
+        )
     ev = _prepare(events)
     if len(ev.ts) == 0 or _to_us(as_of) < ev.ts.min():
         raise ValueError(f"as_of {as_of} is before the first event (or there are no events)")

@@ -6,18 +6,19 @@ fixtures, the demo and multi-million-event benchmarks alike.
 Ground truth: purchases are never drawn independently. They come only from carts, which come
 from "intent episodes":
 
-* organic episodes: visit -> product_view(s) -> add_to_cart (with a per-customer probability);
+* organic episodes: visit -> product_view(s), often repeated in return sessions over a few days
+  of consideration, then add_to_cart with a per-customer probability;
 * e-mail episodes: a campaign e-mail is opened and clicked; a click followed by a product view
   is an intent signal, and the customer may come back hours or days later to add to cart;
   a click without a view carries no intent.
 
-A cart converts with a per-customer probability after an exponential delay (mean two days), so
+A cart converts with a per-customer probability after an exponential delay (mean 2.5 days), so
 the chance of a pending purchase decays with time since the cart and is zero after two weeks
 (an older abandoned cart carries no intent). A support ticket cuts the conversion probability of
-every cart in the following six weeks; tickets arrive at random and also follow some
-purchases. Whether a customer buys in the next 30 days after a cutoff therefore depends on the
-order and timing of recent events (an open cart, a click followed by a view, a recent ticket),
-not only on recency, frequency and monetary totals.
+every cart from the next day on for six weeks to a tenth; tickets arrive at random and also
+follow some purchases. Whether a customer buys in the next 30 days after a cutoff therefore
+depends on the order and timing of recent events (an open cart, a click followed by a view, a
+recent ticket), not only on recency, frequency and monetary totals.
 
 Around it: customers join throughout the window, some churn (and part of those are marked
 inactive), activity levels are heavy-tailed, activity follows daily, weekly and yearly cycles,
@@ -51,7 +52,7 @@ YEAR = 365.25 * DAY
 # Rates per customer-year at average activity and average seasonal intensity.
 BROWSE_SESSIONS_PER_YEAR = 3.0
 INTENT_EPISODES_PER_YEAR = 8.0
-RETURN_SESSIONS_MEAN = 1.5
+RETURN_SESSIONS_MEAN = 1.25
 RETURN_SESSION_GAP = 3 * DAY
 TICKETS_PER_YEAR = 0.4
 
@@ -60,7 +61,6 @@ CART_INTENT_LIFETIME = 14 * DAY
 TICKET_SUPPRESSION_DAYS = 42
 TICKET_SUPPRESSION_FACTOR = 0.1
 TICKET_AFTER_PURCHASE = 0.2
-MAX_TICKET_DELAY = 14 * DAY
 
 # Relative activity by hour of day (naive UTC, one shared time zone) and weekday (Monday first).
 HOURLY = np.concatenate(
@@ -79,7 +79,13 @@ CAMPAIGN_SLOTS = ((1, 10, 1), (4, 15, 2))  # (weekday, hour, every n weeks)
 
 @dataclass(frozen=True)
 class SyntheticData:
-    """Customers and their event log (see `generate`)."""
+    """Customers and their event log (see `generate`).
+
+    customers: customer_id (str, "C0000042", zero-padded so string order is numeric order),
+    is_active (bool), created_at (datetime64[us], naive UTC).
+    events: customer_id (str), event_type (str, one of EVENT_TYPES), occurred_at (datetime64[us],
+    naive UTC), amount (float64, NaN except on purchases); sorted by customer_id, occurred_at.
+    """
 
     customers: pd.DataFrame
     events: pd.DataFrame
@@ -120,6 +126,12 @@ class _Intensity:
         high = np.interp(stop, self.grid, self.cumulative)
         return np.interp(low + u * (high - low), self.cumulative, self.grid)
 
+    def advance(self, time: np.ndarray, wait: np.ndarray) -> np.ndarray:
+        """`time` plus `wait` seconds counted at the seasonal pace, so that waits of days end at
+        the busy hours of the day; times past the window end come back as its end."""
+        position = np.interp(time, self.grid, self.cumulative) + wait / YEAR
+        return np.interp(position, self.cumulative, self.grid)
+
 
 @dataclass(frozen=True)
 class _Events:
@@ -144,6 +156,8 @@ class _Events:
 
 @dataclass(frozen=True)
 class _Carts:
+    """Add-to-cart events that may turn into purchases: customer index and seconds."""
+
     customer: np.ndarray
     time: np.ndarray
 
@@ -160,17 +174,17 @@ def generate(
     if n_customers < 0 or days < 1:
         raise ValueError("n_customers must be >= 0 and days >= 1")
     rng = np.random.default_rng(seed)
-    start = _as_naive_utc(end or DEFAULT_END) - np.timedelta64(days, "D")
+    start = _as_naive_utc(DEFAULT_END if end is None else end) - np.timedelta64(days, "D")
     horizon = days * DAY
     intensity = _intensity(start, days)
     people = _draw_customers(rng, n_customers, horizon)
 
     browse = _browse_sessions(rng, people, intensity)
     organic, organic_carts = _organic_episodes(rng, people, intensity)
-    emails, email_carts = _email_episodes(rng, people, _campaign_times(start, days))
+    emails, email_carts = _email_episodes(rng, people, intensity, _campaign_times(start, days))
     tickets = _random_tickets(rng, people, intensity)
     carts = _observable_carts(_concat_carts(organic_carts, email_carts), people, horizon)
-    purchases = _convert_carts(rng, carts, tickets, people)
+    purchases = _convert_carts(rng, carts, tickets, people, intensity)
 
     events = _concat_events(browse, organic, emails, tickets, purchases)
     return SyntheticData(
@@ -253,15 +267,15 @@ def _gaps(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
 
 
 def _follow_ups(
-    rng: np.random.Generator, time: np.ndarray, counts: np.ndarray, mean_gap: float
+    rng: np.random.Generator, counts: np.ndarray, mean_gap: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`counts[i]` successive times after each `time[i]`, spaced by exponential gaps; returns
-    the anchor index and time of each, grouped by anchor in order."""
-    anchor = np.repeat(np.arange(len(time)), counts)
+    """`counts[i]` successive waits after anchor i, spaced by exponential gaps; returns the
+    anchor index and cumulative wait of each, grouped by anchor in order."""
+    anchor = np.repeat(np.arange(len(counts)), counts)
     steps = _gaps(rng, mean_gap, len(anchor))
     totals = np.cumsum(steps)
     before_group = np.concatenate([[0.0], totals])[np.cumsum(counts) - counts]
-    return anchor, time[anchor] + totals - before_group[anchor]
+    return anchor, totals - before_group[anchor]
 
 
 def _trailing_views(
@@ -270,7 +284,8 @@ def _trailing_views(
     """1 + Poisson(extra_mean) product views a few minutes apart after each session start;
     returns the views and each session's last view time."""
     counts = 1 + rng.poisson(extra_mean, len(customer))
-    session, view_time = _follow_ups(rng, time, counts, 3 * MINUTE)
+    session, wait = _follow_ups(rng, counts, 3 * MINUTE)
+    view_time = time[session] + wait
     return _Events.of(customer[session], VIEW, view_time), view_time[np.cumsum(counts) - 1]
 
 
@@ -295,10 +310,11 @@ def _organic_episodes(
         rng, people, intensity, INTENT_EPISODES_PER_YEAR * people.activity
     )
     n_returns = rng.poisson(RETURN_SESSIONS_MEAN, len(customer))
-    episode, return_time = _follow_ups(rng, time, n_returns, RETURN_SESSION_GAP)
+    episode, wait = _follow_ups(rng, n_returns, RETURN_SESSION_GAP)
+    return_time = intensity.advance(time[episode], wait)
     session_customer = np.concatenate([customer, customer[episode]])
     session_time = np.concatenate([time, return_time])
-    views, last_view = _trailing_views(rng, session_customer, session_time, 0.8)
+    views, last_view = _trailing_views(rng, session_customer, session_time, 0.5)
     last_session = np.where(
         n_returns > 0, len(customer) + np.cumsum(n_returns) - 1, np.arange(len(customer))
     )
@@ -330,15 +346,18 @@ def _campaign_times(start: np.datetime64, days: int) -> np.ndarray:
 
 
 def _email_episodes(
-    rng: np.random.Generator, people: _Customers, sends: np.ndarray
+    rng: np.random.Generator, people: _Customers, intensity: _Intensity, sends: np.ndarray
 ) -> tuple[_Events, _Carts]:
     """Opens and clicks per campaign; a click followed by a view can lead to a later cart."""
-    opened_by, opened_at = [], []
+    # Seeded with empty arrays: a window of a few days may hold no campaign at all.
+    opened_by, opened_at = [np.empty(0, dtype=np.int64)], [np.empty(0)]
     for send in sends:
-        reached = people.subscribed & (people.active_from <= send)
+        reached = people.subscribed & (people.active_from <= send) & (people.active_until > send)
         opens = np.flatnonzero(reached & (rng.random(len(reached)) < people.open_rate))
         opened_by.append(opens)
-        opened_at.append(send + _gaps(rng, 6 * HOUR, len(opens)))
+        opened_at.append(
+            intensity.advance(np.full(len(opens), send), _gaps(rng, 6 * HOUR, len(opens)))
+        )
     customer = np.concatenate(opened_by).astype(np.int64)
     open_time = np.concatenate(opened_at)
     clicked = rng.random(len(customer)) < people.click_rate[customer]
@@ -354,11 +373,10 @@ def _email_episodes(
     cart_customer = view_customer[carted]
     n_carts = len(cart_customer)
     later = rng.random(n_carts) < 0.6
-    delay = np.where(later, rng.exponential(1.5 * DAY, n_carts), 0.0)
-    cart_time = last_view[carted] + delay + _gaps(rng, 2 * MINUTE, n_carts)
-    return_visit = _Events.of(
-        cart_customer[later], VISIT, cart_time[later] - _gaps(rng, 5 * MINUTE, int(later.sum()))
-    )
+    wait = np.where(later, rng.exponential(1.5 * DAY, n_carts), 0.0)
+    session = intensity.advance(last_view[carted], wait)
+    cart_time = session + _gaps(rng, 2 * MINUTE, n_carts)
+    return_visit = _Events.of(cart_customer[later], VISIT, session[later])
     events = _concat_events(
         _Events.of(customer, OPEN, open_time),
         _Events.of(click_customer, CLICK, click_time),
@@ -391,14 +409,18 @@ def _observable_carts(carts: _Carts, people: _Customers, horizon: float) -> _Car
 
 
 def _convert_carts(
-    rng: np.random.Generator, carts: _Carts, tickets: _Events, people: _Customers
+    rng: np.random.Generator,
+    carts: _Carts,
+    tickets: _Events,
+    people: _Customers,
+    intensity: _Intensity,
 ) -> _Events:
     """Purchases decided from carts, each with its lead-in visit when it is a separate session,
     and the support tickets that some purchases cause."""
     n = len(carts.time)
-    delay = rng.exponential(CONVERSION_MEAN_DELAY, n) + MINUTE
-    purchase_time = carts.time + delay
-    ticket_time = purchase_time + DAY + np.minimum(rng.exponential(2 * DAY, n), MAX_TICKET_DELAY)
+    purchase_time = intensity.advance(carts.time, _gaps(rng, CONVERSION_MEAN_DELAY, n))
+    delay = purchase_time - carts.time
+    ticket_time = intensity.advance(purchase_time, DAY + rng.exponential(2 * DAY, n))
     until = people.active_until[carts.customer]
     plan = _Plan(
         feasible=(delay <= CART_INTENT_LIFETIME) & (purchase_time < until),
@@ -449,8 +471,8 @@ def _decide_day_by_day(
     order = np.argsort(random_day, kind="stable")
     random_customer = tickets.customer[order]
     random_bounds = np.searchsorted(random_day[order], np.arange(n_days + 1))
-    # A purchase's ticket comes at most lifetime + a day + the longest delay after its cart.
-    lag = int((CART_INTENT_LIFETIME + DAY + MAX_TICKET_DELAY) // DAY) + 2
+    # How many days back a cart can have raised a ticket that falls due today.
+    lag = int((plan.ticket_day - cart_day).max()) + 1 if len(cart_day) else 0
     last_ticket_day = np.full(n_customers, -(TICKET_SUPPRESSION_DAYS + 1), dtype=np.int64)
     bought = np.zeros(len(cart_day), dtype=bool)
     complained = np.zeros(len(cart_day), dtype=bool)

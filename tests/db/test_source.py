@@ -11,6 +11,8 @@ from db.models import Customer
 from db.source import (
     EventSource,
     active_customer_ids,
+    active_customers_query,
+    partition_ranges,
     event_time_span,
     read_events,
     stream_events,
@@ -45,7 +47,7 @@ def test_stream_events_respects_cutoff_range_and_chunks(loaded):
                 connection,
                 EventSource(),
                 cutoff=T0 + timedelta(days=10),
-                customer_range=("a", "b"),
+                customer_range=("a", "c"),
                 chunk_rows=2,
             )
         )
@@ -73,8 +75,11 @@ def test_active_customers_by_flag_and_by_recent_events(loaded):
         session.execute(update(Customer).where(Customer.customer_id == "b").values(is_active=False))
     as_of = T0 + timedelta(days=30)
     with loaded.connect() as connection:
-        assert active_customer_ids(connection, EventSource(), "is_active", as_of, 365) == ["a", "c"]
-        assert active_customer_ids(connection, EventSource(), "recent_events", as_of, 15) == ["c"]
+        flagged = active_customers_query(connection, EventSource(), "is_active", as_of, 365)
+        recent = active_customers_query(connection, EventSource(), "recent_events", as_of, 15)
+        assert active_customer_ids(connection, flagged) == ["a", "c"]
+        assert active_customer_ids(connection, flagged, ("b", None)) == ["c"]
+        assert active_customer_ids(connection, recent) == ["c"]
         assert event_time_span(connection, EventSource()) == (
             T0 + timedelta(days=1),
             T0 + timedelta(days=20),
@@ -143,3 +148,19 @@ def test_bad_mappings_fail_before_any_work(warehouse, source, message):
     with warehouse.connect() as connection, pytest.raises(SourceMappingError) as error:
         read_events(connection, source, cutoff=T0)
     assert message in str(error.value)
+
+
+def test_partition_ranges_cover_every_active_customer_once(engine):
+    ids = [f"k{i:03d}" for i in range(23)]
+    frame = pd.DataFrame(
+        {"customer_id": ids, "event_type": "visit", "occurred_at": T0, "amount": float("nan")}
+    ).astype({"occurred_at": "datetime64[us]"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+    with engine.connect() as connection:
+        active = active_customers_query(connection, EventSource(), "is_active", T0, 365)
+        ranges = partition_ranges(connection, active, size=10)
+        parts = [active_customer_ids(connection, active, r) for r in ranges]
+    assert ranges == [("k000", "k010"), ("k010", "k020"), ("k020", None)]
+    assert [len(part) for part in parts] == [10, 10, 3]
+    assert sum(parts, []) == ids

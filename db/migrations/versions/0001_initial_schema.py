@@ -127,11 +127,27 @@ def upgrade() -> None:
         sa.Column("reason_3", sa.String(96), nullable=True),
         comment="Scores of every run; read current_propensity_scores instead.",
     )
+    op.create_table(
+        "propensity_score_staging",
+        sa.Column(
+            "score_run_id",
+            sa.Integer(),
+            sa.ForeignKey("score_runs.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("customer_id", sa.String(64), primary_key=True),
+        sa.Column("propensity", sa.Float(), nullable=False),
+        sa.Column("reason_1", sa.String(96), nullable=True),
+        sa.Column("reason_2", sa.String(96), nullable=True),
+        sa.Column("reason_3", sa.String(96), nullable=True),
+        comment="Work area of running score runs; never read by consumers.",
+    )
     op.execute(CURRENT_SCORES_VIEW)
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS current_propensity_scores")
+    op.drop_table("propensity_score_staging")
     op.drop_table("propensity_scores")
     op.drop_table("score_runs")
     op.drop_table("model_versions")

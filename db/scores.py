@@ -1,0 +1,223 @@
+"""Score runs: start (one at a time), stage partition scores, publish atomically, prune.
+
+Consumers read current_propensity_scores, which shows only the newest succeeded run, so a
+running or failed run is never visible and publication is a single status flip.
+"""
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from db.bulk import bulk_insert
+from db.errors import DataLayerError
+from db.models import ModelVersion, PropensityScore, PropensityScoreStaging, ScoreRun
+from db.registry import utc_now
+from db.source import CustomerRange, in_range
+
+STAGED_COLUMNS = ["score_run_id", "customer_id", "propensity", "reason_1", "reason_2", "reason_3"]
+N_DECILES = 10
+
+
+class ScoreRunConflict(DataLayerError):
+    pass
+
+
+def start_score_run(
+    session: Session,
+    as_of: datetime,
+    model_version_id: int,
+    flow_run_id: str | None,
+    stale_after: timedelta,
+) -> int:
+    """Create a `running` run, refusing while another one runs (stale ones are failed first)."""
+    # Locking the model row serialises concurrent starts on PostgreSQL and MariaDB; SQLite
+    # serialises the insert below by its database lock.
+    session.execute(
+        select(ModelVersion.id).where(ModelVersion.id == model_version_id).with_for_update()
+    )
+    now = utc_now()
+    session.execute(
+        update(ScoreRun)
+        .where(ScoreRun.status == "running", ScoreRun.started_at < now - stale_after)
+        .values(
+            status="failed", finished_at=now, error=f"abandoned: running for over {stale_after}"
+        )
+    )
+    run = ScoreRun(
+        as_of=as_of,
+        model_version_id=model_version_id,
+        started_at=now,
+        status="running",
+        flow_run_id=flow_run_id,
+    )
+    session.add(run)
+    session.flush()
+    other = session.scalar(
+        select(ScoreRun.id).where(ScoreRun.status == "running", ScoreRun.id != run.id).limit(1)
+    )
+    if other is not None:
+        raise ScoreRunConflict(
+            f"score run {other} is still running; wait for it to finish (or fail) and retry"
+        )
+    return run.id
+
+
+def stage_scores(connection: Connection, score_run_id: int, scores: pd.DataFrame) -> int:
+    """Bulk-write one partition's scores (customer_id, propensity, reason_1..3)."""
+    frame = scores.assign(score_run_id=score_run_id).reindex(columns=STAGED_COLUMNS)
+    bulk_insert(connection, PropensityScoreStaging.__table__, frame)
+    return len(frame)
+
+
+def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) -> int:
+    """Rank the staged scores and flip the run to succeeded, all in the caller's transaction.
+
+    A previous run for the same as_of and model is replaced, so reruns never duplicate rows.
+    """
+    run = session.get(ScoreRun, score_run_id, with_for_update=True)
+    staged = select(PropensityScoreStaging).where(
+        PropensityScoreStaging.score_run_id == score_run_id
+    )
+    order = (PropensityScoreStaging.propensity.desc(), PropensityScoreStaging.customer_id)
+    ranked = staged.with_only_columns(
+        PropensityScoreStaging.score_run_id,
+        PropensityScoreStaging.customer_id,
+        PropensityScoreStaging.propensity,
+        func.ntile(N_DECILES).over(order_by=order),
+        func.row_number().over(order_by=order),
+        PropensityScoreStaging.reason_1,
+        PropensityScoreStaging.reason_2,
+        PropensityScoreStaging.reason_3,
+    )
+    session.execute(
+        insert(PropensityScore).from_select(
+            [
+                "score_run_id",
+                "customer_id",
+                "propensity",
+                "decile",
+                "rank",
+                "reason_1",
+                "reason_2",
+                "reason_3",
+            ],
+            ranked,
+        )
+    )
+    clear_staged(session, score_run_id)
+    n_scored = session.scalar(
+        select(func.count()).where(PropensityScore.score_run_id == score_run_id)
+    )
+    superseded = session.scalars(
+        select(ScoreRun.id).where(
+            ScoreRun.status == "succeeded",
+            ScoreRun.as_of == run.as_of,
+            ScoreRun.model_version_id == run.model_version_id,
+            ScoreRun.id != score_run_id,
+        )
+    ).all()
+    delete_runs(session, superseded)
+    run.status, run.finished_at, run.n_scored = "succeeded", utc_now(), n_scored
+    session.flush()
+    prune_runs(session, keep_succeeded)
+    return n_scored
+
+
+def fail_score_run(session: Session, score_run_id: int, error: str) -> None:
+    clear_staged(session, score_run_id)
+    session.execute(
+        update(ScoreRun)
+        .where(ScoreRun.id == score_run_id)
+        .values(status="failed", finished_at=utc_now(), error=error[:4000])
+    )
+
+
+def clear_staged(session: Session, score_run_id: int) -> None:
+    session.execute(
+        delete(PropensityScoreStaging).where(PropensityScoreStaging.score_run_id == score_run_id)
+    )
+
+
+def delete_runs(session: Session, run_ids: list[int]) -> None:
+    if run_ids:
+        session.execute(delete(PropensityScore).where(PropensityScore.score_run_id.in_(run_ids)))
+        session.execute(delete(ScoreRun).where(ScoreRun.id.in_(run_ids)))
+
+
+def prune_runs(session: Session, keep_succeeded: int) -> None:
+    """Keep the newest `keep_succeeded` succeeded runs; the visible one is always among them."""
+    kept = (
+        select(ScoreRun.id)
+        .where(ScoreRun.status == "succeeded")
+        .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
+        .limit(keep_succeeded)
+    )
+    kept_ids = session.scalars(kept).all()
+    old = session.scalars(
+        select(ScoreRun.id).where(ScoreRun.status == "succeeded", ScoreRun.id.not_in(kept_ids))
+    ).all()
+    delete_runs(session, list(old))
+
+
+def clear_partition(
+    connection: Connection, score_run_id: int, customer_range: CustomerRange
+) -> None:
+    key = PropensityScoreStaging.customer_id
+    connection.execute(
+        delete(PropensityScoreStaging).where(
+            PropensityScoreStaging.score_run_id == score_run_id,
+            *in_range(key, customer_range),
+        )
+    )
+
+
+def decile_distribution(connection: Connection, score_run_id: int) -> list[dict]:
+    score = PropensityScore
+    rows = connection.execute(
+        select(
+            score.decile,
+            func.count(),
+            func.avg(score.propensity),
+            func.min(score.propensity),
+            func.max(score.propensity),
+        )
+        .where(score.score_run_id == score_run_id)
+        .group_by(score.decile)
+        .order_by(score.decile)
+    ).all()
+    keys = ("decile", "customers", "mean", "min", "max")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[dict]:
+    score = PropensityScore
+    rows = connection.execute(
+        select(
+            score.rank,
+            score.customer_id,
+            score.propensity,
+            score.reason_1,
+            score.reason_2,
+            score.reason_3,
+        )
+        .where(score.score_run_id == score_run_id)
+        .order_by(score.rank)
+        .limit(n)
+    ).all()
+    return [row._asdict() for row in rows]
+
+
+def score_run_row(connection: Connection, score_run_id: int) -> dict:
+    run = connection.execute(select(ScoreRun).where(ScoreRun.id == score_run_id)).scalar_one()
+    return {
+        "score_run_id": run.id,
+        "as_of": run.as_of,
+        "model_version_id": run.model_version_id,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "n_scored": run.n_scored,
+        "error": run.error,
+    }

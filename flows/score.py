@@ -1,0 +1,174 @@
+"""The score flow: champion -> partitions of active customers -> staged scores -> publish."""
+
+import functools
+import threading
+from datetime import datetime, timedelta
+
+import pandas as pd
+from prefect import flow, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+
+from db.engine import transaction
+from db.migrate import upgrade
+from db.models import ModelVersion
+from db.registry import require_champion
+from db.scores import (
+    clear_partition,
+    fail_score_run,
+    publish_score_run,
+    stage_scores,
+    start_score_run,
+)
+from db.source import (
+    active_customer_ids,
+    active_customers_query,
+    event_time_span,
+    partition_ranges,
+    read_events,
+)
+from flows.report import score_markdown, score_summary
+from flows.resources import events_engine, load_model, service_engine, utc_now
+from flows.settings import Settings
+from llm_model.model import TrainedModel
+from llm_model.training import resolve_as_of
+
+
+@functools.lru_cache(maxsize=2)
+def cached_model(database_url: str, version_id: int) -> tuple[TrainedModel, threading.Lock]:
+    """One model per process; the lock keeps partition threads from predicting at once."""
+    with transaction(service_engine(Settings(database_url=database_url))) as session:
+        model = load_model(session.get(ModelVersion, version_id))
+    return model, threading.Lock()
+
+
+def active_engine(settings: Settings):
+    """is_active lives in the service's customers table; recent activity in the event source."""
+    return (
+        service_engine(settings) if settings.active_rule == "is_active" else events_engine(settings)
+    )
+
+
+@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
+    """Check the champion and the data, then open a `running` score run."""
+    settings = Settings()
+    engine = service_engine(settings)
+    with engine.begin() as connection:
+        upgrade(connection)
+    with transaction(engine) as session:
+        champion = require_champion(session)
+    cached_model(
+        settings.database_url, champion.id
+    )  # a corrupt artifact fails here, before any write
+    with events_engine(settings).connect() as connection:
+        span = event_time_span(connection, settings.event_source)
+    if span is None:
+        raise ValueError("no events in the source: nothing to score")
+    cutoff = resolve_as_of(
+        as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now()
+    ).to_pydatetime()
+    with active_engine(settings).connect() as connection:
+        active = active_customers_query(
+            connection,
+            settings.event_source,
+            settings.active_rule,
+            cutoff,
+            settings.active_within_days,
+        )
+        ranges = partition_ranges(connection, active, partition_size)
+    if not ranges:
+        raise ValueError(f"no active customers at {cutoff} (rule: {settings.active_rule})")
+    with transaction(engine) as session:
+        run_id = start_score_run(
+            session,
+            cutoff,
+            champion.id,
+            flow_run.get_id(),
+            timedelta(hours=settings.score_run_stale_hours),
+        )
+    return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def score_partition(
+    run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
+) -> int:
+    settings = Settings()
+    model, predicting = cached_model(settings.database_url, version_id)
+    with active_engine(settings).connect() as connection:
+        active = active_customers_query(
+            connection,
+            settings.event_source,
+            settings.active_rule,
+            as_of,
+            settings.active_within_days,
+        )
+        customer_ids = active_customer_ids(connection, active, (low, high))
+    with events_engine(settings).connect() as connection:
+        since = as_of - timedelta(
+            days=model.sequence_config.lookback_days or settings.lookback_days
+        )
+        events = read_events(connection, settings.event_source, as_of, since, (low, high))
+    features = model.features(events, customer_ids, pd.Timestamp(as_of))
+    with predicting:
+        scores = model.scores(features, with_reasons=settings.reason_codes)
+    with service_engine(settings).begin() as connection:
+        # A retried partition replaces what an earlier attempt may have staged.
+        clear_partition(connection, run_id, (low, high))
+        return stage_scores(connection, run_id, scores)
+
+
+@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def publish_scores(run_id: int) -> dict:
+    settings = Settings()
+    with transaction(service_engine(settings)) as session:
+        publish_score_run(session, run_id, settings.score_retention)
+    with service_engine(settings).connect() as connection:
+        return score_summary(connection, run_id)
+
+
+@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def mark_run_failed(run_id: int, error: str) -> None:
+    with transaction(service_engine(Settings())) as session:
+        fail_score_run(session, run_id, error)
+
+
+@flow(name="score", log_prints=True)
+def score(as_of: datetime | None = None, partition_size: int | None = None) -> dict:
+    run = prepare_score_run(as_of, partition_size or Settings().partition_size)
+    progress = create_progress_artifact(0.0, description=f"score run {run['run_id']}")
+    try:
+        futures = [
+            score_partition.submit(run["run_id"], run["model_version_id"], run["as_of"], low, high)
+            for low, high in run["ranges"]
+        ]
+        for done, future in enumerate(as_completed(futures), start=1):
+            future.result()
+            update_progress_artifact(progress, 100.0 * done / len(futures))
+        summary = publish_scores(run["run_id"])
+    except BaseException as error:
+        mark_run_failed(run["run_id"], f"{type(error).__name__}: {error}")
+        raise
+    create_markdown_artifact(score_markdown(summary), key="score-run", description="Score run")
+    return summary
+
+
+def configured_score_flow(settings: Settings):
+    """The score flow on the task runner the settings ask for; the flow code is the same."""
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        runner = (
+            DaskTaskRunner(address=settings.dask_address)
+            if settings.dask_address
+            else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+        )
+        return score.with_options(task_runner=runner)
+    return score

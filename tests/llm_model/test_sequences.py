@@ -1,0 +1,467 @@
+"""Tests for llm_model.sequences: hand-computed encodings and the point-in-time guarantees."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llm_model.sequences import (
+    NO_HISTORY,
+    PAD,
+    UNKNOWN,
+    Features,
+    SequenceConfig,
+    Vocabulary,
+    build_features,
+    build_labels,
+    build_training_set,
+    snapshot_cutoffs,
+    static_names,
+)
+
+CUTOFF = pd.Timestamp("2024-03-10")
+HAND_CONFIG = SequenceConfig(max_len=4, windows_days=(7, 30), lookback_days=60)
+VOCAB = Vocabulary(("purchase", "view"))  # purchase -> 3, view -> 4
+PURCHASE, VIEW = 3, 4
+AS_OF = pd.Timestamp("2024-07-01")
+
+
+def _events(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    customer_id, event_type, occurred_at, amount = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            "customer_id": list(customer_id),
+            "event_type": list(event_type),
+            "occurred_at": pd.to_datetime(list(occurred_at), format="ISO8601"),
+            "amount": np.array(amount, dtype=np.float64),
+        }
+    )
+
+
+def _hand_events() -> pd.DataFrame:
+    nan = np.nan
+    rows = [
+        ("a", "purchase", "2024-03-11", 7.0),  # after the cutoff: label, not a feature
+        ("a", "view", "2024-03-09", nan),
+        ("b", "view", "2024-01-01", nan),  # older than the 60-day lookback
+        ("b", "view", "2024-01-10", nan),  # exactly cutoff - 60 days: outside (t - 60d, t]
+        ("a", "purchase", "2024-03-03", 20.0),
+        ("b", "search", "2024-03-05", nan),  # not in the vocabulary
+        ("a", "purchase", "2024-03-10", 5.0),  # exactly at the cutoff: a feature
+        ("a", "view", "2024-03-01", nan),
+    ]
+    return _events(rows)
+
+
+def _random_events(seed: int = 7, n_customers: int = 40, n_events: int = 800) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    seconds = rng.integers(0, 200 * 86_400, n_events)
+    amount = np.where(rng.random(n_events) < 0.3, rng.gamma(2.0, 20.0, n_events).round(2), np.nan)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in rng.integers(0, n_customers, n_events)],
+            "event_type": rng.choice(["view", "cart", "purchase", "search"], n_events),
+            "occurred_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(seconds, unit="s"),
+            "amount": amount,
+        }
+    )
+
+
+def _assert_same_features(left: Features, right: Features) -> None:
+    np.testing.assert_array_equal(left.customer_ids, right.customer_ids)
+    np.testing.assert_array_equal(left.tokens, right.tokens)
+    np.testing.assert_array_equal(left.numeric, right.numeric)
+    np.testing.assert_array_equal(left.static, right.static)
+    assert left.static_names == right.static_names
+
+
+def _static_row(features: Features, row: int) -> dict[str, float]:
+    return dict(zip(features.static_names, features.static[row].tolist(), strict=True))
+
+
+# --- hand-computed encodings -------------------------------------------------------------------
+
+
+def test_hand_computed_sequences_in_requested_order() -> None:
+    features = build_features(_hand_events(), ["c", "a", "b"], CUTOFF, VOCAB, HAND_CONFIG)
+
+    assert features.customer_ids.tolist() == ["c", "a", "b"]
+    assert features.tokens.dtype == np.int32 and features.numeric.dtype == np.float32
+    expected_tokens = [
+        [NO_HISTORY, PAD, PAD, PAD],
+        [VIEW, PURCHASE, VIEW, PURCHASE],  # Mar 1, 3, 9, 10 (the Mar 11 purchase is future)
+        [UNKNOWN, PAD, PAD, PAD],  # January is outside the lookback; "search" is unknown
+    ]
+    np.testing.assert_array_equal(features.tokens, expected_tokens)
+    # (days since previous event, days to cutoff, amount), all log1p, 0 on padding
+    expected_numeric = np.log1p(
+        [
+            [[0, 0, 0]] * 4,
+            [[0, 9, 0], [2, 7, 20], [6, 1, 0], [1, 0, 5]],
+            [[0, 5, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]],
+        ]
+    ).astype(np.float32)
+    np.testing.assert_allclose(features.numeric, expected_numeric, rtol=1e-6)
+
+
+def test_hand_computed_static_features() -> None:
+    features = build_features(_hand_events(), ["c", "a", "b"], CUTOFF, VOCAB, HAND_CONFIG)
+
+    assert features.static_names == (
+        "recency",
+        "frequency",
+        "monetary",
+        "target_recency",
+        "tenure",
+        "count_purchase_7d",
+        "count_purchase_30d",
+        "count_view_7d",
+        "count_view_30d",
+    )
+    assert features.static_names == static_names(VOCAB, HAND_CONFIG)
+    no_history = HAND_CONFIG.lookback_days
+    expected = {
+        "c": [no_history, 0, 0, no_history, 0, 0, 0, 0, 0],
+        # Mar 3 is exactly 7 days back, outside (cutoff - 7d, cutoff]
+        "a": [0, 4, 25, 0, 9, 1, 2, 1, 2],
+        "b": [5, 1, 0, no_history, 5, 0, 0, 0, 0],  # only the Mar 5 "search" counts
+    }
+    for row, customer in enumerate(["c", "a", "b"]):
+        actual = _static_row(features, row)
+        want = dict(zip(features.static_names, np.log1p(expected[customer]), strict=True))
+        assert actual == pytest.approx(want, rel=1e-6), customer
+    assert features.static.dtype == np.float32 and np.isfinite(features.static).all()
+
+
+def test_truncation_keeps_most_recent_events_and_their_true_gaps() -> None:
+    days = ["2024-03-01", "2024-03-02", "2024-03-04", "2024-03-05", "2024-03-08", "2024-03-09"]
+    types = ["view", "view", "purchase", "view", "purchase", "view"]
+    rows = [("a", t, d, np.nan) for t, d in zip(types, days, strict=True)]
+    config = SequenceConfig(max_len=3, windows_days=(7,), lookback_days=60)
+
+    features = build_features(_events(rows), ["a"], CUTOFF, VOCAB, config)
+
+    np.testing.assert_array_equal(features.tokens, [[VIEW, PURCHASE, VIEW]])
+    # The first kept event (Mar 5) still measures its gap to the dropped Mar 4 event.
+    expected_gaps = np.log1p([1, 3, 1]).astype(np.float32)
+    np.testing.assert_allclose(features.numeric[0, :, 0], expected_gaps, rtol=1e-6)
+    assert _static_row(features, 0)["frequency"] == pytest.approx(np.log1p(6))
+
+
+def test_same_features_whatever_the_row_order_and_timestamp_unit() -> None:
+    events = _random_events()
+    # Same-instant ties of one customer must not depend on the input row order.
+    tie = _events(
+        [
+            ("c01", "cart", "2024-02-01", 3.0),
+            ("c01", "view", "2024-02-01", 1.0),
+            ("c01", "view", "2024-02-01", 2.0),
+        ]
+    )
+    events = pd.concat([events, tie], ignore_index=True)
+    cutoff, ids = pd.Timestamp("2024-04-10"), sorted(events["customer_id"].unique())
+    vocab = Vocabulary.fit(events)
+    config = SequenceConfig(max_len=8)
+    base = build_features(events, ids, cutoff, vocab, config)
+
+    for reordered in (events.iloc[::-1], events.sample(frac=1.0, random_state=3)):
+        _assert_same_features(base, build_features(reordered, ids, cutoff, vocab, config))
+    for unit in ("s", "ms", "ns"):
+        converted = events.assign(occurred_at=events["occurred_at"].astype(f"datetime64[{unit}]"))
+        _assert_same_features(base, build_features(converted, ids, cutoff, vocab, config))
+
+
+def test_customers_without_history_get_a_no_history_row() -> None:
+    features = build_features(_hand_events(), ["nobody", "a"], CUTOFF, VOCAB, HAND_CONFIG)
+
+    np.testing.assert_array_equal(features.tokens[0], [NO_HISTORY, PAD, PAD, PAD])
+    assert not features.numeric[0].any()
+    assert (features.tokens != PAD).any(axis=1).all()  # no fully masked row
+    empty = _hand_events().iloc[:0]
+    only_empty = build_features(empty, ["x", "y"], CUTOFF, VOCAB, HAND_CONFIG)
+    np.testing.assert_array_equal(only_empty.tokens[:, 0], [NO_HISTORY, NO_HISTORY])
+    np.testing.assert_array_equal(only_empty.static, np.repeat(features.static[:1], 2, axis=0))
+
+
+def test_vocabulary_encodes_unknown_and_null_types_as_unknown() -> None:
+    vocab = Vocabulary.fit(_hand_events())
+
+    assert vocab.event_types == ("purchase", "search", "view")
+    assert vocab.size == 6
+    encoded = vocab.encode(pd.Series(["view", "never-seen", None, "purchase"]))
+    np.testing.assert_array_equal(encoded, [5, UNKNOWN, UNKNOWN, 3])
+    assert encoded.dtype == np.int32
+    np.testing.assert_array_equal(Vocabulary(()).encode(np.array(["view"])), [UNKNOWN])
+
+
+def test_vocabulary_json_round_trip() -> None:
+    vocab = Vocabulary.fit(_random_events())
+
+    restored = Vocabulary.from_dict(json.loads(json.dumps(vocab.to_dict())))
+
+    assert restored == vocab
+    np.testing.assert_array_equal(restored.encode(["cart", "x"]), vocab.encode(["cart", "x"]))
+    with pytest.raises(ValueError, match="sorted and unique"):
+        Vocabulary.from_dict({"event_types": ["view", "purchase"]})
+
+
+def test_features_take_and_concat() -> None:
+    features = build_features(_hand_events(), ["c", "a", "b"], CUTOFF, VOCAB, HAND_CONFIG)
+
+    taken = features.take(np.array([2, 0]))
+    joined = Features.concat([taken, features.take(np.array([1]))])
+
+    assert joined.customer_ids.tolist() == ["b", "c", "a"]
+    np.testing.assert_array_equal(joined.tokens, features.tokens[[2, 0, 1]])
+    np.testing.assert_array_equal(joined.numeric, features.numeric[[2, 0, 1]])
+    np.testing.assert_array_equal(joined.static, features.static[[2, 0, 1]])
+    other = build_features(_hand_events(), ["a"], CUTOFF, Vocabulary(("view",)), HAND_CONFIG)
+    with pytest.raises(ValueError, match="differ"):
+        Features.concat([features, other])
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+
+def test_label_window_edges() -> None:
+    end = CUTOFF + pd.Timedelta(days=HAND_CONFIG.horizon_days)
+    events = _events(
+        [
+            ("at_cutoff", "purchase", str(CUTOFF), 1.0),
+            ("at_end", "purchase", str(end), 1.0),
+            ("after_end", "purchase", str(end + pd.Timedelta(microseconds=1)), 1.0),
+            ("just_after_cutoff", "purchase", str(CUTOFF + pd.Timedelta(microseconds=1)), 1.0),
+            ("other_type", "view", "2024-03-20", np.nan),
+        ]
+    )
+    ids = ["at_cutoff", "at_end", "after_end", "just_after_cutoff", "other_type", "no_events"]
+
+    labels = build_labels(events, ids, CUTOFF, HAND_CONFIG)
+
+    np.testing.assert_array_equal(labels, [0, 1, 0, 1, 0, 0])
+    assert labels.dtype == np.float32
+    # The event exactly at the cutoff is a feature instead.
+    features = build_features(events, ["at_cutoff"], CUTOFF, VOCAB, HAND_CONFIG)
+    assert features.tokens[0, 0] == PURCHASE
+
+
+# --- point in time -----------------------------------------------------------------------------
+
+PIT_CUTOFF = pd.Timestamp("2024-04-10")
+PIT_CONFIG = SequenceConfig(max_len=8, windows_days=(7, 30), lookback_days=60)
+
+
+def _move_after_cutoff(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    after = events["occurred_at"] > PIT_CUTOFF
+    seconds = rng.integers(1, 400 * 86_400, int(after.sum()))
+    moved = events.copy()
+    moved.loc[after, "occurred_at"] = PIT_CUTOFF + pd.to_timedelta(seconds, unit="s")
+    return moved
+
+
+def _delete_after_cutoff(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return events[events["occurred_at"] <= PIT_CUTOFF]
+
+
+def _add_after_cutoff(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    n = 200
+    customers = np.r_[events["customer_id"].unique(), ["brand_new"]]
+    added = pd.DataFrame(
+        {
+            "customer_id": rng.choice(customers, n),
+            "event_type": rng.choice(["purchase", "view", "brand_new_type"], n),
+            "occurred_at": PIT_CUTOFF + pd.to_timedelta(rng.integers(1, 10**12, n), unit="us"),
+            "amount": rng.gamma(2.0, 20.0, n),
+        }
+    )
+    # The closest an event can be to the cutoff without being visible at it.
+    added.loc[: len(customers) - 1, "customer_id"] = customers
+    added.loc[: len(customers) - 1, "occurred_at"] = PIT_CUTOFF + pd.Timedelta(microseconds=1)
+    return pd.concat([events, added], ignore_index=True)
+
+
+@pytest.mark.parametrize("perturb", [_move_after_cutoff, _delete_after_cutoff, _add_after_cutoff])
+def test_events_after_the_cutoff_change_no_feature(perturb) -> None:
+    events = _random_events()
+    ids = [*sorted(events["customer_id"].unique()), "brand_new"]
+    vocab = Vocabulary.fit(events[events["occurred_at"] <= PIT_CUTOFF])
+    before = build_features(events, ids, PIT_CUTOFF, vocab, PIT_CONFIG)
+
+    perturbed = perturb(events, np.random.default_rng(1))
+
+    assert not perturbed.equals(events)
+    _assert_same_features(before, build_features(perturbed, ids, PIT_CUTOFF, vocab, PIT_CONFIG))
+
+
+def test_moving_an_event_from_before_to_after_the_cutoff_does_change_features() -> None:
+    # Control for the test above: the comparison is sensitive to a real change.
+    events = _random_events()
+    ids = sorted(events["customer_id"].unique())
+    vocab = Vocabulary.fit(events)
+    before = build_features(events, ids, PIT_CUTOFF, vocab, PIT_CONFIG)
+    last_visible = events.loc[events["occurred_at"] <= PIT_CUTOFF, "occurred_at"].idxmax()
+    moved = events.copy()
+    moved.loc[last_visible, "occurred_at"] = PIT_CUTOFF + pd.Timedelta(seconds=1)
+
+    after = build_features(moved, ids, PIT_CUTOFF, vocab, PIT_CONFIG)
+
+    assert not np.array_equal(before.tokens, after.tokens)
+    assert not np.array_equal(before.static, after.static)
+
+
+# --- snapshots and the training set ------------------------------------------------------------
+
+TS_CONFIG = SequenceConfig(max_len=8, windows_days=(7, 30), lookback_days=60)
+
+
+def test_snapshot_cutoffs() -> None:
+    cutoffs = snapshot_cutoffs(AS_OF, horizon_days=30, n_snapshots=3, stride_days=30)
+
+    expected = ["2024-04-02", "2024-05-02", "2024-06-01"]
+    assert cutoffs == [pd.Timestamp(d) for d in expected]
+
+
+def test_no_label_window_reaches_past_as_of() -> None:
+    events = _random_events()
+    training = build_training_set(events, AS_OF, TS_CONFIG, n_snapshots=4, stride_days=30)
+    horizon = pd.Timedelta(days=TS_CONFIG.horizon_days)
+
+    cutoffs = [*training.train_cutoffs, training.holdout.cutoff]
+    assert all(c + horizon <= AS_OF for c in cutoffs)
+    assert training.holdout.cutoff + horizon == AS_OF
+    assert training.train.cutoff == max(training.train_cutoffs) < training.holdout.cutoff
+    # Purchases by everyone right after as_of change nothing, labels included.
+    late = pd.DataFrame(
+        {
+            "customer_id": events["customer_id"].unique(),
+            "event_type": "purchase",
+            "occurred_at": AS_OF + pd.Timedelta(microseconds=1),
+            "amount": 10.0,
+        }
+    )
+    with_late = build_training_set(pd.concat([events, late]), AS_OF, TS_CONFIG, 4, 30)
+    for old, new in [(training.train, with_late.train), (training.holdout, with_late.holdout)]:
+        _assert_same_features(old.features, new.features)
+        np.testing.assert_array_equal(old.labels, new.labels)
+
+
+def test_each_snapshot_equals_features_from_events_up_to_its_cutoff() -> None:
+    events = _random_events()
+    training = build_training_set(events, AS_OF, TS_CONFIG, n_snapshots=4, stride_days=30)
+
+    parts, labels = [], []
+    for cutoff in [*training.train_cutoffs, training.holdout.cutoff]:
+        visible = events[events["occurred_at"] <= cutoff]
+        ids = sorted(visible["customer_id"].unique())
+        parts.append(build_features(visible, ids, cutoff, training.vocab, TS_CONFIG))
+        labels.append(build_labels(events, ids, cutoff, TS_CONFIG))
+
+    _assert_same_features(training.train.features, Features.concat(parts[:-1]))
+    _assert_same_features(training.holdout.features, parts[-1])
+    np.testing.assert_array_equal(training.train.labels, np.concatenate(labels[:-1]))
+    np.testing.assert_array_equal(training.holdout.labels, labels[-1])
+    assert 0 < training.train.labels.mean() < 1
+
+
+def _vocab_events() -> pd.DataFrame:
+    # Cutoffs for AS_OF, 3 snapshots, stride 30: Apr 2, May 2 (newest training), Jun 1 (holdout).
+    nan = np.nan
+    rows = [
+        ("a", "view", "2024-03-01", nan),
+        ("a", "purchase", "2024-04-10", 9.0),  # a training label
+        ("a", "click", "2024-05-02", nan),  # exactly at the newest training cutoff
+        ("late", "chat", "2024-05-20", nan),  # first seen in the holdout features
+        ("late", "purchase", "2024-06-05", 4.0),
+        ("a", "wishlist", "2024-06-10", nan),  # first seen in the holdout label window
+        ("dormant", "view", "2023-12-01", nan),  # before every 60-day lookback
+    ]
+    return _events(rows)
+
+
+def test_vocabulary_is_fit_on_events_up_to_the_newest_training_cutoff() -> None:
+    config = SequenceConfig(max_len=4, windows_days=(7,), lookback_days=60)
+
+    training = build_training_set(_vocab_events(), AS_OF, config, n_snapshots=3, stride_days=30)
+
+    assert training.vocab.event_types == ("click", "purchase", "view")
+    holdout = training.holdout
+    assert holdout.features.customer_ids.tolist() == ["a", "dormant", "late"]
+    np.testing.assert_array_equal(holdout.features.tokens[2], [UNKNOWN, PAD, PAD, PAD])
+    np.testing.assert_array_equal(holdout.labels, [0, 0, 1])
+
+
+def test_snapshot_customers_are_those_existing_at_the_cutoff() -> None:
+    config = SequenceConfig(max_len=4, windows_days=(7,), lookback_days=60)
+
+    training = build_training_set(_vocab_events(), AS_OF, config, n_snapshots=3, stride_days=30)
+
+    # Apr 2 and May 2 snapshots: "late" does not exist yet; "dormant" exists without history.
+    assert training.train.features.customer_ids.tolist() == ["a", "dormant", "a", "dormant"]
+    click, purchase, view = 3, 4, 5
+    expected_tokens = [
+        [view, PAD, PAD, PAD],
+        [NO_HISTORY, PAD, PAD, PAD],
+        [purchase, click, PAD, PAD],  # the Mar 1 view is outside the May 2 lookback
+        [NO_HISTORY, PAD, PAD, PAD],
+    ]
+    np.testing.assert_array_equal(training.train.features.tokens, expected_tokens)
+    np.testing.assert_array_equal(training.train.labels, [1, 0, 0, 0])
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def _with(events: pd.DataFrame, column: str, row: int, value: object) -> pd.DataFrame:
+    changed = events.copy()
+    changed.loc[row, column] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("events", "match"),
+    [
+        (_hand_events().drop(columns=["amount"]), r"missing columns \['amount'\]"),
+        (_with(_hand_events(), "customer_id", 1, None), "null customer ids"),
+        (_with(_hand_events(), "occurred_at", 1, pd.NaT), "null timestamps"),
+        (_hand_events().assign(occurred_at="2024-01-01"), "must be datetime64"),
+    ],
+)
+def test_malformed_events_are_rejected(events: pd.DataFrame, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_features(events, ["a"], CUTOFF, VOCAB, HAND_CONFIG)
+    with pytest.raises(ValueError, match=match):
+        build_training_set(events, AS_OF, TS_CONFIG)
+
+
+def test_bad_requests_and_configs_are_rejected() -> None:
+    with pytest.raises(ValueError, match="duplicates"):
+        build_features(_hand_events(), ["a", "b", "a"], CUTOFF, VOCAB, HAND_CONFIG)
+    with pytest.raises(ValueError, match="null"):
+        build_labels(_hand_events(), ["a", None], CUTOFF, HAND_CONFIG)
+    with pytest.raises(ValueError, match="horizon_days"):
+        SequenceConfig(horizon_days=0)
+    with pytest.raises(ValueError, match="horizon_days"):
+        snapshot_cutoffs(AS_OF, horizon_days=-1, n_snapshots=3, stride_days=30)
+
+
+@pytest.mark.parametrize(
+    ("events", "as_of", "kwargs", "match"),
+    [
+        (_random_events(), AS_OF, {"n_snapshots": 1}, "n_snapshots must be >= 2"),
+        (_random_events(), AS_OF, {"stride_days": 20}, "reach into the holdout"),
+        (_random_events(), pd.Timestamp("2023-06-01"), {}, "before the first event"),
+        (_random_events().iloc[:0], AS_OF, {}, "before the first event"),
+        (_random_events(), AS_OF, {"n_snapshots": 8, "stride_days": 30}, "no events at or before"),
+        (
+            _random_events().replace({"event_type": {"purchase": "view"}}),
+            AS_OF,
+            {},
+            "nothing to learn",
+        ),
+    ],
+    ids=["one_snapshot", "stride_shorter_than_horizon", "as_of_too_early", "no_events", "oldest_cutoff_too_early", "no_target"],
+)
+def test_training_set_rejects_what_cannot_be_learned(events, as_of, kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_training_set(events, as_of, TS_CONFIG, **kwargs)
