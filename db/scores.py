@@ -210,14 +210,6 @@ def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[d
 
 
 def score_run_row(connection: Connection, score_run_id: int) -> dict:
-    run = connection.execute(select(ScoreRun).where(ScoreRun.id == score_run_id)).scalar_one()
-    return {
-        "score_run_id": run.id,
-        "as_of": run.as_of,
-        "model_version_id": run.model_version_id,
-        "status": run.status,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "n_scored": run.n_scored,
-        "error": run.error,
-    }
+    columns = ScoreRun.__table__.c
+    row = connection.execute(select(columns).where(columns.id == score_run_id)).one()
+    return {"score_run_id": row.id, **{k: v for k, v in row._asdict().items() if k != "id"}}

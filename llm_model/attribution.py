@@ -5,6 +5,8 @@ An event's contribution is summed over every occurrence of its type, so a reason
 "add_to_cart events"; a static feature's contribution is measured from its training mean.
 """
 
+import re
+
 import keras
 import numpy as np
 import pandas as pd
@@ -18,8 +20,25 @@ N_REASONS = 3
 def token_names(vocab: Vocabulary) -> list[str]:
     special = {PAD: "padding", UNKNOWN: "unseen event types", NO_HISTORY: "no recent activity"}
     return [special.get(i, "") for i in range(len(special))] + [
-        f"{event_type} events" for event_type in vocab.event_types
+        f"{event_type} events in the sequence" for event_type in vocab.event_types
     ]
+
+
+STATIC_LABELS = {
+    "recency": "days since last event",
+    "frequency": "number of events",
+    "monetary": "total spend",
+    "target_recency": "days since last conversion",
+    "tenure": "customer tenure",
+}
+WINDOW_COUNT = re.compile(r"^count_(?P<event_type>.+)_(?P<days>\d+)d$")
+
+
+def static_label(name: str) -> str:
+    """'count_add_to_cart_7d' -> 'add_to_cart events, last 7 days'."""
+    if match := WINDOW_COUNT.match(name):
+        return f"{match['event_type']} events, last {match['days']} days"
+    return STATIC_LABELS.get(name, name)
 
 
 def attribution_function(network: keras.Model, max_len: int, n_static: int):
@@ -59,7 +78,7 @@ def scores_with_reasons(
     """Raw scores and, per customer, the names of the three largest contributions."""
     n, max_len = features.tokens.shape
     attribute = attribution_function(network, max_len, len(static_names))
-    names = np.array(token_names(vocab) + list(static_names), dtype=object)
+    names = np.array(token_names(vocab) + [static_label(n) for n in static_names], dtype=object)
     scores, reasons = [], []
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
