@@ -34,6 +34,8 @@ def register_model(
     config: dict[str, Any],
     metrics: dict[str, Any],
 ) -> ModelVersion:
+    if not artifact:
+        raise ArtifactError("refusing to register a model with an empty artifact")
     version = ModelVersion(
         created_at=utc_now(),
         trained_as_of=trained_as_of,

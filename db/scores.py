@@ -38,13 +38,30 @@ def start_score_run(
         select(ModelVersion.id).where(ModelVersion.id == model_version_id).with_for_update()
     )
     now = utc_now()
-    session.execute(
-        update(ScoreRun)
-        .where(ScoreRun.status == "running", ScoreRun.started_at < now - stale_after)
-        .values(
-            status="failed", finished_at=now, error=f"abandoned: running for over {stale_after}"
+    abandoned = session.scalars(
+        select(ScoreRun.id).where(
+            ScoreRun.status == "running", ScoreRun.started_at < now - stale_after
         )
-    )
+    ).all()
+    if abandoned:
+        session.execute(
+            update(ScoreRun)
+            .where(ScoreRun.id.in_(abandoned), ScoreRun.status == "running")
+            .values(
+                status="failed",
+                finished_at=now,
+                error=f"abandoned: running for over {stale_after}",
+            )
+        )
+        for run_id in abandoned:
+            clear_staged(session, run_id)
+    # Checked before the insert, so a refused start never leaves a row behind, even for a
+    # caller that catches the conflict and commits.
+    other = session.scalar(select(ScoreRun.id).where(ScoreRun.status == "running").limit(1))
+    if other is not None:
+        raise ScoreRunConflict(
+            f"score run {other} is still running; wait for it to finish (or fail) and retry"
+        )
     run = ScoreRun(
         as_of=as_of,
         model_version_id=model_version_id,
@@ -54,13 +71,6 @@ def start_score_run(
     )
     session.add(run)
     session.flush()
-    other = session.scalar(
-        select(ScoreRun.id).where(ScoreRun.status == "running", ScoreRun.id != run.id).limit(1)
-    )
-    if other is not None:
-        raise ScoreRunConflict(
-            f"score run {other} is still running; wait for it to finish (or fail) and retry"
-        )
     return run.id
 
 
@@ -76,7 +86,16 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
 
     A previous run for the same as_of and model is replaced, so reruns never duplicate rows.
     """
-    run = session.get(ScoreRun, score_run_id, with_for_update=True)
+    run = session.get(ScoreRun, score_run_id, with_for_update=True, populate_existing=True)
+    if run is None:
+        raise ScoreRunConflict(f"score run {score_run_id} does not exist (replaced or pruned)")
+    if run.status == "succeeded":
+        # A retried publication whose first commit went through: nothing left to do.
+        return run.n_scored
+    if run.status != "running":
+        raise ScoreRunConflict(
+            f"score run {score_run_id} is {run.status} ({run.error}); it cannot be published"
+        )
     staged = select(PropensityScoreStaging).where(
         PropensityScoreStaging.score_run_id == score_run_id
     )
@@ -110,6 +129,11 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
     n_scored = session.scalar(
         select(func.count()).where(PropensityScore.score_run_id == score_run_id)
     )
+    if not n_scored:
+        # Publishing nothing would empty current_propensity_scores (and replace a good rerun).
+        raise ScoreRunConflict(
+            f"score run {score_run_id} has no staged scores; refusing to publish an empty run"
+        )
     superseded = session.scalars(
         select(ScoreRun.id).where(
             ScoreRun.status == "succeeded",
@@ -126,10 +150,11 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
 
 
 def fail_score_run(session: Session, score_run_id: int, error: str) -> None:
+    """Mark a running run failed and drop its staged scores; a finished run is left as is."""
     clear_staged(session, score_run_id)
     session.execute(
         update(ScoreRun)
-        .where(ScoreRun.id == score_run_id)
+        .where(ScoreRun.id == score_run_id, ScoreRun.status == "running")
         .values(status="failed", finished_at=utc_now(), error=error[:4000])
     )
 
@@ -152,7 +177,7 @@ def prune_runs(session: Session, keep_succeeded: int) -> None:
         select(ScoreRun.id)
         .where(ScoreRun.status == "succeeded")
         .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
-        .limit(keep_succeeded)
+        .limit(max(keep_succeeded, 1))
     )
     kept_ids = session.scalars(kept).all()
     old = session.scalars(

@@ -18,6 +18,7 @@ from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
 from flows.report import METRIC_COLUMNS, metric_rows, reasons_text
+from flows.resources import load_synthetic_events
 from flows.settings import Settings
 
 app = typer.Typer(
@@ -155,22 +156,8 @@ def generate_demo_data(
     """Write a synthetic event log (order-dependent purchase behaviour) into the database."""
     settings = Settings()
     engine = ready_engine(settings)
-    counts = load_demo_data(engine, customers, seed)
+    counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
-
-
-def load_demo_data(engine, n_customers: int, seed: int) -> dict[str, int]:
-    from db.event_import import event_keys, store_customers, store_events
-    from llm_model.synthetic import generate
-
-    with engine.begin() as connection:
-        upgrade(connection)
-    data = generate(n_customers, seed=seed)
-    events = data.events.assign(event_id=lambda frame: event_keys(frame))
-    with transaction(engine) as session:
-        store_customers(session, data.customers)
-        store_events(session, events)
-    return events["event_type"].value_counts().to_dict()
 
 
 def show_event_counts(counts: dict[str, int]) -> None:
@@ -230,69 +217,41 @@ def score(
     run_score(as_of, partition_size)
 
 
+CURRENT_SCORES_SQL = """SELECT customer_id, propensity, decile, rank, reason_1
+FROM current_propensity_scores
+WHERE decile = 1
+ORDER BY rank
+LIMIT 20;"""
+
+
 @app.command()
 @one_line_errors
-def demo(customers: Annotated[int, typer.Option(min=50)] = 2000, seed: int = 0) -> None:
-    """End to end on the embedded default: synthetic events -> (retrain -> score) -> summary."""
+def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
+    """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
     from db.source import event_counts_by_type
+    from flows.pipeline import retrain_and_score
 
     settings = Settings()
     engine = ready_engine(settings)
     with engine.begin() as connection:
         upgrade(connection)
         counts = event_counts_by_type(connection, settings.event_source)
-    if not counts:
-        console.print(f"generating {customers:,} synthetic customers (seed {seed})")
-        counts = load_demo_data(engine, customers, seed)
-    else:
+    if counts:
         console.print("reusing the events already in the database")
+    else:
+        console.print(f"generating {customers:,} synthetic customers (seed {seed})")
+        counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
-    console.print(f"database: {safe_url(settings.database_url)}")
-
-
-def show_metrics(table: dict[str, dict[str, float]]) -> None:
-    view = Table(title="holdout metrics (model vs champion vs baselines)")
-    for column in ("contender", *METRIC_COLUMNS):
-        view.add_column(column, justify="left" if column == "contender" else "right")
-    for row in metric_rows(table):
-        view.add_row(*row)
-    console.print(view)
-
-
-def run_retrain(
-    as_of: datetime | None,
-    horizon_days: int | None,
-    cell: str | None,
-    epochs: int | None,
-    force: bool,
-) -> dict:
-    from flows.retrain import retrain
-
-    result = retrain(
-        as_of=as_of, horizon_days=horizon_days, cell=cell, epochs=epochs, force_promote=force
-    )
-    show_metrics(result["table"])
+    result = retrain_and_score()
+    retrained = result["retrain"]
+    show_metrics(retrained["table"])
     console.print(
-        f"model version {result['version_id']}: [bold]{result['status']}[/] — {result['reason']}"
+        f"model version {retrained['version_id']}: [bold]{retrained['status']}[/] — "
+        f"{retrained['reason']}"
     )
-    return result
+    show_score_summary(result["score"])
+    console.print(f"\nscores are in {safe_url(settings.database_url)}; query them with:")
+    console.print(CURRENT_SCORES_SQL, highlight=False)
+    console.print("model card: `propensity report`")
 
 
-@app.command()
-@one_line_errors
-def retrain(
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(formats=AS_OF_FORMATS, help="Data cutoff (UTC); default: latest event."),
-    ] = None,
-    horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
-    cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
-    force_promote: Annotated[
-        bool, typer.Option(help="Make the new model champion whatever its metrics.")
-    ] = False,
-) -> None:
-    """Train a challenger, compare it with the champion and baselines, promote or reject it."""
-    if cell not in (None, "gru", "lstm"):
-        raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
-    run_retrain(as_of, horizon_days, cell, epochs, force_promote)

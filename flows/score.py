@@ -96,7 +96,7 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
 
 
-@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def score_partition(
     run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
 ) -> int:

@@ -1,0 +1,131 @@
+"""Holdout quality of the GRU/LSTM model against the baselines, and its training speed.
+
+Synthetic data (the default) or an event log in any database the project can read:
+
+    python benchmarks/model_quality.py --customers 20000 --seed 0
+    python benchmarks/model_quality.py --database-url sqlite:///propensity.db --as-of 2026-10-01
+
+Training goes through the library's own path (build_training_set, fit_model, evaluate: what
+train_and_evaluate runs), so the figures are those the retrain flow would register. Offline.
+"""
+
+import argparse
+import time
+from dataclasses import replace
+
+import pandas as pd
+
+import llm_model  # noqa: F401  (quietens TensorFlow before it is imported)
+from db.engine import make_engine
+from db.source import EventSource, event_time_span, read_events
+from llm_model.model import ModelConfig
+from llm_model.sequences import SequenceConfig, build_training_set
+from llm_model.synthetic import generate
+from llm_model.training import Evaluation, evaluate, fit_model, resolve_as_of
+
+COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = ModelConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000, help="synthetic customers")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic data seed")
+    parser.add_argument("--database-url", help="read events from this database instead")
+    parser.add_argument("--table", help="mapped events table/view (default: customer_events)")
+    parser.add_argument("--as-of", type=pd.Timestamp, help="data cutoff (default: last event)")
+    parser.add_argument("--horizon-days", type=int, default=30)
+    parser.add_argument("--snapshots", type=int, default=4, help="labelled cutoffs incl. holdout")
+    parser.add_argument("--stride-days", type=int, default=30)
+    parser.add_argument("--max-len", type=int, default=SequenceConfig.max_len)
+    parser.add_argument("--lookback-days", type=int, default=SequenceConfig.lookback_days)
+    parser.add_argument("--cells", default="gru,lstm", help="comma-separated: gru,lstm")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--units", type=int, default=defaults.units)
+    parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    args = parser.parse_args(argv)
+    args.stride_days = max(args.stride_days, args.horizon_days)
+    return args
+
+
+def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Events (only the window the snapshots need, for a database) and the data cutoff."""
+    if args.database_url is None:
+        events = generate(args.customers, seed=args.seed).events
+        last = events["occurred_at"].max()
+        first = events["occurred_at"].min()
+        return events, resolve_as_of(args.as_of, first, last, pd.Timestamp.max)
+    source = EventSource(table=args.table)
+    with make_engine(args.database_url).connect() as connection:
+        span = event_time_span(connection, source)
+        if span is None:
+            raise SystemExit("no events in the source")
+        as_of = resolve_as_of(args.as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), now())
+        reach = args.horizon_days + args.stride_days * (args.snapshots - 1)
+        since = as_of - pd.Timedelta(days=reach + args.lookback_days)
+        events = read_events(connection, source, as_of.to_pydatetime(), since=since.to_pydatetime())
+    return events, as_of
+
+
+def now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_convert(None)
+
+
+def table_rows(evaluation: Evaluation, cell: str) -> dict[str, dict[str, float]]:
+    return {cell: evaluation.table["model"], f"{cell} (raw)": evaluation.table["model_raw"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    events, as_of = load_events(args)
+    sequence_config = SequenceConfig(
+        max_len=args.max_len, horizon_days=args.horizon_days, lookback_days=args.lookback_days
+    )
+    started = time.perf_counter()
+    training = build_training_set(events, as_of, sequence_config, args.snapshots, args.stride_days)
+    n_train, n_holdout = len(training.train.labels), len(training.holdout.labels)
+    print(
+        f"{len(events):,} events, as_of {as_of}; train rows {n_train:,} "
+        f"(base rate {training.train.labels.mean():.3f}), holdout rows {n_holdout:,} "
+        f"(base rate {training.holdout.labels.mean():.3f}); "
+        f"features built in {time.perf_counter() - started:.1f}s"
+    )
+    config = ModelConfig(
+        units=args.units,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+    )
+    rows: dict[str, dict[str, float]] = {}
+    timing: dict[str, str] = {}
+    evaluation: Evaluation | None = None
+    for cell in [c.strip() for c in args.cells.split(",") if c.strip()]:
+        started = time.perf_counter()
+        trained, _ = fit_model(training, replace(config, cell=cell), sequence_config, verbose=0)
+        seconds = time.perf_counter() - started
+        epochs = len(trained.network.history.epoch)
+        timing[cell] = f"{seconds:.1f}s, {epochs} epochs, {n_train * epochs / seconds:,.0f} rows/s"
+        evaluation = evaluate(trained, training, events, seed=config.seed)
+        rows.update(table_rows(evaluation, cell))
+    if evaluation is None:
+        raise SystemExit("--cells names no cell")
+    for name in evaluation.baselines:
+        rows[name] = evaluation.table[name]
+
+    print(f"\n{'model':<12}" + "".join(f"{c:>16}" for c in COLUMNS) + "  training")
+    for name, row in rows.items():
+        values = "".join(f"{row[c]:>16.4f}" for c in COLUMNS)
+        print(f"{name:<12}{values}  {timing.get(name, '')}")
+    best = evaluation.best_baseline()
+    best_auc = evaluation.table[best]["roc_auc"]
+    for cell in timing:
+        delta = rows[cell]["roc_auc"] - best_auc
+        print(f"\n{cell} - best baseline ({best}) AUC delta: {delta:+.4f}", end="")
+    print()
+
+
+if __name__ == "__main__":
+    main()

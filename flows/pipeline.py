@@ -1,0 +1,22 @@
+"""The parent flow: retrain, then score with whatever model is champion afterwards."""
+
+from datetime import datetime
+
+from prefect import flow
+
+from flows.retrain import retrain
+from flows.score import score
+
+
+@flow(name="retrain-and-score", log_prints=True)
+def retrain_and_score(as_of: datetime | None = None) -> dict:
+    """A rejected challenger leaves the old champion scoring; a failed retrain still scores
+    with the existing champion, then fails this run so the failure is seen."""
+    retrained = retrain(as_of=as_of, return_state=True)
+    scored = score(as_of=as_of)
+    if retrained.is_failed():
+        raise RuntimeError(
+            f"retrain failed ({retrained.message}); scores were published with the existing "
+            f"champion in score run {scored['score_run_id']}"
+        )
+    return {"retrain": retrained.result(), "score": scored}

@@ -1,0 +1,498 @@
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text, update
+
+from db.engine import transaction
+from db.models import PropensityScore, PropensityScoreStaging, ScoreRun
+from db.registry import register_model, utc_now
+from db.scores import (
+    ScoreRunConflict,
+    clear_partition,
+    fail_score_run,
+    publish_score_run,
+    stage_scores,
+    start_score_run,
+)
+from db.types import Timestamp
+
+DAY_1, DAY_2, DAY_3, DAY_4 = (datetime(2026, 11, day) for day in (1, 2, 3, 4))
+STALE_AFTER = timedelta(hours=6)
+VIEW_COLUMNS = (
+    "customer_id, propensity, decile, rank, as_of, model_version_id, scored_at, "
+    "reason_1, reason_2, reason_3"
+)
+
+
+def model(engine) -> int:
+    with transaction(engine) as session:
+        return register_model(
+            session,
+            artifact=b"not a real model",
+            trained_as_of=datetime(2026, 10, 1),
+            horizon_days=30,
+            cell="gru",
+            config={},
+            metrics={},
+        ).id
+
+
+def start(engine, model_id: int, as_of: datetime = DAY_1, stale_after=STALE_AFTER) -> int:
+    with transaction(engine) as session:
+        return start_score_run(session, as_of, model_id, "flow-run-1", stale_after)
+
+
+def stage(engine, run_id: int, scores: pd.DataFrame) -> int:
+    with engine.begin() as connection:
+        return stage_scores(connection, run_id, scores)
+
+
+def publish(engine, run_id: int, keep: int = 10) -> int:
+    with transaction(engine) as session:
+        return publish_score_run(session, run_id, keep)
+
+
+def scored(customers: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": list(customers), "propensity": list(customers.values())})
+
+
+def scored_run(engine, model_id: int, as_of: datetime, customers: dict[str, float], keep=10):
+    run_id = start(engine, model_id, as_of)
+    stage(engine, run_id, scored(customers))
+    publish(engine, run_id, keep)
+    return run_id
+
+
+def run_row(engine, run_id: int):
+    with engine.connect() as connection:
+        return connection.execute(select(ScoreRun).where(ScoreRun.id == run_id)).one_or_none()
+
+
+def run_ids(engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.scalars(select(ScoreRun.id).order_by(ScoreRun.id)))
+
+
+def staged(engine, run_id: int | None = None) -> list[str]:
+    query = select(PropensityScoreStaging.customer_id).order_by(
+        PropensityScoreStaging.score_run_id, PropensityScoreStaging.customer_id
+    )
+    if run_id is not None:
+        query = query.where(PropensityScoreStaging.score_run_id == run_id)
+    with engine.connect() as connection:
+        return list(connection.scalars(query))
+
+
+def scores_of(engine, run_id: int) -> pd.DataFrame:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                PropensityScore.customer_id,
+                PropensityScore.propensity,
+                PropensityScore.decile,
+                PropensityScore.rank,
+                PropensityScore.reason_1,
+                PropensityScore.reason_2,
+                PropensityScore.reason_3,
+            )
+            .where(PropensityScore.score_run_id == run_id)
+            .order_by(PropensityScore.rank)
+        ).all()
+    return pd.DataFrame(
+        [row._asdict() for row in rows],
+        columns=["customer_id", "propensity", "decile", "rank", "reason_1", "reason_2", "reason_3"],
+    )
+
+
+def current(engine) -> list[dict]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            # SQLite hands back timestamps of a raw query as text: type those columns.
+            text(f"SELECT {VIEW_COLUMNS} FROM current_propensity_scores ORDER BY rank").columns(
+                as_of=Timestamp, scored_at=Timestamp
+            )
+        ).all()
+    return [row._asdict() for row in rows]
+
+
+def visible_customers(engine) -> dict[str, float]:
+    return {row["customer_id"]: row["propensity"] for row in current(engine)}
+
+
+# --- starting runs -----------------------------------------------------------------------
+
+
+def test_start_creates_a_running_run(engine):
+    model_id = model(engine)
+    before = utc_now()
+    run_id = start(engine, model_id)
+    run = run_row(engine, run_id)
+    assert (run.status, run.as_of, run.model_version_id) == ("running", DAY_1, model_id)
+    assert (run.flow_run_id, run.finished_at, run.n_scored, run.error) == (
+        "flow-run-1",
+        None,
+        None,
+        None,
+    )
+    assert before - timedelta(seconds=1) <= run.started_at <= utc_now() + timedelta(seconds=1)
+
+
+def test_second_start_while_running_conflicts_and_adds_no_row(engine):
+    model_id, other_model = model(engine), model(engine)
+    first = start(engine, model_id)
+    for version in (model_id, other_model):
+        with pytest.raises(ScoreRunConflict, match=rf"score run {first} is still running"):
+            start(engine, version, DAY_2)
+    # Even a caller that swallows the conflict and commits must not leave a second run.
+    with transaction(engine) as session, pytest.raises(ScoreRunConflict):
+        start_score_run(session, DAY_2, model_id, None, STALE_AFTER)
+    assert run_ids(engine) == [first]
+    assert run_row(engine, first).status == "running"
+
+
+def test_stale_run_is_abandoned_and_a_new_one_starts(engine):
+    model_id = model(engine)
+    stale = start(engine, model_id)
+    stage(engine, stale, scored({"c1": 0.5, "c2": 0.25}))
+    with engine.begin() as connection:
+        connection.execute(
+            update(ScoreRun)
+            .where(ScoreRun.id == stale)
+            .values(started_at=utc_now() - STALE_AFTER - timedelta(minutes=5))
+        )
+    fresh = start(engine, model_id, DAY_2)
+    assert fresh != stale
+    old, new = run_row(engine, stale), run_row(engine, fresh)
+    assert old.status == "failed"
+    assert "abandoned" in old.error
+    assert old.finished_at is not None
+    assert new.status == "running"
+    assert staged(engine, stale) == []
+    # The abandoned run can no longer be published over the new one.
+    with pytest.raises(ScoreRunConflict, match=rf"score run {stale} is failed"):
+        publish(engine, stale)
+    assert run_row(engine, stale).status == "failed"
+
+
+def test_a_recent_run_is_not_abandoned(engine):
+    model_id = model(engine)
+    first = start(engine, model_id)
+    with engine.begin() as connection:
+        connection.execute(
+            update(ScoreRun)
+            .where(ScoreRun.id == first)
+            .values(started_at=utc_now() - STALE_AFTER + timedelta(minutes=5))
+        )
+    with pytest.raises(ScoreRunConflict):
+        start(engine, model_id, DAY_2)
+    assert run_row(engine, first).status == "running"
+
+
+# --- staging and publication -------------------------------------------------------------
+
+
+def expected_ranking(frame: pd.DataFrame, n_deciles: int = 10) -> pd.DataFrame:
+    """Rank 1 = highest propensity, ties by customer_id; deciles as SQL's NTILE splits them."""
+    ordered = frame.sort_values(
+        ["propensity", "customer_id"], ascending=[False, True], ignore_index=True
+    )
+    ordered["rank"] = np.arange(1, len(ordered) + 1)
+    ordered["decile"] = 0
+    for decile, positions in enumerate(np.array_split(np.arange(len(ordered)), n_deciles), 1):
+        ordered.loc[positions, "decile"] = decile
+    return ordered
+
+
+def test_publish_ranks_and_deciles_like_ntile(engine):
+    rng = np.random.default_rng(7)
+    n = 95
+    customer_ids = [f"cust-{i:03d}" for i in rng.permutation(n)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": customer_ids,
+            # Multiples of 1/64 are exact in every float type, and give plenty of ties.
+            "propensity": rng.integers(0, 65, n) / 64,
+            "reason_1": [f"visits up {i}" if i % 3 else None for i in range(n)],
+            "reason_2": [f'cart, "fresh" {i}' if i % 2 else None for i in range(n)],
+            "reason_3": None,
+        }
+    )
+    assert frame.propensity.duplicated().any()
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    # Two partitions, staged in separate transactions like the partition tasks do.
+    assert stage(engine, run_id, frame.iloc[:40]) == 40
+    assert stage(engine, run_id, frame.iloc[40:]) == 55
+    assert len(staged(engine, run_id)) == n
+    assert current(engine) == []
+
+    before = utc_now()
+    assert publish(engine, run_id) == n
+
+    stored = scores_of(engine, run_id)
+    expected = expected_ranking(frame)
+    assert stored.customer_id.tolist() == expected.customer_id.tolist()
+    assert stored["rank"].tolist() == list(range(1, n + 1))
+    assert stored.decile.tolist() == expected.decile.tolist()
+    assert stored.decile.value_counts().sort_index().tolist() == [10] * 5 + [9] * 5
+    assert stored.propensity.tolist() == expected.propensity.tolist()
+    for column in ("reason_1", "reason_2", "reason_3"):
+        assert stored[column].tolist() == expected[column].tolist()
+    assert staged(engine) == []
+    run = run_row(engine, run_id)
+    assert (run.status, run.n_scored, run.error) == ("succeeded", n, None)
+    assert before - timedelta(seconds=1) <= run.finished_at <= utc_now() + timedelta(seconds=1)
+    assert run.finished_at >= run.started_at
+
+
+def test_publishing_twice_is_harmless(engine):
+    # A retried publish task whose first commit went through must not fail or change anything.
+    model_id = model(engine)
+    run_id = scored_run(engine, model_id, DAY_1, {"c1": 0.5, "c2": 0.75})
+    finished = run_row(engine, run_id).finished_at
+    assert publish(engine, run_id) == 2
+    assert run_row(engine, run_id).finished_at == finished
+    assert visible_customers(engine) == {"c2": 0.75, "c1": 0.5}
+
+
+def test_publishing_an_empty_run_is_refused(engine):
+    model_id = model(engine)
+    scored_run(engine, model_id, DAY_1, {"c1": 0.5})
+    run_id = start(engine, model_id, DAY_1)
+    with pytest.raises(ScoreRunConflict, match="no staged scores"):
+        publish(engine, run_id)
+    assert run_row(engine, run_id).status == "running"
+    assert visible_customers(engine) == {"c1": 0.5}
+
+
+# --- the current view --------------------------------------------------------------------
+
+
+def test_view_shows_only_the_latest_succeeded_run(engine):
+    model_id = model(engine)
+    assert current(engine) == []
+    first = scored_run(engine, model_id, DAY_1, {"a": 0.25, "b": 0.75, "c": 0.5})
+    rows = current(engine)
+    first_run = run_row(engine, first)
+    assert [row["customer_id"] for row in rows] == ["b", "c", "a"]
+    assert [(row["rank"], row["decile"]) for row in rows] == [(1, 1), (2, 2), (3, 3)]
+    assert {(row["as_of"], row["model_version_id"]) for row in rows} == {(DAY_1, model_id)}
+    assert {row["scored_at"] for row in rows} == {first_run.finished_at}
+
+    # A running run with staged scores for the same and new customers is invisible.
+    second = start(engine, model_id, DAY_2)
+    stage(engine, second, scored({"a": 0.875, "b": 0.125, "d": 0.625}))
+    assert visible_customers(engine) == {"b": 0.75, "c": 0.5, "a": 0.25}
+
+    with transaction(engine) as session:
+        fail_score_run(session, second, "ValueError: partition 2 failed")
+    failed = run_row(engine, second)
+    assert (failed.status, failed.error) == ("failed", "ValueError: partition 2 failed")
+    assert failed.finished_at is not None
+    assert staged(engine) == []
+    assert scores_of(engine, second).empty
+    assert visible_customers(engine) == {"b": 0.75, "c": 0.5, "a": 0.25}
+
+    third = scored_run(engine, model_id, DAY_2, {"a": 0.875, "d": 0.625})
+    rows = current(engine)
+    assert [(row["customer_id"], row["rank"]) for row in rows] == [("a", 1), ("d", 2)]
+    assert {row["as_of"] for row in rows} == {DAY_2}
+    assert {row["scored_at"] for row in rows} == {run_row(engine, third).finished_at}
+    # The older run is still stored, just not visible.
+    assert len(scores_of(engine, first)) == 3
+
+
+def test_failing_a_published_run_changes_nothing(engine):
+    # mark_run_failed runs when anything after the publish commit fails (e.g. the summary).
+    model_id = model(engine)
+    run_id = scored_run(engine, model_id, DAY_1, {"c1": 0.5})
+    with transaction(engine) as session:
+        fail_score_run(session, run_id, "OperationalError: summary query failed")
+    run = run_row(engine, run_id)
+    assert (run.status, run.error, run.n_scored) == ("succeeded", None, 1)
+    assert visible_customers(engine) == {"c1": 0.5}
+
+
+def test_backfill_of_an_older_date_does_not_replace_current_scores(engine):
+    model_id = model(engine)
+    scored_run(engine, model_id, DAY_2, {"new": 0.5})
+    scored_run(engine, model_id, DAY_1, {"old": 0.5})
+    assert visible_customers(engine) == {"new": 0.5}
+
+
+def test_view_has_one_row_per_customer(engine):
+    model_id = model(engine)
+    for as_of in (DAY_1, DAY_2, DAY_3):
+        scored_run(engine, model_id, as_of, {"a": 0.5, "b": 0.25})
+    with engine.connect() as connection:
+        counts = connection.execute(
+            text(
+                "SELECT customer_id, COUNT(*) FROM current_propensity_scores "
+                "GROUP BY customer_id ORDER BY customer_id"
+            )
+        ).all()
+    assert [tuple(row) for row in counts] == [("a", 1), ("b", 1)]
+
+
+# --- reruns and retention ----------------------------------------------------------------
+
+
+def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine):
+    model_id, other_model = model(engine), model(engine)
+    other = scored_run(engine, other_model, DAY_1, {"a": 0.125, "b": 0.25})
+    first = scored_run(engine, model_id, DAY_1, {"a": 0.5, "b": 0.25, "c": 0.125})
+    second = scored_run(engine, model_id, DAY_1, {"a": 0.375, "b": 0.75, "c": 0.125})
+
+    assert run_row(engine, first) is None
+    assert scores_of(engine, first).empty
+    assert run_ids(engine) == [other, second]
+    with engine.connect() as connection:
+        per_customer = connection.execute(
+            select(PropensityScore.customer_id, func.count())
+            .join(ScoreRun, ScoreRun.id == PropensityScore.score_run_id)
+            .where(ScoreRun.as_of == DAY_1, ScoreRun.model_version_id == model_id)
+            .group_by(PropensityScore.customer_id)
+            .order_by(PropensityScore.customer_id)
+        ).all()
+    assert [tuple(row) for row in per_customer] == [("a", 1), ("b", 1), ("c", 1)]
+    assert visible_customers(engine) == {"b": 0.75, "a": 0.375, "c": 0.125}
+    # A run of another model for the same date is a different result and stays.
+    assert len(scores_of(engine, other)) == 2
+
+
+def test_retention_keeps_the_newest_succeeded_runs(engine):
+    model_id, other_model = model(engine), model(engine)
+    day_1 = scored_run(engine, model_id, DAY_1, {"a": 0.5})
+    day_3 = scored_run(engine, model_id, DAY_3, {"a": 0.5})
+    # Same as_of, another model: the higher id is the newer one.
+    day_3_other = scored_run(engine, other_model, DAY_3, {"a": 0.75})
+    failed = start(engine, model_id, DAY_4)
+    with transaction(engine) as session:
+        fail_score_run(session, failed, "boom")
+    assert run_ids(engine) == [day_1, day_3, day_3_other, failed]
+
+    # A backfill of DAY_2 published with keep=3: the two DAY_3 runs and itself stay.
+    day_2 = scored_run(engine, model_id, DAY_2, {"a": 0.25}, keep=3)
+    assert run_ids(engine) == [day_3, day_3_other, failed, day_2]
+    assert scores_of(engine, day_1).empty
+    assert len(scores_of(engine, day_2)) == 1
+
+    # keep=1: of the two DAY_3 runs only the higher id survives; it is the visible one.
+    day_2_other = scored_run(engine, other_model, DAY_2, {"a": 0.125}, keep=1)
+    assert run_ids(engine) == [day_3_other, failed]
+    for gone in (day_2, day_2_other, day_3):
+        assert scores_of(engine, gone).empty
+    assert visible_customers(engine) == {"a": 0.75}
+    assert {row["model_version_id"] for row in current(engine)} == {other_model}
+
+    day_4 = scored_run(engine, model_id, DAY_4, {"b": 0.5}, keep=1)
+    assert run_ids(engine) == [failed, day_4]
+    assert scores_of(engine, day_3_other).empty
+    assert visible_customers(engine) == {"b": 0.5}
+
+
+def test_retention_never_prunes_the_visible_run(engine):
+    model_id = model(engine)
+    scored_run(engine, model_id, DAY_1, {"a": 0.5})
+    latest = scored_run(engine, model_id, DAY_2, {"b": 0.5}, keep=0)
+    assert run_ids(engine) == [latest]
+    assert visible_customers(engine) == {"b": 0.5}
+
+
+# --- partitions and the bulk path --------------------------------------------------------
+
+
+def test_clear_partition_deletes_only_that_range_of_that_run(engine):
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    customers = ["a1", "a2", "b0", "b1", "b2", "c0", "c1"]
+    stage(engine, run_id, scored(dict.fromkeys(customers, 0.5)))
+    with transaction(engine) as session:
+        other = ScoreRun(
+            as_of=DAY_1, model_version_id=model_id, started_at=utc_now(), status="failed"
+        )
+        session.add(other)
+        session.flush()
+        other_id = other.id
+    stage(engine, other_id, scored(dict.fromkeys(customers, 0.25)))
+
+    with engine.begin() as connection:
+        clear_partition(connection, run_id, ("b0", "c0"))
+    assert staged(engine, run_id) == ["a1", "a2", "c0", "c1"]
+    assert staged(engine, other_id) == customers
+
+    with engine.begin() as connection:
+        clear_partition(connection, run_id, ("c0", None))
+    assert staged(engine, run_id) == ["a1", "a2"]
+    assert staged(engine, other_id) == customers
+
+    # A retried partition: clear, then stage again, without key conflicts.
+    with engine.begin() as connection:
+        clear_partition(connection, run_id, ("a", "b"))
+        stage_scores(connection, run_id, scored({"a1": 0.125, "a2": 0.875}))
+    assert staged(engine, run_id) == ["a1", "a2"]
+
+
+ODD_CUSTOMERS = [
+    "comma,separated",
+    'quote"d',
+    "it's",
+    '"fully quoted"',
+    "Zürich – ñandú 日本 🎯",
+    "back\\slash",
+    "\\.",
+    "tab\there",
+    "line\nbreak",
+]
+
+
+def test_odd_customer_ids_and_null_reasons_round_trip(engine):
+    n = len(ODD_CUSTOMERS)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ODD_CUSTOMERS,
+            "propensity": [(i + 1) / 16 for i in range(n)],
+            "reason_1": ['viewed "Sofa, grey"', "Größe ändern", *[None] * (n - 2)],
+            "reason_2": [None, "a,b", *["r2"] * (n - 2)],
+            "reason_3": [np.nan] * n,
+        }
+    )
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    stage(engine, run_id, frame)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                PropensityScoreStaging.customer_id,
+                PropensityScoreStaging.propensity,
+                PropensityScoreStaging.reason_1,
+                PropensityScoreStaging.reason_2,
+                PropensityScoreStaging.reason_3,
+            ).where(PropensityScoreStaging.score_run_id == run_id)
+        ).all()
+    expected = frame.astype(object).where(frame.notna(), None)
+    assert sorted(tuple(row) for row in rows) == sorted(expected.itertuples(index=False, name=None))
+
+    publish(engine, run_id)
+    visible = {row["customer_id"]: row for row in current(engine)}
+    assert set(visible) == set(ODD_CUSTOMERS)
+    assert visible["comma,separated"]["reason_1"] == 'viewed "Sofa, grey"'
+    assert visible['quote"d']["reason_1"] == "Größe ändern"
+    assert visible['quote"d']["reason_2"] == "a,b"
+    assert visible["comma,separated"]["reason_2"] is None
+    assert all(row["reason_3"] is None for row in visible.values())
+    assert visible["line\nbreak"]["rank"] == 1
+
+
+def test_staging_without_reason_columns_stores_nulls(engine):
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    assert stage(engine, run_id, scored({"c1": 0.5, "c2": 0.25})) == 2
+    assert stage(engine, run_id, scored({})) == 0
+    publish(engine, run_id)
+    stored = scores_of(engine, run_id)
+    assert stored.customer_id.tolist() == ["c1", "c2"]
+    assert stored[["reason_1", "reason_2", "reason_3"]].isna().all().all()
+    assert all(value is None for value in stored.reason_1)
