@@ -18,7 +18,6 @@ from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
 from flows.report import METRIC_COLUMNS, metric_rows, reasons_text
-from flows.resources import load_synthetic_events
 from flows.settings import Settings
 
 app = typer.Typer(
@@ -156,6 +155,8 @@ def generate_demo_data(
     """Write a synthetic event log (order-dependent purchase behaviour) into the database."""
     settings = Settings()
     engine = ready_engine(settings)
+    from flows.resources import load_synthetic_events
+
     counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
 
@@ -167,6 +168,51 @@ def show_event_counts(counts: dict[str, int]) -> None:
     for event_type, n in sorted(counts.items(), key=lambda item: -item[1]):
         table.add_row(event_type, f"{n:,}")
     console.print(table)
+
+
+def show_metrics(table: dict[str, dict[str, float]]) -> None:
+    view = Table(title="holdout metrics (model vs champion vs baselines)")
+    for column in ("contender", *METRIC_COLUMNS):
+        view.add_column(column, justify="left" if column == "contender" else "right")
+    for row in metric_rows(table):
+        view.add_row(*row)
+    console.print(view)
+
+
+def show_decision(result: dict) -> None:
+    console.print(
+        f"model version {result['version_id']}: [bold]{result['status']}[/] — {result['reason']}"
+    )
+
+
+@app.command()
+@one_line_errors
+def retrain(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=AS_OF_FORMATS, help="Data cutoff (UTC); default: latest event."),
+    ] = None,
+    horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
+    cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    force_promote: Annotated[
+        bool, typer.Option(help="Make the new model champion whatever its metrics.")
+    ] = False,
+) -> None:
+    """Train a challenger, compare it with the champion and baselines, promote or reject it."""
+    from flows.retrain import retrain as retrain_flow
+
+    if cell not in (None, "gru", "lstm"):
+        raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
+    result = retrain_flow(
+        as_of=as_of,
+        horizon_days=horizon_days,
+        cell=cell,
+        epochs=epochs,
+        force_promote=force_promote,
+    )
+    show_metrics(result["table"])
+    show_decision(result)
 
 
 def show_score_summary(summary: dict) -> None:
@@ -230,6 +276,7 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
     from db.source import event_counts_by_type
     from flows.pipeline import retrain_and_score
+    from flows.resources import load_synthetic_events
 
     settings = Settings()
     engine = ready_engine(settings)
@@ -240,18 +287,15 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
         console.print("reusing the events already in the database")
     else:
         console.print(f"generating {customers:,} synthetic customers (seed {seed})")
-        counts = load_synthetic_events(engine, customers, seed)
+        from flows.resources import load_synthetic_events
+
+    counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
     result = retrain_and_score()
     retrained = result["retrain"]
     show_metrics(retrained["table"])
-    console.print(
-        f"model version {retrained['version_id']}: [bold]{retrained['status']}[/] — "
-        f"{retrained['reason']}"
-    )
+    show_decision(retrained)
     show_score_summary(result["score"])
     console.print(f"\nscores are in {safe_url(settings.database_url)}; query them with:")
     console.print(CURRENT_SCORES_SQL, highlight=False)
     console.print("model card: `propensity report`")
-
-

@@ -5,9 +5,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from db.engine import transaction
 from db.migrate import upgrade
@@ -17,13 +16,14 @@ from db.source import event_time_span, export_events
 from flows.report import metrics_markdown
 from flows.resources import events_engine, load_model, service_engine, utc_now
 from flows.settings import Settings
+from flows.tasks import compute_task, io_task
 from llm_model.model import ModelConfig, model_to_bytes
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
 from llm_model.training import Evaluation, resolve_as_of, train_and_evaluate
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
     """The data cutoff and the oldest event any snapshot needs."""
     settings = Settings()
@@ -43,7 +43,7 @@ def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
     }
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def extract_events(as_of: datetime, since: datetime, folder: str) -> str:
     settings = Settings()
     path = Path(folder) / "events.parquet"
@@ -53,7 +53,7 @@ def extract_events(as_of: datetime, since: datetime, folder: str) -> str:
     return str(path)
 
 
-@task(cache_policy=NO_CACHE)
+@compute_task
 def train_challenger(
     events_path: str, as_of: datetime, horizon_days: int, cell: str, epochs: int
 ) -> int:
@@ -102,7 +102,7 @@ def train_challenger(
     return version.id
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def promote_or_reject(version_id: int, force: bool) -> dict:
     """Apply the champion/challenger rule; the champion switches in one transaction."""
     settings = Settings()
@@ -125,7 +125,7 @@ def promote_or_reject(version_id: int, force: bool) -> dict:
     }
 
 
-@task(cache_policy=NO_CACHE)
+@compute_task
 def publish_model_card(version_id: int) -> str:
     settings = Settings()
     with transaction(service_engine(settings)) as session:

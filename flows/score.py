@@ -5,13 +5,12 @@ import threading
 from datetime import datetime, timedelta
 
 import pandas as pd
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     update_progress_artifact,
 )
-from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
@@ -36,6 +35,7 @@ from db.source import (
 from flows.report import score_markdown, score_summary
 from flows.resources import events_engine, load_model, service_engine, utc_now
 from flows.settings import Settings
+from flows.tasks import io_task
 from llm_model.model import TrainedModel
 from llm_model.training import resolve_as_of
 
@@ -55,7 +55,7 @@ def active_engine(settings: Settings):
     )
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     """Check the champion and the data, then open a `running` score run."""
     settings = Settings()
@@ -96,7 +96,7 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@io_task
 def score_partition(
     run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
 ) -> int:
@@ -125,7 +125,7 @@ def score_partition(
         return stage_scores(connection, run_id, scores)
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def publish_scores(run_id: int) -> dict:
     settings = Settings()
     with transaction(service_engine(settings)) as session:
@@ -134,7 +134,7 @@ def publish_scores(run_id: int) -> dict:
         return score_summary(connection, run_id)
 
 
-@task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@io_task
 def mark_run_failed(run_id: int, error: str) -> None:
     with transaction(service_engine(Settings())) as session:
         fail_score_run(session, run_id, error)
