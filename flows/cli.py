@@ -37,13 +37,13 @@ def one_line_errors(command: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (DataLayerError, ValueError) as error:
-            message = str(error)
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
             )
             message = f"invalid settings: {problems}"
+        except (DataLayerError, ValueError) as error:
+            message = str(error)
         except SQLAlchemyError as error:
             origin = getattr(error, "orig", None) or error
             message = f"database error: {str(origin).strip().splitlines()[0]}"
@@ -200,10 +200,10 @@ def retrain(
     ] = False,
 ) -> None:
     """Train a challenger, compare it with the champion and baselines, promote or reject it."""
-    from flows.retrain import retrain as retrain_flow
-
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
+    from flows.retrain import retrain as retrain_flow
+
     result = retrain_flow(
         as_of=as_of,
         horizon_days=horizon_days,

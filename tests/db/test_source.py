@@ -12,8 +12,8 @@ from db.source import (
     EventSource,
     active_customer_ids,
     active_customers_query,
-    partition_ranges,
     event_time_span,
+    partition_ranges,
     read_events,
     stream_events,
 )

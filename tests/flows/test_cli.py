@@ -1,0 +1,85 @@
+"""The command line as a user meets it: one-line errors, non-zero exits, no passwords."""
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+# TensorFlow writes to stderr while it loads: load it before CliRunner swaps stderr out.
+import llm_model.model  # noqa: F401
+from db.engine import make_engine
+from db.models import CustomerEvent
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def sqlite_service(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    monkeypatch.setenv("PROPENSITY_DATABASE_URL", url)
+    return url
+
+
+def test_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch):
+    monkeypatch.setenv(
+        "PROPENSITY_DATABASE_URL", "postgresql+psycopg://analyst:s3cret-pw@127.0.0.1:9/scores"
+    )
+    result = invoke("init-db")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "cannot reach database" in lines[0]
+    assert "127.0.0.1:9" in lines[0]
+    assert "s3cret-pw" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_invalid_setting_is_reported_by_name(monkeypatch):
+    monkeypatch.setenv("PROPENSITY_HORIZON_DAYS", "soon")
+    result = invoke("init-db")
+    assert result.exit_code == 1
+    assert "invalid settings: horizon_days" in result.output
+
+
+def test_import_events_reports_rejected_rows_and_imports_nothing(sqlite_service, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "customer_id,occurred_at,event_type,amount\n"
+        "c1,2026-01-01T00:00:00Z,visit,\n"
+        "c2,31/02/2026,visit,\n"
+    )
+    result = invoke("import-events", str(path))
+    assert result.exit_code == 1
+    assert "row 2: unparseable occurred_at: 31/02/2026" in result.output
+    assert "Traceback" not in result.output
+    with make_engine(sqlite_service).connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(CustomerEvent)) == 0
+
+
+def test_import_events_skip_invalid_then_reimport_adds_nothing(sqlite_service, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user,ts,kind\nc1,2026-01-01 10:00,visit\nc1,2026-01-02 10:00,purchase\n,2026-01-03,visit\n"
+    )
+    mapping = ["--customer-id-column", "user", "--occurred-at-column", "ts"]
+    mapping += ["--event-type-column", "kind", "--amount-column", ""]
+    first = invoke("import-events", str(path), *mapping, "--skip-invalid")
+    assert first.exit_code == 0, first.output
+    assert "2 events imported" in first.output
+    assert "1 rejected" in first.output
+    assert (tmp_path / "events.csv.rejected.csv").read_text().count("missing customer_id") == 1
+    second = invoke("import-events", str(path), *mapping, "--skip-invalid")
+    assert "0 events imported, 2 already present" in second.output
+
+
+def test_missing_file_and_bad_cell_are_clear(sqlite_service, tmp_path):
+    missing = invoke("import-events", str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 1
+    assert "no such file" in missing.output
+    bad_cell = invoke("retrain", "--cell", "transformer")
+    assert bad_cell.exit_code == 1
+    assert "--cell must be gru or lstm" in bad_cell.output
