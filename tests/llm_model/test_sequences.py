@@ -460,7 +460,14 @@ def test_bad_requests_and_configs_are_rejected() -> None:
             "nothing to learn",
         ),
     ],
-    ids=["one_snapshot", "stride_shorter_than_horizon", "as_of_too_early", "no_events", "oldest_cutoff_too_early", "no_target"],
+    ids=[
+        "one_snapshot",
+        "stride_shorter_than_horizon",
+        "as_of_too_early",
+        "no_events",
+        "oldest_cutoff_too_early",
+        "no_target",
+    ],
 )
 def test_training_set_rejects_what_cannot_be_learned(events, as_of, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
