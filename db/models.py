@@ -134,3 +134,14 @@ class PropensityScoreStaging(Base):
     reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)
+
+
+class ServiceLock(Base):
+    """One row per held lock: keeps two retrains (or other exclusive jobs) from overlapping."""
+
+    __tablename__ = "service_locks"
+    __table_args__ = {"comment": "Locks held by running jobs; a row exists while one runs."}
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

@@ -96,3 +96,14 @@ def reject(session: Session, version: ModelVersion, reason: str) -> None:
     version.status = "rejected"
     version.status_reason = reason
     session.flush()
+
+
+def attach_charts(session: Session, version_id: int, paths: list[str]) -> None:
+    version = session.get(ModelVersion, version_id)
+    # A new dict: JSON columns only notice reassignment, not in-place changes.
+    version.metrics = {**version.metrics, "charts": paths}
+    session.flush()
+
+
+def latest_version(session: Session) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())).first()

@@ -263,6 +263,25 @@ def score(
     run_score(as_of, partition_size)
 
 
+@app.command()
+@one_line_errors
+def report() -> None:
+    """Print the latest model card and where its charts are."""
+    from rich.markdown import Markdown
+
+    from db.registry import latest_version
+    from flows.report import metrics_markdown
+
+    settings = Settings()
+    with transaction(ready_engine(settings)) as session:
+        version = latest_version(session)
+        if version is None:
+            raise ValueError("no model trained yet: run `propensity retrain` first")
+        console.print(Markdown(metrics_markdown(version)))
+        for path in version.metrics.get("charts", []):
+            console.print(f"chart: {path}", highlight=False)
+
+
 CURRENT_SCORES_SQL = """SELECT customer_id, propensity, decile, rank, reason_1
 FROM current_propensity_scores
 WHERE decile = 1

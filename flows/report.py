@@ -1,5 +1,7 @@
 """Human-readable model cards and metric tables, shared by the flow artifacts and the CLI."""
 
+from pathlib import Path
+
 from sqlalchemy import Connection
 
 from db.models import ModelVersion
@@ -50,7 +52,18 @@ def metrics_markdown(version: ModelVersion) -> str:
 
 `model` is the calibrated challenger, `model_raw` its uncalibrated output, `champion` the
 model in production before this run; the rest are baselines on static RFM features.
+
+## Charts
+
+{chart_lines(metrics.get("charts", []))}
 """
+
+
+def chart_lines(paths: list[str]) -> str:
+    return (
+        "\n".join(f"- [{Path(path).stem}]({Path(path).resolve().as_uri()})" for path in paths)
+        or "none"
+    )
 
 
 def score_summary(connection: Connection, score_run_id: int) -> dict:

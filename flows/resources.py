@@ -1,12 +1,18 @@
 """Glue shared by the flows: engines from settings and models from the registry."""
 
-from datetime import UTC, datetime
+import functools
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+from prefect.runtime import flow_run
 from sqlalchemy import Engine
 
-from db.engine import check_reachable, make_engine, transaction
+from db.engine import check_reachable, make_engine, session_factory, transaction
 from db.event_import import event_keys, store_customers, store_events
+from db.locks import acquire_lock, release_lock
 from db.migrate import upgrade
 from db.models import ModelVersion
 from db.registry import verified_artifact
@@ -15,16 +21,37 @@ from llm_model.model import TrainedModel
 from llm_model.synthetic import generate
 
 
-def service_engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.database_url)
+@functools.lru_cache(maxsize=8)
+def reachable_engine(url: str, migrate: bool) -> Engine:
+    """One engine (and connection pool) per database per process."""
+    engine = make_engine(url)
     check_reachable(engine)
+    if migrate:
+        with engine.begin() as connection:
+            upgrade(connection)
     return engine
+
+
+def service_engine(settings: Settings) -> Engine:
+    """The database the service writes to, migrated to the current schema."""
+    return reachable_engine(settings.database_url, migrate=True)
 
 
 def events_engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.events_database_url)
-    check_reachable(engine)
-    return engine
+    return reachable_engine(settings.events_database_url, migrate=False)
+
+
+@contextmanager
+def exclusive(job: str) -> Iterator[None]:
+    """Hold the database-level lock of `job` (e.g. "retrain") for the duration of the block."""
+    settings = Settings()
+    sessions = session_factory(service_engine(settings))
+    holder = f"flow run {flow_run.get_id() or uuid.uuid4()}"
+    acquire_lock(sessions, job, holder, timedelta(hours=settings.job_stale_hours))
+    try:
+        yield
+    finally:
+        release_lock(sessions, job, holder)
 
 
 def load_model(version: ModelVersion) -> TrainedModel:

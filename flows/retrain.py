@@ -9,14 +9,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from db.engine import transaction
-from db.migrate import upgrade
 from db.models import ModelVersion
-from db.registry import current_champion, promote, register_model, reject
+from db.registry import attach_charts, current_champion, promote, register_model, reject
 from db.source import event_time_span, export_events
 from flows.report import metrics_markdown
-from flows.resources import events_engine, load_model, service_engine, utc_now
+from flows.resources import events_engine, exclusive, load_model, service_engine, utc_now
 from flows.settings import Settings
 from flows.tasks import compute_task, io_task
+from llm_model.charts import model_charts
 from llm_model.model import ModelConfig, model_to_bytes
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
@@ -27,8 +27,6 @@ from llm_model.training import Evaluation, resolve_as_of, train_and_evaluate
 def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
     """The data cutoff and the oldest event any snapshot needs."""
     settings = Settings()
-    with service_engine(settings).begin() as connection:
-        upgrade(connection)
     with events_engine(settings).connect() as connection:
         span = event_time_span(connection, settings.event_source)
     if span is None:
@@ -98,7 +96,15 @@ def train_challenger(
                 "data": result.data,
             },
         )
-    get_run_logger().info("registered model version %s", version.id)
+    charts = model_charts(
+        result.evaluation.labels,
+        result.evaluation.scores,
+        "model",
+        Path(settings.reports_dir) / f"model-{version.id}",
+    )
+    with transaction(engine) as session:
+        attach_charts(session, version.id, [str(path) for path in charts])
+    get_run_logger().info("registered model version %s; charts in %s", version.id, charts[0].parent)
     return version.id
 
 
@@ -145,15 +151,16 @@ def retrain(
 ) -> dict:
     settings = Settings()
     horizon_days = horizon_days or settings.horizon_days
-    window = resolve_training_window(as_of, horizon_days)
-    with tempfile.TemporaryDirectory() as folder:
-        events_path = extract_events(window["as_of"], window["since"], folder)
-        version_id = train_challenger(
-            events_path,
-            window["as_of"],
-            horizon_days,
-            cell or settings.cell,
-            epochs or settings.epochs,
-        )
-    decision = promote_or_reject(version_id, force_promote)
+    with exclusive("retrain"):
+        window = resolve_training_window(as_of, horizon_days)
+        with tempfile.TemporaryDirectory() as folder:
+            events_path = extract_events(window["as_of"], window["since"], folder)
+            version_id = train_challenger(
+                events_path,
+                window["as_of"],
+                horizon_days,
+                cell or settings.cell,
+                epochs or settings.epochs,
+            )
+        decision = promote_or_reject(version_id, force_promote)
     return {**decision, "card": publish_model_card(version_id)}

@@ -15,7 +15,6 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from db.engine import transaction
-from db.migrate import upgrade
 from db.models import ModelVersion
 from db.registry import require_champion
 from db.scores import (
@@ -60,8 +59,6 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     """Check the champion and the data, then open a `running` score run."""
     settings = Settings()
     engine = service_engine(settings)
-    with engine.begin() as connection:
-        upgrade(connection)
     with transaction(engine) as session:
         champion = require_champion(session)
     cached_model(
@@ -91,7 +88,7 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
             cutoff,
             champion.id,
             flow_run.get_id(),
-            timedelta(hours=settings.score_run_stale_hours),
+            timedelta(hours=settings.job_stale_hours),
         )
     return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
 

@@ -53,8 +53,11 @@ class Settings(BaseSettings):
 
     partition_size: int = Field(50_000, gt=0, description="Customers per scoring partition.")
     score_retention: int = Field(5, gt=0, description="Succeeded score runs kept (older pruned).")
-    score_run_stale_hours: float = Field(
-        6, gt=0, description="A run still 'running' after this long is considered abandoned."
+    job_stale_hours: float = Field(
+        6,
+        gt=0,
+        description="A retrain or score run still holding its lock after this long "
+        "is considered crashed, and its lock is taken over.",
     )
     reason_codes: bool = Field(True, description="Store the top 3 reasons with every score.")
     task_runner: Literal["threads", "dask"] = Field(
@@ -63,6 +66,8 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster; None starts a local one."
     )
+
+    reports_dir: str = Field("reports", description="Where model-card charts are written.")
 
     future_tolerance_minutes: int = Field(
         60, ge=0, description="Imported timestamps later than now + this are rejected."

@@ -1,7 +1,7 @@
 """Fit the recurrent model on training snapshots, calibrate it, and compare it on the
 temporal holdout with the champion and the baselines."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -82,10 +82,12 @@ def fit_model(
 @dataclass(frozen=True)
 class Evaluation:
     """Holdout metrics of every contender, keyed by name ("model", "model_raw", "champion",
-    and one per baseline)."""
+    and one per baseline); `scores` keeps the holdout predictions for charts (not stored)."""
 
     table: dict[str, dict[str, float]]
     baselines: tuple[str, ...]
+    labels: np.ndarray | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     def best_baseline(self) -> str:
         return max(self.baselines, key=lambda name: self.table[name]["roc_auc"])
@@ -104,19 +106,24 @@ def evaluate(
     """Score every contender on the same temporal holdout. The champion rebuilds the holdout
     features with its own vocabulary and sequence settings."""
     holdout = training.holdout
-    labels = holdout.labels
     raw = candidate.raw_scores(holdout.features)
-    table = {
-        "model": metrics.summary(labels, candidate.calibrator.transform(raw)),
-        "model_raw": metrics.summary(labels, np.clip(raw, 1e-6, 1 - 1e-6)),
+    scores = {
+        "model": candidate.calibrator.transform(raw),
+        "model_raw": np.clip(raw, 1e-6, 1 - 1e-6),
     }
     if champion is not None:
         champion_features = champion.features(events, holdout.features.customer_ids, holdout.cutoff)
-        table["champion"] = metrics.summary(labels, champion.propensity(champion_features))
+        scores["champion"] = champion.propensity(champion_features)
     baselines = fit_baselines(training.train, seed)
     for baseline in baselines:
-        table[baseline.name] = metrics.summary(labels, baseline.propensity(holdout.features))
-    return Evaluation(table=table, baselines=tuple(b.name for b in baselines))
+        scores[baseline.name] = baseline.propensity(holdout.features)
+    table = {name: metrics.summary(holdout.labels, score) for name, score in scores.items()}
+    return Evaluation(
+        table=table,
+        baselines=tuple(b.name for b in baselines),
+        labels=holdout.labels,
+        scores=scores,
+    )
 
 
 @dataclass(frozen=True)

@@ -142,11 +142,19 @@ def upgrade() -> None:
         sa.Column("reason_3", sa.String(96), nullable=True),
         comment="Work area of running score runs; never read by consumers.",
     )
+    op.create_table(
+        "service_locks",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(128), nullable=False),
+        sa.Column("acquired_at", Timestamp, nullable=False),
+        comment="Locks held by running jobs; a row exists while one runs.",
+    )
     op.execute(CURRENT_SCORES_VIEW)
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS current_propensity_scores")
+    op.drop_table("service_locks")
     op.drop_table("propensity_score_staging")
     op.drop_table("propensity_scores")
     op.drop_table("score_runs")
