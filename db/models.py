@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -111,7 +111,7 @@ class PropensityScore(Base):
     )
     customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
     propensity: Mapped[float] = mapped_column(
-        Float, nullable=False, comment="Calibrated probability of the target event in the horizon."
+        Double, nullable=False, comment="Calibrated probability of the target event in the horizon."
     )
     decile: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, comment="1 = best")
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="1 = best")
@@ -130,7 +130,7 @@ class PropensityScoreStaging(Base):
         ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
     )
     customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
-    propensity: Mapped[float] = mapped_column(Float, nullable=False)
+    propensity: Mapped[float] = mapped_column(Double, nullable=False)
     reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)

@@ -282,6 +282,35 @@ def report() -> None:
             console.print(f"chart: {path}", highlight=False)
 
 
+@app.command()
+@one_line_errors
+def serve(
+    start_server: Annotated[
+        bool,
+        typer.Option(help="Start a local `prefect server` when PREFECT_API_URL is not set."),
+    ] = True,
+) -> None:
+    """Serve the scheduled deployments of deployments/prefect.yaml (no work pool needed)."""
+    import prefect
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.deployments import runner_deployments
+    from flows.server import local_prefect_server
+
+    deployments = runner_deployments(Settings())
+    if PREFECT_API_URL.value():
+        prefect.serve(*deployments)
+        return
+    if not start_server:
+        raise ValueError(
+            "schedules need a Prefect server: run `prefect server start` in another terminal "
+            "and `export PREFECT_API_URL=http://127.0.0.1:4200/api`, or drop --no-start-server"
+        )
+    with local_prefect_server() as api_url:
+        console.print(f"Prefect server at {api_url.removesuffix('/api')} (UI and run history)")
+        prefect.serve(*deployments)
+
+
 CURRENT_SCORES_SQL = """SELECT customer_id, propensity, decile, rank, reason_1
 FROM current_propensity_scores
 WHERE decile = 1

@@ -1,6 +1,7 @@
 """The score flow: champion -> partitions of active customers -> staged scores -> publish."""
 
 import functools
+import sys
 import threading
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
+from rich.progress import Progress
 
 from db.engine import transaction
 from db.models import ModelVersion
@@ -32,7 +34,7 @@ from db.source import (
     read_events,
 )
 from flows.report import score_markdown, score_summary
-from flows.resources import events_engine, load_model, service_engine, utc_now
+from flows.resources import events_engine, exclusive, load_model, service_engine, utc_now
 from flows.settings import Settings
 from flows.tasks import io_task
 from llm_model.model import TrainedModel
@@ -137,22 +139,31 @@ def mark_run_failed(run_id: int, error: str) -> None:
         fail_score_run(session, run_id, error)
 
 
-@flow(name="score", log_prints=True)
-def score(as_of: datetime | None = None, partition_size: int | None = None) -> dict:
-    run = prepare_score_run(as_of, partition_size or Settings().partition_size)
+def run_partitions(run: dict) -> None:
+    """Score every partition; progress goes to a Prefect artifact and, on a terminal, a bar."""
     progress = create_progress_artifact(0.0, description=f"score run {run['run_id']}")
-    try:
-        futures = [
-            score_partition.submit(run["run_id"], run["model_version_id"], run["as_of"], low, high)
-            for low, high in run["ranges"]
-        ]
+    futures = [
+        score_partition.submit(run["run_id"], run["model_version_id"], run["as_of"], low, high)
+        for low, high in run["ranges"]
+    ]
+    with Progress(disable=not sys.stdout.isatty()) as bar:
+        partitions = bar.add_task("scoring partitions", total=len(futures))
         for done, future in enumerate(as_completed(futures), start=1):
             future.result()
             update_progress_artifact(progress, 100.0 * done / len(futures))
-        summary = publish_scores(run["run_id"])
-    except BaseException as error:
-        mark_run_failed(run["run_id"], f"{type(error).__name__}: {error}")
-        raise
+            bar.advance(partitions)
+
+
+@flow(name="score", log_prints=True)
+def score(as_of: datetime | None = None, partition_size: int | None = None) -> dict:
+    with exclusive("score"):
+        run = prepare_score_run(as_of, partition_size or Settings().partition_size)
+        try:
+            run_partitions(run)
+            summary = publish_scores(run["run_id"])
+        except BaseException as error:
+            mark_run_failed(run["run_id"], f"{type(error).__name__}: {error}")
+            raise
     create_markdown_artifact(score_markdown(summary), key="score-run", description="Score run")
     return summary
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         None, description="Scheduler of an existing Dask cluster; None starts a local one."
     )
 
+    schedules: dict[str, str] = Field(
+        default_factory=dict,
+        description='Cron overrides by deployment name, e.g. {"score": "30 6 * * *"}; '
+        "the defaults are in deployments/prefect.yaml.",
+    )
     reports_dir: str = Field("reports", description="Where model-card charts are written.")
 
     future_tolerance_minutes: int = Field(

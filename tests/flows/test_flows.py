@@ -1,12 +1,17 @@
 """Real flows under Prefect's test harness on tiny data, on every back-end."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from db.engine import session_factory
+from db.locks import LockHeld, acquire_lock
 from db.models import Customer, ModelVersion, ScoreRun
 from db.registry import NoChampion
+from flows.pipeline import retrain_and_score
 from flows.retrain import retrain
 from flows.score import score
 
@@ -72,5 +77,83 @@ def test_corrupt_champion_artifact_is_refused_before_any_write(populated):
     with populated.begin() as connection:
         connection.execute(update(ModelVersion).values(artifact=b"not a keras file"))
     with pytest.raises(Exception, match="corrupt"):
+        score()
+    assert count(populated, select(func.count()).select_from(ScoreRun)) == 0
+
+
+def test_a_second_retrain_while_one_runs_exits_clearly(populated):
+    sessions = session_factory(populated)
+    acquire_lock(sessions, "retrain", "flow run elsewhere", timedelta(hours=1))
+    with pytest.raises(LockHeld, match="another retrain is running"):
+        retrain()
+    assert count(populated, select(func.count()).select_from(ModelVersion)) == 0
+
+
+def test_parent_flow_scores_with_the_champion_even_when_retrain_fails(populated, monkeypatch):
+    first = retrain(force_promote=True)
+    monkeypatch.setenv("PROPENSITY_HORIZON_DAYS", "400")  # longer than the data: retrain fails
+    with pytest.raises(RuntimeError, match=r"retrain failed .* existing champion in score run"):
+        retrain_and_score()
+    with Session(populated) as session:
+        run = session.scalars(select(ScoreRun)).one()
+    assert (run.status, run.model_version_id) == ("succeeded", first["version_id"])
+    assert len(current_scores(populated)) == run.n_scored > 0
+
+
+def test_parent_flow_retrains_then_scores_with_whoever_is_champion(populated):
+    retrain(force_promote=True)
+    result = retrain_and_score()
+    with Session(populated) as session:
+        champion = session.scalars(
+            select(ModelVersion).where(ModelVersion.status == "champion")
+        ).one()
+    assert result["retrain"]["status"] in {"champion", "rejected"}
+    assert result["score"]["model_version_id"] == champion.id
+
+
+FAIL_STAGING = {
+    "sqlite": [
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging "
+        "BEGIN SELECT RAISE(ABORT, 'disk gone'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_staging() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'disk gone'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging "
+        "FOR EACH ROW EXECUTE FUNCTION fail_staging()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'disk gone', MYSQL_ERRNO = 1062"
+    ],
+}
+
+
+def test_a_failing_partition_write_fails_the_run_and_keeps_the_previous_scores(populated):
+    retrain(force_promote=True)
+    first = score()
+    before = current_scores(populated)
+    with populated.begin() as connection:
+        for statement in FAIL_STAGING[populated.dialect.name]:
+            connection.execute(text(statement))
+    with pytest.raises(Exception, match="disk gone"):
+        score()
+    with Session(populated) as session:
+        failed = session.scalars(select(ScoreRun).where(ScoreRun.status == "failed")).one()
+    assert "disk gone" in failed.error
+    pd.testing.assert_frame_equal(current_scores(populated), before)
+
+    with populated.begin() as connection:
+        on_table = " ON propensity_score_staging" if populated.dialect.name == "postgresql" else ""
+        connection.execute(text(f"DROP TRIGGER fail_staging{on_table}"))
+    rerun = score()
+    assert rerun["score_run_id"] > first["score_run_id"]
+    assert len(current_scores(populated)) == len(before)
+
+
+def test_a_second_score_run_while_one_runs_exits_clearly(populated):
+    retrain(force_promote=True)
+    acquire_lock(session_factory(populated), "score", "flow run elsewhere", timedelta(hours=1))
+    with pytest.raises(LockHeld, match="another score is running"):
         score()
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 0
