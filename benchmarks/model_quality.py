@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stride-days", type=int, default=30)
     parser.add_argument("--max-len", type=int, default=SequenceConfig.max_len)
     parser.add_argument("--lookback-days", type=int, default=SequenceConfig.lookback_days)
+    parser.add_argument(
+        "--windows-days",
+        type=lambda text: tuple(int(w) for w in text.split(",")),
+        default=SequenceConfig.windows_days,
+        help="static count windows, e.g. 7,30,90",
+    )
     parser.add_argument("--cells", default="gru,lstm", help="comma-separated: gru,lstm")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--units", type=int, default=defaults.units)
@@ -81,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     events, as_of = load_events(args)
     sequence_config = SequenceConfig(
-        max_len=args.max_len, horizon_days=args.horizon_days, lookback_days=args.lookback_days
+        max_len=args.max_len,
+        horizon_days=args.horizon_days,
+        windows_days=args.windows_days,
+        lookback_days=args.lookback_days,
     )
     started = time.perf_counter()
     training = build_training_set(events, as_of, sequence_config, args.snapshots, args.stride_days)
@@ -115,7 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in evaluation.baselines:
         rows[name] = evaluation.table[name]
 
-    print(f"\n{'model':<12}" + "".join(f"{c:>16}" for c in COLUMNS) + "  training")
+    print(
+        f"\n{'model':<12}"
+        + "".join(f"{c:>16}" for c in COLUMNS)
+        + "  training: time, epochs, rows x epochs / s"
+    )
     for name, row in rows.items():
         values = "".join(f"{row[c]:>16.4f}" for c in COLUMNS)
         print(f"{name:<12}{values}  {timing.get(name, '')}")

@@ -1,5 +1,6 @@
 """The retrain flow: extract -> build training set -> train -> evaluate -> register -> promote."""
 
+import sys
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -76,6 +77,8 @@ def train_challenger(
         settings.n_snapshots,
         settings.stride_days(horizon_days),
         champion,
+        # A live progress bar on a terminal; one line per epoch in logs.
+        verbose="auto" if sys.stdout.isatty() else 2,
     )
     with transaction(engine) as session:
         version = register_model(

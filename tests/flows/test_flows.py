@@ -13,7 +13,8 @@ from db.models import Customer, ModelVersion, ScoreRun
 from db.registry import NoChampion
 from flows.pipeline import retrain_and_score
 from flows.retrain import retrain
-from flows.score import score
+from flows.score import configured_score_flow, score
+from flows.settings import Settings
 
 
 def current_scores(engine) -> pd.DataFrame:
@@ -157,3 +158,16 @@ def test_a_second_score_run_while_one_runs_exits_clearly(populated):
     with pytest.raises(LockHeld, match="another score is running"):
         score()
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 0
+
+
+def test_dask_task_runner_gives_the_same_scores_as_threads(populated, monkeypatch):
+    retrain(force_promote=True)
+    score()
+    on_threads = current_scores(populated)
+    monkeypatch.setenv("PROPENSITY_TASK_RUNNER", "dask")
+    summary = configured_score_flow(Settings())()
+    on_dask = current_scores(populated)
+    assert summary["n_scored"] == len(on_threads)
+    pd.testing.assert_frame_equal(
+        on_dask.drop(columns=["scored_at"]), on_threads.drop(columns=["scored_at"])
+    )
