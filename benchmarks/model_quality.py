@@ -15,7 +15,6 @@ from dataclasses import replace
 
 import pandas as pd
 
-import llm_model  # noqa: F401  (quietens TensorFlow before it is imported)
 from db.engine import make_engine
 from db.source import EventSource, event_time_span, read_events
 from llm_model.model import ModelConfig
@@ -52,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     args = parser.parse_args(argv)
+    args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if not args.cells or not set(args.cells) <= {"gru", "lstm"}:
+        parser.error(f"--cells must name gru and/or lstm, got {args.cells}")
     args.stride_days = max(args.stride_days, args.horizon_days)
     return args
 
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: dict[str, dict[str, float]] = {}
     timing: dict[str, str] = {}
     evaluation: Evaluation | None = None
-    for cell in [c.strip() for c in args.cells.split(",") if c.strip()]:
+    for cell in args.cells:
         started = time.perf_counter()
         trained, _ = fit_model(training, replace(config, cell=cell), sequence_config, verbose=0)
         seconds = time.perf_counter() - started
@@ -119,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         timing[cell] = f"{seconds:.1f}s, {epochs} epochs, {n_train * epochs / seconds:,.0f} rows/s"
         evaluation = evaluate(trained, training, events, seed=config.seed)
         rows.update(table_rows(evaluation, cell))
-    if evaluation is None:
-        raise SystemExit("--cells names no cell")
+    assert evaluation is not None  # parse_args requires at least one cell
     for name in evaluation.baselines:
         rows[name] = evaluation.table[name]
 
@@ -134,10 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<12}{values}  {timing.get(name, '')}")
     best = evaluation.best_baseline()
     best_auc = evaluation.table[best]["roc_auc"]
+    print()
     for cell in timing:
         delta = rows[cell]["roc_auc"] - best_auc
-        print(f"\n{cell} - best baseline ({best}) AUC delta: {delta:+.4f}", end="")
-    print()
+        print(f"{cell} - best baseline ({best}) AUC delta: {delta:+.4f}")
 
 
 if __name__ == "__main__":

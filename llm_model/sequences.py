@@ -38,7 +38,7 @@ class SequenceConfig:
     max_len: int = 50
     target_event: str = "purchase"
     horizon_days: int = 30
-    windows_days: tuple[int, ...] = (7, 30, 90)
+    windows_days: tuple[int, ...] = (7, 30, 90, 365)
     lookback_days: int | None = 365
 
     def __post_init__(self) -> None:
