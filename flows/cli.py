@@ -322,6 +322,7 @@ LIMIT 20;"""
 @one_line_errors
 def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
+    from db.registry import current_champion
     from db.source import event_counts_by_type
     from flows.pipeline import retrain_and_score
     from flows.resources import load_synthetic_events
@@ -339,7 +340,14 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
 
     counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
-    result = retrain_and_score()
+    with transaction(engine) as session:
+        bootstrap = current_champion(session) is None
+    if bootstrap:
+        console.print(
+            "no champion yet: the demo promotes its first model whatever the comparison says, "
+            "so that there is something to score (`propensity retrain` always applies the rule)"
+        )
+    result = retrain_and_score(force_promote=bootstrap)
     retrained = result["retrain"]
     show_metrics(retrained["table"])
     show_decision(retrained)

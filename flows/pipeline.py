@@ -9,10 +9,10 @@ from flows.score import score
 
 
 @flow(name="retrain-and-score", log_prints=True)
-def retrain_and_score(as_of: datetime | None = None) -> dict:
+def retrain_and_score(as_of: datetime | None = None, force_promote: bool = False) -> dict:
     """A rejected challenger leaves the old champion scoring; a failed retrain still scores
     with the existing champion, then fails this run so the failure is seen."""
-    retrained = retrain(as_of=as_of, return_state=True)
+    retrained = retrain(as_of=as_of, force_promote=force_promote, return_state=True)
     scored = score(as_of=as_of)
     if retrained.is_failed():
         raise RuntimeError(
