@@ -12,9 +12,10 @@ TINY_SERVICE = {
 
 
 @pytest.fixture
-def service(engine, database_url, monkeypatch, prefect_harness):
+def service(engine, database_url, monkeypatch, prefect_harness, tmp_path):
     """A migrated database that the flows' settings point at, with a tiny model config."""
     monkeypatch.setenv("PROPENSITY_DATABASE_URL", database_url)
+    monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
     for name, value in TINY_SERVICE.items():
         monkeypatch.setenv(name, value)
     return engine

@@ -1,6 +1,7 @@
 """Real flows under Prefect's test harness on tiny data, on every back-end."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -45,6 +46,16 @@ def test_retrain_registers_a_model_with_every_contender_on_the_holdout(populated
     assert 0.0 <= version.metrics["table"]["model"]["roc_auc"] <= 1.0
     assert version.metrics["data"]["n_holdout"] > 0
     assert "Holdout metrics" in result["card"]
+    charts = [Path(path) for path in version.metrics["charts"]]
+    assert [chart.name for chart in charts] == [
+        "gains.png",
+        "calibration.png",
+        "score_histogram.png",
+    ]
+    for chart in charts:
+        assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert chart.stat().st_size > 5_000
+        assert chart.name in result["card"]
 
 
 def test_score_publishes_one_row_per_active_customer_and_reruns_idempotently(populated):
