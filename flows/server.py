@@ -39,6 +39,9 @@ def local_prefect_server(log_path: Path = Path("prefect-server.log")) -> Iterato
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PREFECT_API_URL": ""},
+            # Its own session: Ctrl+C reaches the runner first, which pauses the deployments
+            # on the server before the server is stopped below.
+            start_new_session=True,
         )
     try:
         wait_until_healthy(api_url, process)
