@@ -102,9 +102,8 @@ class ScoreRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-class PropensityScore(Base):
-    __tablename__ = "propensity_scores"
-    __table_args__ = {"comment": "Scores of every run; read current_propensity_scores instead."}
+class ScoreColumns:
+    """Columns shared by published and staged scores."""
 
     score_run_id: Mapped[int] = mapped_column(
         ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
@@ -113,27 +112,24 @@ class PropensityScore(Base):
     propensity: Mapped[float] = mapped_column(
         Double, nullable=False, comment="Calibrated probability of the target event in the horizon."
     )
-    decile: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, comment="1 = best")
-    rank: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="1 = best")
     reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)
 
 
-class PropensityScoreStaging(Base):
+class PropensityScore(ScoreColumns, Base):
+    __tablename__ = "propensity_scores"
+    __table_args__ = {"comment": "Scores of every run; read current_propensity_scores instead."}
+
+    decile: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, comment="1 = best")
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="1 = best")
+
+
+class PropensityScoreStaging(ScoreColumns, Base):
     """Unranked scores of a running run; ranked into propensity_scores when it is published."""
 
     __tablename__ = "propensity_score_staging"
     __table_args__ = {"comment": "Work area of running score runs; never read by consumers."}
-
-    score_run_id: Mapped[int] = mapped_column(
-        ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
-    )
-    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
-    propensity: Mapped[float] = mapped_column(Double, nullable=False)
-    reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
-    reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
-    reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)
 
 
 class ServiceLock(Base):

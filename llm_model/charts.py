@@ -17,36 +17,48 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def gains_chart(labels: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+def curves_chart(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    reference: str,
+    labels: dict[str, str],
+    path: Path,
+    marker: str | None = None,
+) -> Path:
+    """One line per contender plus the diagonal as `reference` (random, perfect)."""
     figure = Figure(figsize=(6, 4.5))
     axes = figure.subplots()
-    for name, score in scores.items():
-        curve = metrics.gains_curve(labels, score)
-        axes.plot(curve["share_contacted"], curve["share_captured"], label=name)
-    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
-    axes.set(
-        xlabel="share of customers contacted (best first)",
-        ylabel="share of conversions captured",
-        title="Cumulative gains on the holdout",
-    )
-    axes.legend(loc="lower right")
+    for name, (x, y) in curves.items():
+        axes.plot(x, y, marker=marker, label=name)
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label=reference)
+    axes.set(**labels)
+    axes.legend(loc="best")
     return _save(figure, path)
+
+
+def gains_chart(labels: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    curves = {}
+    for name, score in scores.items():
+        gains = metrics.gains_curve(labels, score)
+        curves[name] = (gains["share_contacted"], gains["share_captured"])
+    titles = {
+        "xlabel": "share of customers contacted (best first)",
+        "ylabel": "share of conversions captured",
+        "title": "Cumulative gains on the holdout",
+    }
+    return curves_chart(curves, "random", titles, path)
 
 
 def calibration_chart(labels: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
-    figure = Figure(figsize=(6, 4.5))
-    axes = figure.subplots()
+    curves = {}
     for name, score in scores.items():
-        curve = metrics.calibration_curve(labels, score)
-        axes.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label=name)
-    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
-    axes.set(
-        xlabel="predicted propensity",
-        ylabel="observed conversion rate",
-        title="Reliability on the holdout",
-    )
-    axes.legend(loc="upper left")
-    return _save(figure, path)
+        reliability = metrics.calibration_curve(labels, score)
+        curves[name] = (reliability["mean_predicted"], reliability["observed_rate"])
+    titles = {
+        "xlabel": "predicted propensity",
+        "ylabel": "observed conversion rate",
+        "title": "Reliability on the holdout",
+    }
+    return curves_chart(curves, "perfect", titles, path, marker="o")
 
 
 def histogram_chart(score: np.ndarray, path: Path) -> Path:

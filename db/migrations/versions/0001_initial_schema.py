@@ -136,7 +136,12 @@ def upgrade() -> None:
             primary_key=True,
         ),
         sa.Column("customer_id", sa.String(64), primary_key=True),
-        sa.Column("propensity", sa.Double(), nullable=False),
+        sa.Column(
+            "propensity",
+            sa.Double(),
+            nullable=False,
+            comment="Calibrated probability of the target event in the horizon.",
+        ),
         sa.Column("reason_1", sa.String(96), nullable=True),
         sa.Column("reason_2", sa.String(96), nullable=True),
         sa.Column("reason_3", sa.String(96), nullable=True),
