@@ -130,3 +130,26 @@ def test_as_of_outside_the_data_is_refused(requested, message):
     with pytest.raises(ValueError, match=message):
         resolve_as_of(pd.Timestamp(requested), first, last, now)
     assert resolve_as_of(None, first, last, now) == last
+
+
+def test_a_purchases_only_log_with_one_time_buyers_trains(events):
+    purchases = events[events["event_type"] == "purchase"]
+    one_time = purchases.groupby("customer_id").size().eq(1).sum()
+    assert one_time > 0
+    result = train_and_evaluate(
+        purchases, purchases["occurred_at"].max(), SEQUENCE, TINY, n_snapshots=3, stride_days=30
+    )
+    assert result.data["vocabulary"] == ["purchase"]
+    assert 0.0 <= result.evaluation.table["model"]["roc_auc"] <= 1.0
+
+
+def test_a_horizon_longer_than_the_data_is_refused(events):
+    with pytest.raises(ValueError, match="no events at or before"):
+        train_and_evaluate(
+            events,
+            events["occurred_at"].max(),
+            SequenceConfig(max_len=12, horizon_days=400),
+            TINY,
+            n_snapshots=3,
+            stride_days=400,
+        )
