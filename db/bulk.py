@@ -1,9 +1,12 @@
 """Dialect-aware bulk writes: multi-row inserts that skip rows whose key already exists."""
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -49,6 +52,48 @@ def _copy_csv(connection: Connection, table: Table, frame: pd.DataFrame) -> None
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor.copy(statement) as copy:
-            copy.write(frame.to_csv(index=False, header=False))
+            for block in _csv_blocks(frame):
+                copy.write(block)
     finally:
         cursor.close()
+
+
+# Column kinds whose Arrow CSV text PostgreSQL reads back exactly: strings are quoted (so ''
+# and NULL stay distinct), doubles are written shortest-exact, timestamps as ISO text.
+ARROW_CSV_KINDS = "biufMO"
+
+
+def _csv_blocks(frame: pd.DataFrame, rows: int = 500_000):
+    """The frame as CSV in blocks of rows: Arrow's writer (about 10x pandas' to_csv) where
+    every column is of a kind it writes exactly, else pandas."""
+    plain = all(
+        dtype.kind in ARROW_CSV_KINDS and getattr(dtype, "tz", None) is None
+        for dtype in frame.dtypes
+    )
+    for start in range(0, len(frame), rows):
+        part = frame.iloc[start : start + rows]
+        if plain:
+            try:
+                table = pa.Table.from_pandas(part, preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError):
+                plain = False  # e.g. mixed values in an object column
+            else:
+                if all(_arrow_writes_exactly(field.type) for field in table.schema):
+                    sink = io.BytesIO()
+                    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+                    yield sink.getvalue()
+                    continue
+                plain = False
+        yield part.to_csv(index=False, header=False)
+
+
+def _arrow_writes_exactly(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_null(kind)
+        or (pa.types.is_timestamp(kind) and kind.tz is None)
+    )

@@ -4,6 +4,7 @@ Identifiers from settings are validated, looked up by reflection and quoted by S
 no SQL is built from strings.
 """
 
+import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,13 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import (
     Column,
     Connection,
+    DateTime,
     Float,
     MetaData,
     Select,
+    String,
     Table,
     and_,
     cast,
@@ -147,6 +151,12 @@ def stream_events(
 ) -> Iterator[pd.DataFrame]:
     """Yield event frames of at most chunk_rows rows, read through a server-side cursor."""
     query = events_query(resolve_columns(connection, source), cutoff, since, customer_range)
+    yield from _stream_frames(connection, query, chunk_rows)
+
+
+def _stream_frames(
+    connection: Connection, query: Select, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
     for rows in result.partitions():
         yield events_frame(rows)
@@ -183,12 +193,126 @@ def read_events(
     since: datetime | None = None,
     customer_range: CustomerRange | None = None,
 ) -> pd.DataFrame:
-    chunks = list(stream_events(connection, source, cutoff, since, customer_range))
+    """All matching events in one frame (what concatenating stream_events would give).
+
+    On PostgreSQL and on SQLite (own table) the rows skip SQLAlchemy's per-row processing:
+    PostgreSQL sends them as CSV through COPY TO STDOUT, parsed by pyarrow; SQLite's raw
+    cursor is read in chunks into arrow arrays. Anything these readers cannot parse exactly
+    falls back to the generic path.
+    """
+    columns = resolve_columns(connection, source)
+    query = events_query(columns, cutoff, since, customer_range)
+    fast_reader = _fast_reader(connection, source, columns)
+    if fast_reader is not None:
+        try:
+            return fast_reader(connection, query)
+        except (pa.ArrowException, ValueError, TypeError):
+            pass  # values the fast parsers do not read exactly: read them row by row
+    chunks = list(_stream_frames(connection, query, 100_000))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
 
 
+ARROW_TYPES = {
+    "customer_id": pa.string(),
+    "event_type": pa.string(),
+    "occurred_at": pa.timestamp("us"),
+    "amount": pa.float64(),
+}
+
+
+def _fast_reader(connection: Connection, source: EventSource, columns: EventColumns):
+    """The bulk reader for this database and source, or None for the generic path."""
+    if connection.dialect.name == "sqlite" and source.is_own:
+        return _read_sqlite_cursor
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        # Text output of these types parses back to exactly what psycopg would return.
+        occurred_at = columns.occurred_at.type
+        plain = (
+            isinstance(columns.customer_id.type, String)
+            and isinstance(columns.event_type.type, String)
+            and isinstance(occurred_at, DateTime)
+            and not occurred_at.timezone
+        )
+        return _read_postgresql_copy if plain else None
+    return None
+
+
+def _arrow_frame(table: pa.Table) -> pd.DataFrame:
+    return events_frame_types(table.to_pandas())
+
+
+def _read_postgresql_copy(connection: Connection, query: Select) -> pd.DataFrame:
+    """COPY (query) TO STDOUT as CSV; every value quoted so NULL and '' stay distinct."""
+    compiled = query.compile(dialect=connection.dialect)
+    statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
+    buffer = io.BytesIO()
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        # psycopg binds the parameters client-side for COPY, quoting them itself.
+        with cursor.copy(statement, compiled.construct_params()) as copy:
+            for block in copy:
+                buffer.write(block)
+    finally:
+        cursor.close()
+    if buffer.tell() == 0:
+        return events_frame([])
+    buffer.seek(0)
+    table = pa_csv.read_csv(
+        buffer,
+        read_options=pa_csv.ReadOptions(column_names=list(EVENT_COLUMNS)),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=ARROW_TYPES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    del buffer
+    return _arrow_frame(table)
+
+
+def _read_sqlite_cursor(
+    connection: Connection, query: Select, chunk_rows: int = 100_000
+) -> pd.DataFrame:
+    """The raw cursor's tuples go column-wise into arrow, a chunk at a time.
+
+    Parameters go through the column types' own bind processors, as SQLAlchemy would send
+    them; the cursor is a fresh one, untouched by the connection's execution options.
+    """
+    dialect = connection.dialect
+    compiled = query.compile(dialect=dialect)
+    params = compiled.construct_params()
+    values = []
+    for name in compiled.positiontup or ():
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values.append(process(params[name]) if process else params[name])
+    cursor = connection.connection.cursor()
+    batches = []
+    try:
+        cursor.execute(str(compiled), values)
+        while rows := cursor.fetchmany(chunk_rows):
+            arrays = [pa.array([row[i] for row in rows]) for i in range(len(EVENT_COLUMNS))]
+            batches.append(
+                pa.table(
+                    [
+                        array.cast(ARROW_TYPES[name])
+                        for name, array in zip(EVENT_COLUMNS, arrays, strict=True)
+                    ],
+                    names=list(EVENT_COLUMNS),
+                )
+            )
+    finally:
+        cursor.close()
+    if not batches:
+        return events_frame([])
+    return _arrow_frame(pa.concat_tables(batches))
+
+
 def events_frame(rows: Sequence) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS))
+    return events_frame_types(pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS)))
+
+
+def events_frame_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(
         {
             "customer_id": "str",

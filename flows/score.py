@@ -95,8 +95,23 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
 
 
+@functools.cache
+def partitions_in_memory() -> threading.BoundedSemaphore:
+    """Partitions that hold their data at once, per process: one predicting while the next
+    reads and builds its features. Prefect's thread pool would otherwise start every
+    partition together, and memory would grow with the number of customers."""
+    return threading.BoundedSemaphore(2)
+
+
 @io_task
 def score_partition(
+    run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
+) -> int:
+    with partitions_in_memory():
+        return _score_partition(run_id, version_id, as_of, low, high)
+
+
+def _score_partition(
     run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
 ) -> int:
     settings = Settings()

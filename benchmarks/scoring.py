@@ -1,0 +1,441 @@
+"""Scoring speed and memory: the real score flow against model-only inference.
+
+    python benchmarks/scoring.py                                  # 100k and 400k customers
+    python benchmarks/scoring.py --sizes 20000,80000 --backends postgresql --no-reasons
+    python benchmarks/scoring.py --sizes 1000000 --backends postgresql
+
+Synthetic customers are generated in blocks (so memory stays bounded) and loaded with
+db.bulk.bulk_insert (COPY on PostgreSQL) into a SQLite file in a temporary folder and into a
+fresh database on the PostgreSQL server (--postgres-url; trust auth, dropped at the end). The
+sizes are nested: the larger population extends the smaller one. A small champion is trained
+once on a subset, registered and promoted in each database as the retrain flow would do.
+
+Each measurement runs in a fresh subprocess, so its peak RSS is its own:
+  e2e         the score flow (Prefect, local ephemeral server, started beforehand):
+              read events -> sequences -> inference -> staged write -> publish;
+  model-only  TrainedModel.scores on the same features, already in memory, partition by
+              partition (same reason-code setting);
+  ratio       e2e / model-only throughput; peak RSS is the flow's, read before the
+              model-only step builds its features.
+"""
+
+import argparse
+import functools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, make_url, text
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import llm_model  # noqa: E402,F401  (quietens TensorFlow before it is imported)
+from db.bulk import bulk_insert  # noqa: E402
+from db.engine import make_engine, transaction  # noqa: E402
+from db.migrate import upgrade  # noqa: E402
+from db.models import Customer, CustomerEvent  # noqa: E402
+from db.registry import promote, register_model  # noqa: E402
+from llm_model.synthetic import generate  # noqa: E402
+
+BLOCK = 50_000  # customers generated and loaded at a time
+ID_WIDTH = 8
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default="100000,400000",
+        help="comma-separated customer counts, smallest first (default: 100000,400000)",
+    )
+    parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
+    parser.add_argument(
+        "--reasons",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score with reason codes (PROPENSITY_REASON_CODES)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="server to create the benchmark database on",
+    )
+    parser.add_argument("--partition-size", type=int, default=50_000)
+    parser.add_argument("--train-customers", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # database URL of a scoring run
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------
+# Data
+
+
+def block_data(index: int, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers and events of block `index`, ids offset so blocks never collide."""
+    data = generate(n, seed=seed + index)
+    offset = index * BLOCK
+
+    def renumber(ids: pd.Series) -> pd.Series:
+        number = ids.str.slice(1).astype("int64") + offset
+        return number.astype("str").str.zfill(ID_WIDTH).radd("C")
+
+    customers = data.customers.assign(customer_id=renumber(data.customers["customer_id"]))
+    events = data.events.assign(customer_id=renumber(data.events["customer_id"]))
+    return customers, events
+
+
+@functools.lru_cache(maxsize=1)
+def cached_block(index: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return block_data(index, BLOCK, seed)
+
+
+def block_slice(index: int, skip: int, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers skip..skip+n of block `index` (a block's prefix is the same for any size)."""
+    customers, events = cached_block(index, seed)
+    wanted = customers["customer_id"].iloc[skip : skip + n]
+    return customers.iloc[skip : skip + n], events[events["customer_id"].isin(wanted)]
+
+
+def load_block(engine, customers: pd.DataFrame, events: pd.DataFrame, first_event: int) -> None:
+    event_ids = pd.Series(np.arange(first_event, first_event + len(events)), index=events.index)
+    events = events.assign(event_id=event_ids.astype("str").str.zfill(12).radd("E"))
+    with engine.begin() as connection:
+        bulk_insert(connection, Customer.__table__, customers)
+        bulk_insert(
+            connection,
+            CustomerEvent.__table__,
+            events[["event_id", "customer_id", "event_type", "occurred_at", "amount"]],
+        )
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    loaded_customers: int = 0
+    loaded_events: int = 0
+
+
+def create_databases(args: argparse.Namespace, folder: Path) -> list[Database]:
+    databases = []
+    for backend in args.backends.split(","):
+        backend = backend.strip()
+        if backend == "sqlite":
+            url = f"sqlite:///{folder / 'scoring.db'}"
+        elif backend == "postgresql":
+            name = f"propensity_bench_{uuid.uuid4().hex[:8]}"
+            with admin_engine(args).connect() as connection:
+                connection.execute(text(f"CREATE DATABASE {name}"))
+            url = make_url(args.postgres_url).set(database=name).render_as_string(False)
+        else:
+            raise SystemExit(f"unknown backend {backend!r} (sqlite, postgresql)")
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            upgrade(connection)
+        engine.dispose()
+        databases.append(Database(backend, url))
+    return databases
+
+
+def admin_engine(args: argparse.Namespace):
+    return create_engine(make_url(args.postgres_url), isolation_level="AUTOCOMMIT")
+
+
+def drop_databases(args: argparse.Namespace, databases: list[Database]) -> None:
+    for database in databases:
+        if database.backend == "postgresql":
+            name = make_url(database.url).database
+            with admin_engine(args).connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def grow(databases: list[Database], size: int, seed: int) -> None:
+    """Load blocks until every database holds `size` customers."""
+    engines = {database.url: make_engine(database.url) for database in databases}
+    # Secondary indexes are built once after the load, not maintained row by row.
+    indexes = CustomerEvent.__table__.indexes
+    for engine in engines.values():
+        with engine.begin() as connection:
+            for index in indexes:
+                index.drop(connection)
+    position = databases[0].loaded_customers
+    while position < size:
+        index, skip = divmod(position, BLOCK)
+        n = min(BLOCK - skip, size - position)
+        customers, events = block_slice(index, skip, n, seed)
+        position += n
+        for database in databases:
+            started = time.perf_counter()
+            load_block(engines[database.url], customers, events, database.loaded_events)
+            database.loaded_customers += n
+            database.loaded_events += len(events)
+            print(
+                f"  {database.backend}: loaded {database.loaded_customers:,} customers, "
+                f"{database.loaded_events:,} events (+{time.perf_counter() - started:.1f}s)",
+                flush=True,
+            )
+    for engine in engines.values():
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            for index in indexes:
+                index.create(connection)
+        print(f"  {engine.dialect.name}: indexed in {time.perf_counter() - started:.1f}s")
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(text("VACUUM ANALYZE"))
+        else:
+            with engine.begin() as c:
+                c.execute(text("ANALYZE"))
+        engine.dispose()
+
+
+# ----------------------------------------------------------------------------------------
+# Champion
+
+
+def train_champion(args: argparse.Namespace) -> dict:
+    """Train once on a subset; what register_model needs, as the retrain flow stores it."""
+    from flows.settings import Settings
+    from llm_model.model import ModelConfig, model_to_bytes
+    from llm_model.sequences import SequenceConfig
+    from llm_model.training import train_and_evaluate
+
+    settings = Settings(_env_file=None)
+    _, events = block_data(0, min(args.train_customers, BLOCK), args.seed)
+    as_of = pd.Timestamp(events["occurred_at"].max())
+    stride = settings.stride_days(settings.horizon_days)
+    result = train_and_evaluate(
+        events,
+        as_of,
+        SequenceConfig(
+            max_len=settings.max_len,
+            target_event=settings.target_event,
+            horizon_days=settings.horizon_days,
+            lookback_days=settings.lookback_days,
+        ),
+        ModelConfig(cell=settings.cell, units=settings.units, epochs=args.epochs, seed=args.seed),
+        settings.n_snapshots,
+        stride,
+        verbose=0,
+    )
+    return {
+        "artifact": model_to_bytes(result.trained.network),
+        "trained_as_of": as_of.to_pydatetime(),
+        "horizon_days": settings.horizon_days,
+        "cell": settings.cell,
+        "config": {
+            "sidecar": result.trained.sidecar(),
+            "n_snapshots": settings.n_snapshots,
+            "snapshot_stride_days": stride,
+        },
+        "metrics": {**result.evaluation.to_dict(), "data": result.data},
+    }
+
+
+def register_champion(database: Database, champion: dict) -> None:
+    engine = make_engine(database.url)
+    with transaction(engine) as session:
+        version = register_model(session, **champion)
+        promote(session, version, "benchmark champion")
+    engine.dispose()
+
+
+# ----------------------------------------------------------------------------------------
+# One measurement (child process)
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image, in MB.
+
+    Linux folds the parent's peak into ru_maxrss across fork + exec (even with vfork), so a
+    child of this big benchmark process would report the parent's size: VmHWM of the process's
+    own memory map is read instead where there is one.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(url: str) -> dict:
+    """Run in a fresh process with PROPENSITY_DATABASE_URL=url."""
+    from prefect import flow
+    from sqlalchemy import select
+
+    from db.models import ScoreRun
+    from db.source import active_customer_ids, active_customers_query, read_events
+    from flows.resources import events_engine, service_engine
+    from flows.score import active_engine, cached_model, score
+    from flows.settings import Settings
+
+    @flow(name="warm-up")
+    def warm_up() -> None:
+        pass
+
+    warm_up()  # starts Prefect's ephemeral server outside the timed part
+    settings = Settings()
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    summary = score()
+    e2e_seconds = time.perf_counter() - started
+    rss_flow = peak_rss_mb()
+
+    with service_engine(settings).connect() as connection:
+        run = connection.execute(
+            select(ScoreRun.model_version_id, ScoreRun.as_of, ScoreRun.n_scored).where(
+                ScoreRun.id == summary["score_run_id"]
+            )
+        ).one()
+    model, _ = cached_model(settings.database_url, run.model_version_id)
+    as_of = run.as_of
+    # The flow's own partitions, rebuilt in memory: the same features the flow scored.
+    from db.source import partition_ranges
+
+    with active_engine(settings).connect() as connection:
+        active = active_customers_query(
+            connection,
+            settings.event_source,
+            settings.active_rule,
+            as_of,
+            settings.active_within_days,
+        )
+        ranges = partition_ranges(connection, active, settings.partition_size)
+        ids = [active_customer_ids(connection, active, r) for r in ranges]
+    since = as_of - pd.Timedelta(days=model.sequence_config.lookback_days)
+    features = []
+    with events_engine(settings).connect() as connection:
+        for customer_range, customer_ids in zip(ranges, ids, strict=True):
+            events = read_events(connection, settings.event_source, as_of, since, customer_range)
+            features.append(model.features(events, customer_ids, pd.Timestamp(as_of)))
+            del events
+
+    def model_only(with_reasons: bool) -> float:
+        model.scores(features[0].take(np.arange(min(len(features[0]), 4096))), with_reasons)
+        started = time.perf_counter()
+        for part in features:
+            model.scores(part, with_reasons=with_reasons)
+        return time.perf_counter() - started
+
+    reasons = settings.reason_codes
+    n = sum(len(part) for part in features)
+    return {
+        "customers": int(run.n_scored),
+        "featured": n,
+        "e2e_s": e2e_seconds,
+        "model_s": model_only(reasons),
+        "model_other_s": model_only(not reasons),
+        "rss_start_mb": rss_before,
+        "rss_mb": rss_flow,
+    }
+
+
+def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) -> dict:
+    env = {
+        **os.environ,
+        "PROPENSITY_DATABASE_URL": database.url,
+        "PROPENSITY_REASON_CODES": "true" if args.reasons else "false",
+        "PROPENSITY_PARTITION_SIZE": str(args.partition_size),
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    env.pop("PROPENSITY_SOURCE_DATABASE_URL", None)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", database.url],
+        env=env,
+        cwd=prefect_home,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-8000:])
+        raise SystemExit(f"scoring on {database.backend} failed (exit {completed.returncode})")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+# ----------------------------------------------------------------------------------------
+# Report
+
+
+def report(rows: list[dict], reasons: bool) -> None:
+    other = "without" if reasons else "with"
+    header = (
+        f"{'backend':<11}{'customers':>11}{'e2e cust/s':>12}{'model cust/s':>14}{'ratio':>8}"
+        f"{'peak RSS MB':>13}{'RSS growth':>12}{f'model {other} reasons':>26}{'load':>6}"
+    )
+    print(f"\nreason codes: {'on' if reasons else 'off'}")
+    print(header)
+    print("-" * len(header))
+    smallest: dict[str, float] = {}
+    for row in rows:
+        e2e = row["customers"] / row["e2e_s"]
+        model = row["featured"] / row["model_s"]
+        other_rate = row["featured"] / row["model_other_s"]
+        base = smallest.setdefault(row["backend"], row["rss_mb"])
+        growth = "" if base == row["rss_mb"] else f"{100 * (row['rss_mb'] / base - 1):+.1f}%"
+        print(
+            f"{row['backend']:<11}{row['customers']:>11,}{e2e:>12,.0f}{model:>14,.0f}"
+            f"{e2e / model:>8.2f}{row['rss_mb']:>13,.0f}{growth:>12}{other_rate:>26,.0f}"
+            f"{row['load']:>6.1f}"
+        )
+    print(
+        "\ne2e: the score flow (read, sequences, inference, staged write, publish); model: "
+        "TrainedModel.scores on the same features in memory; RSS growth: from the smallest size; "
+        "load: 1-minute load average when the run started."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(measure(args.child)), flush=True)
+        return
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    folder = Path(tempfile.mkdtemp(prefix="propensity-bench-"))
+    databases: list[Database] = []
+    rows = []
+    try:
+        databases = create_databases(args, folder)
+        started = time.perf_counter()
+        champion = train_champion(args)
+        print(f"champion trained in {time.perf_counter() - started:.1f}s", flush=True)
+        for database in databases:
+            register_champion(database, champion)
+        for size in sizes:
+            print(f"loading {size:,} customers", flush=True)
+            grow(databases, size, args.seed)
+            for database in databases:
+                load = os.getloadavg()[0]
+                result = run_child(database, args, folder)
+                rows.append({"backend": database.backend, "load": load, **result})
+                print(
+                    f"  {database.backend} {result['customers']:,}: e2e {result['e2e_s']:.1f}s, "
+                    f"model-only {result['model_s']:.1f}s, peak RSS {result['rss_mb']:,.0f} MB",
+                    flush=True,
+                )
+    finally:
+        drop_databases(args, databases)
+        shutil.rmtree(folder, ignore_errors=True)
+    report(sorted(rows, key=lambda r: (r["backend"], r["customers"])), args.reasons)
+
+
+if __name__ == "__main__":
+    main()
