@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from llm_model.attribution import scores_with_reasons
+from llm_model.attribution import INFERENCE_BATCH, scores_with_reasons
 from llm_model.calibration import Calibrator
 from llm_model.sequences import PAD, Features, SequenceConfig, Vocabulary, build_features
 
@@ -120,8 +120,10 @@ def model_inputs(features: Features) -> dict[str, np.ndarray]:
     return {"tokens": features.tokens, "numeric": features.numeric, "static": features.static}
 
 
-def predict(model: keras.Model, features: Features, batch_size: int = 4096) -> np.ndarray:
-    """Raw probabilities; large batches because per-call overhead dominates small ones on CPU."""
+def predict(
+    model: keras.Model, features: Features, batch_size: int = INFERENCE_BATCH
+) -> np.ndarray:
+    """Raw probabilities, in large fixed batches."""
     if len(features.customer_ids) == 0:
         return np.zeros(0, dtype=np.float64)
     scores = model.predict(model_inputs(features), batch_size=batch_size, verbose=0)
