@@ -17,7 +17,7 @@ from llm_model.sequences import NO_HISTORY, PAD, UNKNOWN, Features, Vocabulary
 
 N_REASONS = 3
 # Large fixed batches: per-call overhead dominates small ones on CPU.
-INFERENCE_BATCH = 16_384
+INFERENCE_BATCH = 4096
 
 
 def token_names(vocab: Vocabulary) -> list[str]:
