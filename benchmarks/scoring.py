@@ -280,9 +280,9 @@ def measure(url: str) -> dict:
     from sqlalchemy import select
 
     from db.models import ScoreRun
-    from db.source import active_customer_ids, active_customers_query, read_events
+    from db.source import active_customer_ids, read_events
     from flows.resources import events_engine, service_engine
-    from flows.score import active_engine, cached_model, score
+    from flows.score import active_engine, active_query, cached_model, score
     from flows.settings import Settings
 
     @flow(name="warm-up")
@@ -309,13 +309,7 @@ def measure(url: str) -> dict:
     from db.source import partition_ranges
 
     with active_engine(settings).connect() as connection:
-        active = active_customers_query(
-            connection,
-            settings.event_source,
-            settings.active_rule,
-            as_of,
-            settings.active_within_days,
-        )
+        active = active_query(connection, settings, as_of)
         ranges = partition_ranges(connection, active, settings.partition_size)
         ids = [active_customer_ids(connection, active, r) for r in ranges]
     since = as_of - pd.Timedelta(days=model.sequence_config.lookback_days)

@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from rich.progress import Progress
+from sqlalchemy import Connection, Select
 
 from db.engine import transaction
 from db.models import ModelVersion
@@ -56,6 +57,12 @@ def active_engine(settings: Settings):
     )
 
 
+def active_query(connection: Connection, settings: Settings, as_of: datetime) -> Select:
+    return active_customers_query(
+        connection, settings.event_source, settings.active_rule, as_of, settings.active_within_days
+    )
+
+
 @io_task
 def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     """Check the champion and the data, then open a `running` score run."""
@@ -63,9 +70,8 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     engine = service_engine(settings)
     with transaction(engine) as session:
         champion = require_champion(session)
-    cached_model(
-        settings.database_url, champion.id
-    )  # a corrupt artifact fails here, before any write
+    # A corrupt artifact fails here, before anything is written.
+    cached_model(settings.database_url, champion.id)
     with events_engine(settings).connect() as connection:
         span = event_time_span(connection, settings.event_source)
     if span is None:
@@ -74,14 +80,9 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
         as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now()
     ).to_pydatetime()
     with active_engine(settings).connect() as connection:
-        active = active_customers_query(
-            connection,
-            settings.event_source,
-            settings.active_rule,
-            cutoff,
-            settings.active_within_days,
+        ranges = partition_ranges(
+            connection, active_query(connection, settings, cutoff), partition_size
         )
-        ranges = partition_ranges(connection, active, partition_size)
     if not ranges:
         raise ValueError(f"no active customers at {cutoff} (rule: {settings.active_rule})")
     with transaction(engine) as session:
@@ -117,13 +118,7 @@ def _score_partition(
     settings = Settings()
     model, predicting = cached_model(settings.database_url, version_id)
     with active_engine(settings).connect() as connection:
-        active = active_customers_query(
-            connection,
-            settings.event_source,
-            settings.active_rule,
-            as_of,
-            settings.active_within_days,
-        )
+        active = active_query(connection, settings, as_of)
         customer_ids = active_customer_ids(connection, active, (low, high))
     with events_engine(settings).connect() as connection:
         since = as_of - timedelta(
