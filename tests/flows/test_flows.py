@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import session_factory
 from db.locks import LockHeld, acquire_lock
-from db.models import Customer, ModelVersion, ScoreRun
+from db.models import Customer, CustomerEvent, ModelVersion, ScoreRun
 from db.registry import NoChampion
 from flows.pipeline import retrain_and_score
 from flows.retrain import retrain
@@ -182,3 +182,30 @@ def test_dask_task_runner_gives_the_same_scores_as_threads(populated, monkeypatc
     pd.testing.assert_frame_equal(
         on_dask.drop(columns=["scored_at"]), on_threads.drop(columns=["scored_at"])
     )
+
+
+def test_customers_without_history_and_unseen_event_types_are_scored(populated):
+    retrain(force_promote=True)
+    with Session(populated) as session:
+        latest = session.scalar(select(func.max(CustomerEvent.occurred_at)))
+        known = session.scalar(
+            select(Customer.customer_id)
+            .where(Customer.is_active.is_(True))
+            .order_by(Customer.customer_id)
+            .limit(1)
+        )
+        session.add(Customer(customer_id="Z-new", is_active=True, created_at=latest))
+        session.add(
+            CustomerEvent(
+                event_id="unseen-1",
+                customer_id=known,
+                event_type="chatbot_conversation",
+                occurred_at=latest,
+            )
+        )
+        session.commit()
+    score()
+    scores = current_scores(populated).set_index("customer_id")
+    assert 0.0 < scores.loc["Z-new", "propensity"] < 1.0
+    assert scores.loc["Z-new", ["reason_1", "reason_2", "reason_3"]].notna().all()
+    assert 0.0 < scores.loc[known, "propensity"] < 1.0
