@@ -59,7 +59,7 @@ def ready_engine(settings: Settings):
     return engine
 
 
-def rows_progress(description: str, total: int | None = None) -> Progress:
+def rows_progress(description: str) -> Progress:
     return Progress(
         TextColumn(description),
         BarColumn(),

@@ -16,9 +16,11 @@ from db.locks import acquire_lock, release_lock
 from db.migrate import upgrade
 from db.models import ModelVersion
 from db.registry import verified_artifact
+from db.source import event_time_span
 from flows.settings import Settings
 from llm_model.model import TrainedModel
 from llm_model.synthetic import generate
+from llm_model.training import resolve_as_of
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,6 +63,16 @@ def load_model(version: ModelVersion) -> TrainedModel:
 
 def utc_now() -> pd.Timestamp:
     return pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
+
+
+def data_cutoff(settings: Settings, requested: datetime | None) -> pd.Timestamp:
+    """The as_of of a retrain or score run: as requested, or the latest event; checked
+    against the event source (never in the future, never before the first event)."""
+    with events_engine(settings).connect() as connection:
+        span = event_time_span(connection, settings.event_source)
+    if span is None:
+        raise ValueError("no events in the source: import events first")
+    return resolve_as_of(requested, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now())
 
 
 def load_synthetic_events(engine: Engine, n_customers: int, seed: int) -> dict[str, int]:

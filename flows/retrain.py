@@ -12,27 +12,23 @@ from prefect.artifacts import create_markdown_artifact
 from db.engine import transaction
 from db.models import ModelVersion
 from db.registry import attach_charts, current_champion, promote, register_model, reject
-from db.source import event_time_span, export_events
+from db.source import export_events
 from flows.report import metrics_markdown
-from flows.resources import events_engine, exclusive, load_model, service_engine, utc_now
+from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
 from flows.settings import Settings
 from flows.tasks import compute_task, io_task
 from llm_model.charts import model_charts
 from llm_model.model import ModelConfig, model_to_bytes
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
-from llm_model.training import Evaluation, resolve_as_of, train_and_evaluate
+from llm_model.training import Evaluation, train_and_evaluate
 
 
 @io_task
 def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
     """The data cutoff and the oldest event any snapshot needs."""
     settings = Settings()
-    with events_engine(settings).connect() as connection:
-        span = event_time_span(connection, settings.event_source)
-    if span is None:
-        raise ValueError("no events in the source: import events first")
-    cutoff = resolve_as_of(as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now())
+    cutoff = data_cutoff(settings, as_of)
     oldest_cutoff = cutoff - timedelta(
         days=horizon_days + settings.stride_days(horizon_days) * (settings.n_snapshots - 1)
     )

@@ -30,16 +30,14 @@ from db.scores import (
 from db.source import (
     active_customer_ids,
     active_customers_query,
-    event_time_span,
     partition_ranges,
     read_events,
 )
 from flows.report import score_markdown, score_summary
-from flows.resources import events_engine, exclusive, load_model, service_engine, utc_now
+from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
 from flows.settings import Settings
 from flows.tasks import io_task
 from llm_model.model import TrainedModel
-from llm_model.training import resolve_as_of
 
 
 @functools.lru_cache(maxsize=2)
@@ -72,13 +70,7 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
         champion = require_champion(session)
     # A corrupt artifact fails here, before anything is written.
     cached_model(settings.database_url, champion.id)
-    with events_engine(settings).connect() as connection:
-        span = event_time_span(connection, settings.event_source)
-    if span is None:
-        raise ValueError("no events in the source: nothing to score")
-    cutoff = resolve_as_of(
-        as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), utc_now()
-    ).to_pydatetime()
+    cutoff = data_cutoff(settings, as_of).to_pydatetime()
     with active_engine(settings).connect() as connection:
         ranges = partition_ranges(
             connection, active_query(connection, settings, cutoff), partition_size
