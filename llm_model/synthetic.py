@@ -14,11 +14,18 @@ from "intent episodes":
 
 A cart converts with a per-customer probability after an exponential delay (mean 2.5 days), so
 the chance of a pending purchase decays with time since the cart and is zero after two weeks
-(an older abandoned cart carries no intent). A support ticket cuts the conversion probability of
-every cart from the next day on for six weeks to a tenth; tickets arrive at random and also
-follow some purchases. Whether a customer buys in the next 30 days after a cutoff therefore
-depends on the order and timing of recent events (an open cart, a click followed by a view, a
-recent ticket), not only on recency, frequency and monetary totals.
+(an older abandoned cart carries no intent).
+
+Support tickets come in two kinds that share one event type, told apart only by their order:
+
+* questions: asked during half of the organic episodes, after the last product view and before
+  the cart (which follows once the answer arrives), and also at random; they change nothing;
+* complaints: raised a few days after some purchases; they put the customer off for eight
+  months, cutting the conversion probability of every later cart to 3%.
+
+Whether a customer buys in the next 30 days after a cutoff therefore depends on the order and
+timing of events (an open cart, a click followed by a view, a purchase followed by a ticket),
+not only on recency, frequency, monetary totals and per-type counts.
 
 Around it: customers join throughout the window, some churn (and part of those are marked
 inactive), activity levels are heavy-tailed, activity follows daily, weekly and yearly cycles,
@@ -58,9 +65,11 @@ TICKETS_PER_YEAR = 0.4
 
 CONVERSION_MEAN_DELAY = 2.5 * DAY
 CART_INTENT_LIFETIME = 14 * DAY
-TICKET_SUPPRESSION_DAYS = 42
-TICKET_SUPPRESSION_FACTOR = 0.1
-TICKET_AFTER_PURCHASE = 0.2
+QUESTION_SHARE = 0.5  # organic episodes with a pre-sale question
+ANSWER_DELAY = 0.5 * DAY
+COMPLAINT_AFTER_PURCHASE = 0.35
+COMPLAINT_SUPPRESSION_DAYS = 240
+COMPLAINT_SUPPRESSION_FACTOR = 0.03
 
 # Relative activity by hour of day (naive UTC, one shared time zone) and weekday (Monday first).
 HOURLY = np.concatenate(
@@ -182,11 +191,11 @@ def generate(
     browse = _browse_sessions(rng, people, intensity)
     organic, organic_carts = _organic_episodes(rng, people, intensity)
     emails, email_carts = _email_episodes(rng, people, intensity, _campaign_times(start, days))
-    tickets = _random_tickets(rng, people, intensity)
+    questions = _random_questions(rng, people, intensity)
     carts = _observable_carts(_concat_carts(organic_carts, email_carts), people, horizon)
-    purchases = _convert_carts(rng, carts, tickets, people, intensity)
+    purchases = _convert_carts(rng, carts, people, intensity)
 
-    events = _concat_events(browse, organic, emails, tickets, purchases)
+    events = _concat_events(browse, organic, emails, questions, purchases)
     return SyntheticData(
         customers=_customer_frame(people, start),
         events=_event_frame(events, people, start, horizon),
@@ -304,8 +313,9 @@ def _browse_sessions(
 def _organic_episodes(
     rng: np.random.Generator, people: _Customers, intensity: _Intensity
 ) -> tuple[_Events, _Carts]:
-    """Visit -> product views, often repeated over a few days of consideration, and then maybe
-    add_to_cart at the end of the last session."""
+    """Visit -> product views, often repeated over a few days of consideration, maybe a
+    pre-sale question, and then maybe add_to_cart at the end of the last session (or, after a
+    question, once the answer has come)."""
     customer, time = _episode_starts(
         rng, people, intensity, INTENT_EPISODES_PER_YEAR * people.activity
     )
@@ -319,11 +329,16 @@ def _organic_episodes(
         n_returns > 0, len(customer) + np.cumsum(n_returns) - 1, np.arange(len(customer))
     )
     carted = rng.random(len(customer)) < people.cart_rate[customer]
-    cart_time = last_view[last_session[carted]] + _gaps(rng, 2 * MINUTE, int(carted.sum()))
+    asks = rng.random(len(customer)) < QUESTION_SHARE
+    question_time = last_view[last_session] + _gaps(rng, 5 * MINUTE, len(customer))
+    answered = intensity.advance(question_time, rng.exponential(ANSWER_DELAY, len(customer)))
+    ready = np.where(asks, answered, last_view[last_session])
+    cart_time = ready[carted] + _gaps(rng, 2 * MINUTE, int(carted.sum()))
     carts = _Carts(customer[carted], cart_time)
     events = _concat_events(
         _Events.of(session_customer, VISIT, session_time),
         views,
+        _Events.of(customer[asks], TICKET, question_time[asks]),
         _Events.of(carts.customer, CART, cart_time),
     )
     return events, carts
@@ -387,7 +402,10 @@ def _email_episodes(
     return events, _Carts(cart_customer, cart_time)
 
 
-def _random_tickets(rng: np.random.Generator, people: _Customers, intensity: _Intensity) -> _Events:
+def _random_questions(
+    rng: np.random.Generator, people: _Customers, intensity: _Intensity
+) -> _Events:
+    """Questions outside any shopping episode (delivery times, account help): no effect."""
     customer, time = _episode_starts(
         rng, people, intensity, TICKETS_PER_YEAR * np.sqrt(people.activity)
     )
@@ -411,12 +429,11 @@ def _observable_carts(carts: _Carts, people: _Customers, horizon: float) -> _Car
 def _convert_carts(
     rng: np.random.Generator,
     carts: _Carts,
-    tickets: _Events,
     people: _Customers,
     intensity: _Intensity,
 ) -> _Events:
     """Purchases decided from carts, each with its lead-in visit when it is a separate session,
-    and the support tickets that some purchases cause."""
+    and the complaints that some purchases cause."""
     n = len(carts.time)
     purchase_time = intensity.advance(carts.time, _gaps(rng, CONVERSION_MEAN_DELAY, n))
     delay = purchase_time - carts.time
@@ -425,10 +442,10 @@ def _convert_carts(
     plan = _Plan(
         feasible=(delay <= CART_INTENT_LIFETIME) & (purchase_time < until),
         chance=rng.random(n) / people.conversion[carts.customer],
-        causes_ticket=(rng.random(n) < TICKET_AFTER_PURCHASE) & (ticket_time < until),
+        causes_ticket=(rng.random(n) < COMPLAINT_AFTER_PURCHASE) & (ticket_time < until),
         ticket_day=(ticket_time // DAY).astype(np.int64),
     )
-    bought, complained = _decide_day_by_day(carts, plan, tickets, len(people.created))
+    bought, complained = _decide_day_by_day(carts, plan, len(people.created))
 
     buyer = carts.customer[bought]
     when = purchase_time[bought]
@@ -451,41 +468,35 @@ class _Plan:
 
     feasible: np.ndarray  # the purchase would fall within the cart's lifetime and customer's life
     chance: np.ndarray  # uniform / conversion probability: buys when below the suppression factor
-    causes_ticket: np.ndarray  # a purchase from this cart would be followed by a ticket
-    ticket_day: np.ndarray  # day index of that ticket
+    causes_ticket: np.ndarray  # a purchase from this cart would be followed by a complaint
+    ticket_day: np.ndarray  # day index of that complaint
 
 
 def _decide_day_by_day(
-    carts: _Carts, plan: _Plan, tickets: _Events, n_customers: int
+    carts: _Carts, plan: _Plan, n_customers: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which carts (in time order) convert, and which of those purchases raise a ticket.
+    """Which carts (in time order) convert, and which of those purchases raise a complaint.
 
-    Purchases cause tickets that suppress later carts, so decisions run day by day. A ticket
-    counts from the day after it was raised: that keeps one day's carts independent of each other,
-    so each day is a single vectorised step.
+    Complaints suppress later carts, so decisions run day by day. A complaint counts from the
+    day after it was raised: that keeps one day's carts independent of each other, so each day
+    is a single vectorised step.
     """
     cart_day = (carts.time // DAY).astype(np.int64)
     n_days = int(cart_day.max()) + 1 if len(cart_day) else 0
     day_bounds = np.searchsorted(cart_day, np.arange(n_days + 1))
-    random_day = (tickets.time // DAY).astype(np.int64)
-    order = np.argsort(random_day, kind="stable")
-    random_customer = tickets.customer[order]
-    random_bounds = np.searchsorted(random_day[order], np.arange(n_days + 1))
-    # How many days back a cart can have raised a ticket that falls due today.
+    # How many days back a cart can have raised a complaint that falls due today.
     lag = int((plan.ticket_day - cart_day).max()) + 1 if len(cart_day) else 0
-    last_ticket_day = np.full(n_customers, -(TICKET_SUPPRESSION_DAYS + 1), dtype=np.int64)
+    last_complaint_day = np.full(n_customers, -(COMPLAINT_SUPPRESSION_DAYS + 1), dtype=np.int64)
     bought = np.zeros(len(cart_day), dtype=bool)
     complained = np.zeros(len(cart_day), dtype=bool)
     for day in range(n_days):
-        yesterday = slice(random_bounds[max(day - 1, 0)], random_bounds[day])
-        last_ticket_day[random_customer[yesterday]] = day - 1
         recent = slice(day_bounds[max(day - lag, 0)], day_bounds[day])
         raised = complained[recent] & (plan.ticket_day[recent] == day - 1)
-        last_ticket_day[carts.customer[recent][raised]] = day - 1
+        last_complaint_day[carts.customer[recent][raised]] = day - 1
 
         today = slice(day_bounds[day], day_bounds[day + 1])
-        suppressed = day - last_ticket_day[carts.customer[today]] <= TICKET_SUPPRESSION_DAYS
-        factor = np.where(suppressed, TICKET_SUPPRESSION_FACTOR, 1.0)
+        put_off = day - last_complaint_day[carts.customer[today]] <= COMPLAINT_SUPPRESSION_DAYS
+        factor = np.where(put_off, COMPLAINT_SUPPRESSION_FACTOR, 1.0)
         bought[today] = plan.feasible[today] & (plan.chance[today] < factor)
         complained[today] = bought[today] & plan.causes_ticket[today]
     return bought, complained

@@ -226,31 +226,57 @@ def test_click_followed_by_a_view_leads_to_carts(data: SyntheticData) -> None:
     assert rates[True] > 2 * rates[False]
 
 
-def test_support_ticket_suppresses_conversion(data: SyntheticData) -> None:
+def test_a_ticket_after_a_purchase_suppresses_conversion_and_one_before_does_not(
+    data: SyntheticData,
+) -> None:
+    """Same event type, opposite meaning: a ticket within a week after a purchase is a
+    complaint that puts the customer off for months; any other ticket is a question and
+    changes nothing."""
     events = data.events.sort_values("occurred_at")
-    carts = events[events.event_type == "add_to_cart"][["customer_id", "occurred_at"]]
-    tickets = events[events.event_type == "support_ticket"][["customer_id", "occurred_at"]]
-    purchases = events[events.event_type == "purchase"][["customer_id", "occurred_at"]]
-    last_ticket = pd.merge_asof(
-        carts,
-        tickets.rename(columns={"occurred_at": "ticket_at"}),
-        left_on="occurred_at",
-        right_on="ticket_at",
-        by="customer_id",
-        direction="backward",
+
+    def of(frame: pd.DataFrame, event_type: str, column: str) -> pd.DataFrame:
+        rows = frame[frame.event_type == event_type][["customer_id", "occurred_at"]]
+        return rows.rename(columns={"occurred_at": column})
+
+    def latest(left: pd.DataFrame, on: str, right: pd.DataFrame, column: str) -> pd.DataFrame:
+        return pd.merge_asof(
+            left, right, left_on=on, right_on=column, by="customer_id", direction="backward"
+        )
+
+    tickets = latest(
+        of(events, "support_ticket", "ticket_at"),
+        "ticket_at",
+        of(events, "purchase", "bought_at"),
+        "bought_at",
     )
-    next_purchase = pd.merge_asof(
+    complaint = tickets.ticket_at - tickets.bought_at < pd.Timedelta(days=7)
+    complaints = tickets[complaint][["customer_id", "ticket_at"]]
+    questions = tickets[~complaint][["customer_id", "ticket_at"]]
+    carts = of(events, "add_to_cart", "carted_at")
+    carts = latest(
         carts,
-        purchases.rename(columns={"occurred_at": "bought_at"}),
-        left_on="occurred_at",
-        right_on="bought_at",
+        "carted_at",
+        complaints.rename(columns={"ticket_at": "complained_at"}),
+        "complained_at",
+    )
+    carts = latest(
+        carts, "carted_at", questions.rename(columns={"ticket_at": "asked_at"}), "asked_at"
+    )
+    carts = pd.merge_asof(
+        carts,
+        of(events, "purchase", "next_purchase_at"),
+        left_on="carted_at",
+        right_on="next_purchase_at",
         by="customer_id",
         direction="forward",
     )
-    after_ticket = (last_ticket.occurred_at - last_ticket.ticket_at) < pd.Timedelta(days=35)
-    converted = (next_purchase.bought_at - next_purchase.occurred_at) < pd.Timedelta(days=14)
-    assert after_ticket.sum() > 20
-    assert converted[after_ticket].mean() < 0.5 * converted[~after_ticket].mean()
+    converted = carts.next_purchase_at - carts.carted_at < pd.Timedelta(days=14)
+    put_off = carts.carted_at - carts.complained_at < pd.Timedelta(days=200)
+    asked = (carts.carted_at - carts.asked_at < pd.Timedelta(days=30)) & ~put_off
+    neither = ~put_off & ~asked
+    assert put_off.sum() > 20 and asked.sum() > 50
+    assert converted[put_off].mean() < 0.3 * converted[neither].mean()
+    assert converted[asked].mean() > 0.8 * converted[neither].mean()
 
 
 def test_aware_end_is_read_as_utc_and_bounds_a_short_window() -> None:
