@@ -4,16 +4,16 @@ Identifiers from settings are validated, looked up by reflection and quoted by S
 no SQL is built from strings.
 """
 
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc_postgresql
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import (
     Column,
@@ -196,9 +196,10 @@ def read_events(
     """All matching events in one frame (what concatenating stream_events would give).
 
     On PostgreSQL and on SQLite (own table) the rows skip SQLAlchemy's per-row processing:
-    PostgreSQL sends them as CSV through COPY TO STDOUT, parsed by pyarrow; SQLite's raw
-    cursor is read in chunks into arrow arrays. Anything these readers cannot parse exactly
-    falls back to the generic path.
+    PostgreSQL's binary COPY is decoded straight into Arrow by ADBC's libpq driver; SQLite's
+    raw cursor is read in chunks into arrow arrays. Anything these readers cannot read
+    exactly, or a server ADBC cannot reach with the engine's URL, falls back to the generic
+    path.
     """
     columns = resolve_columns(connection, source)
     query = events_query(columns, cutoff, since, customer_range)
@@ -206,8 +207,8 @@ def read_events(
     if fast_reader is not None:
         try:
             return fast_reader(connection, query)
-        except (pa.ArrowException, ValueError, TypeError):
-            pass  # values the fast parsers do not read exactly: read them row by row
+        except (pa.ArrowException, ValueError, TypeError, adbc_driver_manager.Error):
+            pass  # values or a connection the fast readers cannot handle: go row by row
     chunks = list(_stream_frames(connection, query, 100_000))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
 
@@ -225,7 +226,7 @@ def _fast_reader(connection: Connection, source: EventSource, columns: EventColu
     if connection.dialect.name == "sqlite" and source.is_own:
         return _read_sqlite_cursor
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        # Text output of these types parses back to exactly what psycopg would return.
+        # These types arrive in Arrow as exactly what psycopg would return.
         occurred_at = columns.occurred_at.type
         plain = (
             isinstance(columns.customer_id.type, String)
@@ -233,7 +234,7 @@ def _fast_reader(connection: Connection, source: EventSource, columns: EventColu
             and isinstance(occurred_at, DateTime)
             and not occurred_at.timezone
         )
-        return _read_postgresql_copy if plain else None
+        return _read_postgresql_adbc if plain else None
     return None
 
 
@@ -241,34 +242,23 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
     return events_frame_types(table.to_pandas())
 
 
-def _read_postgresql_copy(connection: Connection, query: Select) -> pd.DataFrame:
-    """COPY (query) TO STDOUT as CSV; every value quoted so NULL and '' stay distinct."""
-    compiled = query.compile(dialect=connection.dialect)
-    statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
-    buffer = io.BytesIO()
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        # psycopg binds the parameters client-side for COPY, quoting them itself.
-        with cursor.copy(statement, compiled.construct_params()) as copy:
-            for block in copy:
-                buffer.write(block)
-    finally:
-        cursor.close()
-    if buffer.tell() == 0:
-        return events_frame([])
-    buffer.seek(0)
-    table = pa_csv.read_csv(
-        buffer,
-        read_options=pa_csv.ReadOptions(column_names=list(EVENT_COLUMNS)),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=ARROW_TYPES,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    del buffer
-    return _arrow_frame(table)
+def _read_postgresql_adbc(connection: Connection, query: Select) -> pd.DataFrame:
+    """The rows as Arrow columns through ADBC (binary COPY, decoded in C++).
+
+    psycopg hands COPY data over one Python call per row, which cost more than the server's
+    whole query; ADBC needs a libpq connection of its own, opened from the engine's URL for
+    this one read-only query, so it sees committed rows only. The literals are rendered by
+    SQLAlchemy's PostgreSQL dialect, which quotes them."""
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    url = connection.engine.url.set(drivername="postgresql")
+    with (
+        adbc_postgresql.connect(url.render_as_string(hide_password=False)) as reader,
+        reader.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    schema = pa.schema([(name, ARROW_TYPES[name]) for name in EVENT_COLUMNS])
+    return _arrow_frame(table.rename_columns(list(EVENT_COLUMNS)).cast(schema))
 
 
 def _read_sqlite_cursor(

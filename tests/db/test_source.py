@@ -10,11 +10,14 @@ from db.event_import import event_keys, store_events
 from db.models import Customer
 from db.source import (
     EventSource,
+    _fast_reader,
     active_customer_ids,
     active_customers_query,
     event_time_span,
+    events_query,
     partition_ranges,
     read_events,
+    resolve_columns,
     stream_events,
 )
 
@@ -90,6 +93,31 @@ def test_empty_source_has_no_time_span(engine):
     with engine.connect() as connection:
         assert event_time_span(connection, EventSource()) is None
         assert read_events(connection, EventSource(), cutoff=T0).empty
+
+
+def test_bulk_reader_returns_what_the_row_by_row_reader_returns(engine):
+    """Values that trip CSV and text parsers: separators, quotes, backslashes, non-ASCII,
+    empty strings, microseconds, NULL and negative amounts, four decimals."""
+    odd_ids = ["a,b", 'q"uote', "back\\slash", "ünï €", "new\nline", "sp ace"]
+    frame = pd.DataFrame(
+        {
+            "customer_id": odd_ids,
+            "event_type": ["visit", "", "pur,chase", 'say "hi"', "visit", "ticket"],
+            "occurred_at": [T0 + timedelta(days=d, microseconds=d * 7) for d in range(6)],
+            "amount": [None, 0.0, -12.5, 1234.5678, None, 1e9],
+        }
+    ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+    with engine.connect() as connection:
+        source, cutoff = EventSource(), T0 + timedelta(days=4, microseconds=28)
+        reader = _fast_reader(connection, source, resolve_columns(connection, source))
+        assert (reader is None) == (engine.dialect.name == "mysql")
+        generic = pd.concat(stream_events(connection, source, cutoff), ignore_index=True)
+        query = events_query(resolve_columns(connection, source), cutoff, since=None)
+        bulk = reader(connection, query) if reader else read_events(connection, source, cutoff)
+    assert len(generic) == 5
+    pd.testing.assert_frame_equal(bulk, generic)
 
 
 @pytest.fixture
