@@ -38,6 +38,7 @@ from flows.resources import data_cutoff, events_engine, exclusive, load_model, s
 from flows.settings import Settings
 from flows.tasks import io_task
 from llm_model.model import TrainedModel
+from llm_model.sequences import Features
 
 
 @functools.lru_cache(maxsize=2)
@@ -96,6 +97,13 @@ def partitions_in_memory() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(2)
 
 
+@functools.cache
+def preparing() -> threading.Lock:
+    """One partition reads and builds features at a time: two at once only compete for the
+    same cores (and the GIL) while the model waits for its next input."""
+    return threading.Lock()
+
+
 @io_task
 def score_partition(
     run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
@@ -109,21 +117,28 @@ def _score_partition(
 ) -> int:
     settings = Settings()
     model, predicting = cached_model(settings.database_url, version_id)
-    with active_engine(settings).connect() as connection:
-        active = active_query(connection, settings, as_of)
-        customer_ids = active_customer_ids(connection, active, (low, high))
-    with events_engine(settings).connect() as connection:
-        since = as_of - timedelta(
-            days=model.sequence_config.lookback_days or settings.lookback_days
-        )
-        events = read_events(connection, settings.event_source, as_of, since, (low, high))
-    features = model.features(events, customer_ids, pd.Timestamp(as_of))
+    with preparing():
+        features = partition_features(model, settings, as_of, (low, high))
     with predicting:
         scores = model.scores(features, with_reasons=settings.reason_codes)
     with service_engine(settings).begin() as connection:
         # A retried partition replaces what an earlier attempt may have staged.
         clear_partition(connection, run_id, (low, high))
         return stage_scores(connection, run_id, scores)
+
+
+def partition_features(
+    model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
+) -> Features:
+    with active_engine(settings).connect() as connection:
+        active = active_query(connection, settings, as_of)
+        customer_ids = active_customer_ids(connection, active, customer_range)
+    with events_engine(settings).connect() as connection:
+        since = as_of - timedelta(
+            days=model.sequence_config.lookback_days or settings.lookback_days
+        )
+        events = read_events(connection, settings.event_source, as_of, since, customer_range)
+    return model.features(events, customer_ids, pd.Timestamp(as_of))
 
 
 @io_task
