@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     lookback_days: int = Field(365, gt=0, description="Events older than this are not read.")
     cell: Literal["gru", "lstm"] = "gru"
     units: int = Field(32, gt=0)
-    epochs: int = Field(8, gt=0)
+    epochs: int = Field(20, gt=0, description="Most epochs; early stopping usually ends sooner.")
     seed: int = 42
     promotion_tolerance: float = Field(
         0.005, ge=0, description="A challenger may trail the champion's holdout AUC by this much."

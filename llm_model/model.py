@@ -33,8 +33,8 @@ class ModelConfig:
     l2: float = 1e-4
     learning_rate: float = 3e-3
     batch_size: int = 256
-    epochs: int = 8
-    patience: int = 2
+    epochs: int = 20
+    patience: int = 3
     validation_share: float = 0.15
     seed: int = 42
 
