@@ -280,9 +280,9 @@ def measure(url: str) -> dict:
     from sqlalchemy import select
 
     from db.models import ScoreRun
-    from db.source import active_customer_ids, read_events
-    from flows.resources import events_engine, service_engine
-    from flows.score import active_engine, active_query, cached_model, score
+    from db.source import partition_ranges
+    from flows.resources import service_engine
+    from flows.score import active_engine, active_query, cached_model, partition_features, score
     from flows.settings import Settings
 
     @flow(name="warm-up")
@@ -306,19 +306,11 @@ def measure(url: str) -> dict:
     model, _ = cached_model(settings.database_url, run.model_version_id)
     as_of = run.as_of
     # The flow's own partitions, rebuilt in memory: the same features the flow scored.
-    from db.source import partition_ranges
-
     with active_engine(settings).connect() as connection:
-        active = active_query(connection, settings, as_of)
-        ranges = partition_ranges(connection, active, settings.partition_size)
-        ids = [active_customer_ids(connection, active, r) for r in ranges]
-    since = as_of - pd.Timedelta(days=model.sequence_config.lookback_days)
-    features = []
-    with events_engine(settings).connect() as connection:
-        for customer_range, customer_ids in zip(ranges, ids, strict=True):
-            events = read_events(connection, settings.event_source, as_of, since, customer_range)
-            features.append(model.features(events, customer_ids, pd.Timestamp(as_of)))
-            del events
+        ranges = partition_ranges(
+            connection, active_query(connection, settings, as_of), settings.partition_size
+        )
+    features = [partition_features(model, settings, as_of, r) for r in ranges]
 
     def model_only(with_reasons: bool) -> float:
         model.scores(features[0].take(np.arange(min(len(features[0]), 4096))), with_reasons)
