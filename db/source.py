@@ -213,12 +213,14 @@ def read_events(
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
 
 
-ARROW_TYPES = {
-    "customer_id": pa.string(),
-    "event_type": pa.string(),
-    "occurred_at": pa.timestamp("us"),
-    "amount": pa.float64(),
-}
+ARROW_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("event_type", pa.string()),
+        ("occurred_at", pa.timestamp("us")),
+        ("amount", pa.float64()),
+    ]
+)
 
 
 def _fast_reader(connection: Connection, source: EventSource, columns: EventColumns):
@@ -257,8 +259,7 @@ def _read_postgresql_adbc(connection: Connection, query: Select) -> pd.DataFrame
     ):
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
-    schema = pa.schema([(name, ARROW_TYPES[name]) for name in EVENT_COLUMNS])
-    return _arrow_frame(table.rename_columns(list(EVENT_COLUMNS)).cast(schema))
+    return _arrow_frame(table.rename_columns(ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
 
 
 def _read_sqlite_cursor(
@@ -282,15 +283,7 @@ def _read_sqlite_cursor(
         cursor.execute(str(compiled), values)
         while rows := cursor.fetchmany(chunk_rows):
             arrays = [pa.array([row[i] for row in rows]) for i in range(len(EVENT_COLUMNS))]
-            batches.append(
-                pa.table(
-                    [
-                        array.cast(ARROW_TYPES[name])
-                        for name, array in zip(EVENT_COLUMNS, arrays, strict=True)
-                    ],
-                    names=list(EVENT_COLUMNS),
-                )
-            )
+            batches.append(pa.table(arrays, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
     finally:
         cursor.close()
     if not batches:

@@ -234,42 +234,29 @@ def test_a_ticket_after_a_purchase_suppresses_conversion_and_one_before_does_not
     changes nothing."""
     events = data.events.sort_values("occurred_at")
 
-    def of(frame: pd.DataFrame, event_type: str, column: str) -> pd.DataFrame:
-        rows = frame[frame.event_type == event_type][["customer_id", "occurred_at"]]
+    def times(event_type: str, column: str) -> pd.DataFrame:
+        rows = events[events.event_type == event_type][["customer_id", "occurred_at"]]
         return rows.rename(columns={"occurred_at": column})
 
-    def latest(left: pd.DataFrame, on: str, right: pd.DataFrame, column: str) -> pd.DataFrame:
+    def asof(
+        left: pd.DataFrame, left_on: str, right: pd.DataFrame, direction: str = "backward"
+    ) -> pd.DataFrame:
+        """Each left row with the customer's nearest right time (right's one time column)."""
+        (right_on,) = right.columns.drop("customer_id")
         return pd.merge_asof(
-            left, right, left_on=on, right_on=column, by="customer_id", direction="backward"
+            left, right, left_on=left_on, right_on=right_on, by="customer_id", direction=direction
         )
 
-    tickets = latest(
-        of(events, "support_ticket", "ticket_at"),
-        "ticket_at",
-        of(events, "purchase", "bought_at"),
-        "bought_at",
+    tickets = asof(
+        times("support_ticket", "ticket_at"), "ticket_at", times("purchase", "bought_at")
     )
     complaint = tickets.ticket_at - tickets.bought_at < pd.Timedelta(days=7)
     complaints = tickets[complaint][["customer_id", "ticket_at"]]
     questions = tickets[~complaint][["customer_id", "ticket_at"]]
-    carts = of(events, "add_to_cart", "carted_at")
-    carts = latest(
-        carts,
-        "carted_at",
-        complaints.rename(columns={"ticket_at": "complained_at"}),
-        "complained_at",
-    )
-    carts = latest(
-        carts, "carted_at", questions.rename(columns={"ticket_at": "asked_at"}), "asked_at"
-    )
-    carts = pd.merge_asof(
-        carts,
-        of(events, "purchase", "next_purchase_at"),
-        left_on="carted_at",
-        right_on="next_purchase_at",
-        by="customer_id",
-        direction="forward",
-    )
+    carts = times("add_to_cart", "carted_at")
+    carts = asof(carts, "carted_at", complaints.rename(columns={"ticket_at": "complained_at"}))
+    carts = asof(carts, "carted_at", questions.rename(columns={"ticket_at": "asked_at"}))
+    carts = asof(carts, "carted_at", times("purchase", "next_purchase_at"), "forward")
     converted = carts.next_purchase_at - carts.carted_at < pd.Timedelta(days=14)
     put_off = carts.carted_at - carts.complained_at < pd.Timedelta(days=200)
     asked = (carts.carted_at - carts.asked_at < pd.Timedelta(days=30)) & ~put_off
