@@ -1,8 +1,10 @@
 """The long-term-memory model: event embedding + per-event numbers -> GRU/LSTM, joined
 with static RFM features -> dense -> sigmoid. Built with the Keras functional API."""
 
+import itertools
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,13 +41,29 @@ class ModelConfig:
     seed: int = 42
 
 
-def recurrent_layer(config: ModelConfig, return_sequences: bool, name: str) -> layers.Layer:
+def layer_seeds(seed: int) -> Iterator[int]:
+    """One seed per random draw of the network. Unseeded Keras layers take theirs from
+    Python's global `random`, which background threads (Prefect's among them) draw from too,
+    so the same data and seed would not give the same model in a busy process."""
+    return itertools.count(seed * 1_000)
+
+
+def glorot(seeds: Iterator[int]) -> keras.initializers.Initializer:
+    return keras.initializers.GlorotUniform(seed=next(seeds))
+
+
+def recurrent_layer(
+    config: ModelConfig, return_sequences: bool, name: str, seeds: Iterator[int]
+) -> layers.Layer:
     cell = {"gru": layers.GRU, "lstm": layers.LSTM}[config.cell]
     return cell(
         config.units,
         return_sequences=return_sequences,
         dropout=config.dropout,
         kernel_regularizer=keras.regularizers.l2(config.l2),
+        kernel_initializer=glorot(seeds),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)),
+        seed=next(seeds),
         name=name,
     )
 
@@ -63,10 +81,15 @@ def build_model(
     tokens = keras.Input((max_len,), dtype="int32", name="tokens")
     numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
     static = keras.Input((len(static_mean),), name="static")
-    embedded = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embed")(
-        tokens
-    )
-    head = build_head(config, max_len, static_mean, static_variance, base_rate)
+    seeds = layer_seeds(config.seed)
+    embedded = layers.Embedding(
+        vocab_size,
+        config.embedding_dim,
+        embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=next(seeds)),
+        mask_zero=True,
+        name="embed",
+    )(tokens)
+    head = build_head(config, max_len, static_mean, static_variance, base_rate, seeds)
     output = head([tokens, embedded, numbers, static])
     model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
     model.compile(
@@ -83,6 +106,7 @@ def build_head(
     static_mean: np.ndarray,
     static_variance: np.ndarray,
     base_rate: float,
+    seeds: Iterator[int],
 ) -> keras.Model:
     """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
     tokens = keras.Input((max_len,), dtype="int32", name="tokens")
@@ -93,8 +117,10 @@ def build_head(
     mask = keras.ops.not_equal(tokens, PAD)
     sequence = layers.Concatenate(name="event_inputs")([embedded, numbers])
     for depth in range(config.recurrent_layers - 1):
-        sequence = recurrent_layer(config, True, f"{config.cell}_{depth}")(sequence, mask=mask)
-    memory = recurrent_layer(config, False, f"{config.cell}_last")(sequence, mask=mask)
+        sequence = recurrent_layer(config, True, f"{config.cell}_{depth}", seeds)(
+            sequence, mask=mask
+        )
+    memory = recurrent_layer(config, False, f"{config.cell}_last", seeds)(sequence, mask=mask)
 
     scaled = layers.Normalization(mean=static_mean, variance=static_variance, name="scale")(static)
     joined = layers.Concatenate(name="joined")([memory, scaled])
@@ -102,14 +128,16 @@ def build_head(
         config.dense_units,
         activation="relu",
         kernel_regularizer=keras.regularizers.l2(config.l2),
+        kernel_initializer=glorot(seeds),
         name="dense",
     )(joined)
-    hidden = layers.Dropout(config.dropout, name="dropout")(hidden)
+    hidden = layers.Dropout(config.dropout, seed=next(seeds), name="dropout")(hidden)
     # Starting at the base rate's log-odds spares the first epochs learning the imbalance.
     rate = float(np.clip(base_rate, 1e-4, 1 - 1e-4))
     output = layers.Dense(
         1,
         activation="sigmoid",
+        kernel_initializer=glorot(seeds),
         bias_initializer=keras.initializers.Constant(np.log(rate / (1 - rate))),
         name="propensity",
     )(hidden)

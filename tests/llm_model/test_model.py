@@ -1,5 +1,8 @@
 """The recurrent model: determinism, the .keras round trip, padding, reasons, promotion."""
 
+import random
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,7 +35,20 @@ def trained(training) -> TrainedModel:
 
 
 def test_same_data_and_seed_give_the_same_predictions(training, trained):
-    again, _ = fit_model(training, TINY, SEQUENCE, verbose=0)
+    # Background threads (Prefect's, in the flows) draw from Python's global `random` too.
+    stop = threading.Event()
+
+    def draw_until_stopped() -> None:
+        while not stop.wait(0.0005):
+            random.random()
+
+    other_thread = threading.Thread(target=draw_until_stopped)
+    other_thread.start()
+    try:
+        again, _ = fit_model(training, TINY, SEQUENCE, verbose=0)
+    finally:
+        stop.set()
+        other_thread.join()
     features = training.holdout.features
     np.testing.assert_array_equal(trained.raw_scores(features), again.raw_scores(features))
 
