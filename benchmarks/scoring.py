@@ -16,7 +16,10 @@ Each measurement runs in a fresh subprocess, so its peak RSS is its own:
   model-only  TrainedModel.scores on the same features, already in memory, partition by
               partition (same reason-code setting);
   ratio       e2e / model-only throughput; peak RSS is the flow's, read before the
-              model-only step builds its features.
+              model-only step builds its features;
+  CPU         busy CPU-seconds of the whole machine (the database server included) for
+              the flow, for building every partition's features as the flow does, and for
+              the model-only pass: where the cores went (Linux /proc/stat).
 """
 
 import argparse
@@ -50,6 +53,7 @@ from db.registry import promote, register_model  # noqa: E402
 from llm_model.synthetic import generate  # noqa: E402
 
 BLOCK = 50_000  # customers generated and loaded at a time
+CPU_STAGES = ("e2e", "features", "model")
 ID_WIDTH = 8
 
 
@@ -274,6 +278,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (every process: the database server too); NaN
+    where /proc/stat is missing."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return float("nan")
+    idle, iowait = values[3], values[4]
+    return (sum(values) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(url: str) -> dict:
     """Run in a fresh process with PROPENSITY_DATABASE_URL=url."""
     from prefect import flow
@@ -292,9 +307,10 @@ def measure(url: str) -> dict:
     warm_up()  # starts Prefect's ephemeral server outside the timed part
     settings = Settings()
     rss_before = peak_rss_mb()
-    started = time.perf_counter()
+    started, busy = time.perf_counter(), busy_cpu_seconds()
     summary = score()
     e2e_seconds = time.perf_counter() - started
+    e2e_cpu = busy_cpu_seconds() - busy
     rss_flow = peak_rss_mb()
 
     with service_engine(settings).connect() as connection:
@@ -310,23 +326,29 @@ def measure(url: str) -> dict:
         ranges = partition_ranges(
             connection, active_query(connection, settings, as_of), settings.partition_size
         )
+    busy = busy_cpu_seconds()
     features = [partition_features(model, settings, as_of, r) for r in ranges]
+    features_cpu = busy_cpu_seconds() - busy
 
-    def model_only(with_reasons: bool) -> float:
+    def model_only(with_reasons: bool) -> tuple[float, float]:
         model.scores(features[0].take(np.arange(min(len(features[0]), 4096))), with_reasons)
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), busy_cpu_seconds()
         for part in features:
             model.scores(part, with_reasons=with_reasons)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, busy_cpu_seconds() - busy
 
     reasons = settings.reason_codes
     n = sum(len(part) for part in features)
+    model_seconds, model_cpu = model_only(reasons)
     return {
         "customers": int(run.n_scored),
         "featured": n,
         "e2e_s": e2e_seconds,
-        "model_s": model_only(reasons),
-        "model_other_s": model_only(not reasons),
+        "model_s": model_seconds,
+        "model_other_s": model_only(not reasons)[0],
+        "e2e_cpu_s": e2e_cpu,
+        "features_cpu_s": features_cpu,
+        "model_cpu_s": model_cpu,
         "rss_start_mb": rss_before,
         "rss_mb": rss_flow,
     }
@@ -386,6 +408,34 @@ def report(rows: list[dict], reasons: bool) -> None:
         "\ne2e: the score flow (read, sequences, inference, staged write, publish); model: "
         "TrainedModel.scores on the same features in memory; RSS growth: from the smallest size; "
         "load: 1-minute load average when the run started."
+    )
+    report_cpu(rows)
+
+
+def report_cpu(rows: list[dict]) -> None:
+    """Where the machine's CPU time went: on a few cores shared with the database server,
+    the ratio cannot exceed model-only time over e2e CPU time spread on every core."""
+    cores = os.cpu_count() or 1
+    header = (
+        f"{'backend':<11}{'customers':>11}{'e2e':>8}{'read+features':>15}{'model':>8}"
+        f"{'rest':>8}{'ratio bound':>13}"
+    )
+    print(f"\nbusy CPU-seconds per 1,000 customers, every process ({cores} cores)")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        per_1k = {key: 1000 * row[f"{key}_cpu_s"] / row["featured"] for key in CPU_STAGES}
+        rest = per_1k["e2e"] - per_1k["features"] - per_1k["model"]
+        bound = row["model_s"] / (row["e2e_cpu_s"] / cores)
+        print(
+            f"{row['backend']:<11}{row['customers']:>11,}{per_1k['e2e']:>8.3f}"
+            f"{per_1k['features']:>15.3f}{per_1k['model']:>8.3f}{rest:>8.3f}{bound:>13.2f}"
+        )
+    print(
+        "\nread+features: partition_features for every partition, as the flow runs it; model: "
+        "the model-only pass; rest: e2e minus both (staged writes, publication, Prefect); "
+        "ratio bound: model-only seconds / (e2e CPU-seconds / cores), the ratio if the flow "
+        "kept every core busy."
     )
 
 
