@@ -2,20 +2,23 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, update
+from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, text, update
 
 from db.engine import make_engine, transaction
 from db.errors import SourceMappingError
 from db.event_import import event_keys, store_events
 from db.models import Customer
 from db.source import (
+    RANGE_READ_SETTINGS,
     EventSource,
     _fast_reader,
     active_customer_ids,
     active_customers_query,
     event_time_span,
     events_query,
+    literal_sql,
     partition_ranges,
+    postgresql_range_reader,
     read_events,
     resolve_columns,
     stream_events,
@@ -118,6 +121,42 @@ def test_bulk_reader_returns_what_the_row_by_row_reader_returns(engine):
         bulk = reader(connection, query) if reader else read_events(connection, source, cutoff)
     assert len(generic) == 5
     pd.testing.assert_frame_equal(bulk, generic)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_reads_a_customer_range_through_the_customer_index(engine):
+    """On a big table the planner would scan all of it for each partition; on this small
+    one, stored in time order as event logs are, it does so too."""
+    customers = [f"C{i % 300:04d}" for i in range(1200)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": customers,
+            "event_type": "visit",
+            "occurred_at": [T0 + timedelta(hours=i) for i in range(len(customers))],
+            "amount": None,
+        }
+    ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE customer_events"))
+        columns = resolve_columns(connection, EventSource())
+        query = events_query(columns, T0 + timedelta(days=60), T0, ("C0", None))
+        explain = text(f"EXPLAIN {literal_sql(connection, query)}")
+        default_plan = "\n".join(connection.execute(explain).scalars())
+        for setting in RANGE_READ_SETTINGS:
+            connection.execute(text(setting))
+        range_plan = "\n".join(connection.execute(explain).scalars())
+        with postgresql_range_reader(connection) as cursor:
+            cursor.execute(
+                "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan'),"
+                " current_setting('jit')"
+            )
+            reader_settings = cursor.fetchone()
+    assert "Seq Scan" in default_plan
+    assert "Index Scan using ix_customer_events_customer_id_occurred_at" in range_plan
+    assert "Sort" not in range_plan
+    assert reader_settings == ("off", "off", "off")
 
 
 @pytest.fixture
