@@ -14,6 +14,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import Progress
 from sqlalchemy import Connection, Select
 
@@ -89,12 +90,14 @@ def prepare_score_run(as_of: datetime | None, partition_size: int) -> dict:
     return {"run_id": run_id, "as_of": cutoff, "model_version_id": champion.id, "ranges": ranges}
 
 
+PARTITIONS_AT_ONCE = 2
+
+
 @functools.cache
 def partitions_in_memory() -> threading.BoundedSemaphore:
     """Partitions that hold their data at once, per process: one predicting while the next
-    reads and builds its features. Prefect's thread pool would otherwise start every
-    partition together, and memory would grow with the number of customers."""
-    return threading.BoundedSemaphore(2)
+    reads and builds its features. Also bounds a multi-threaded Dask worker."""
+    return threading.BoundedSemaphore(PARTITIONS_AT_ONCE)
 
 
 @functools.cache
@@ -171,7 +174,13 @@ def run_partitions(run: dict) -> None:
             bar.advance(partitions)
 
 
-@flow(name="score", log_prints=True)
+# Prefect's default pool starts a thread per partition; every thread that allocates keeps a
+# malloc arena of its own, so peak memory grew with the number of partitions.
+@flow(
+    name="score",
+    log_prints=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE),
+)
 def score(as_of: datetime | None = None, partition_size: int | None = None) -> dict:
     with exclusive("score"):
         run = prepare_score_run(as_of, partition_size or Settings().partition_size)
