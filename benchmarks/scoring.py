@@ -383,15 +383,19 @@ def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) 
 # Report
 
 
+def print_heading(title: str, header: str) -> None:
+    print(f"\n{title}")
+    print(header)
+    print("-" * len(header))
+
+
 def report(rows: list[dict], reasons: bool) -> None:
     other = "without" if reasons else "with"
     header = (
         f"{'backend':<11}{'customers':>11}{'e2e cust/s':>12}{'model cust/s':>14}{'ratio':>8}"
         f"{'peak RSS MB':>13}{'RSS growth':>12}{f'model {other} reasons':>26}{'load':>6}"
     )
-    print(f"\nreason codes: {'on' if reasons else 'off'}")
-    print(header)
-    print("-" * len(header))
+    print_heading(f"reason codes: {'on' if reasons else 'off'}", header)
     smallest: dict[str, float] = {}
     for row in rows:
         e2e = row["customers"] / row["e2e_s"]
@@ -420,9 +424,7 @@ def report_cpu(rows: list[dict]) -> None:
         f"{'backend':<11}{'customers':>11}{'e2e':>8}{'read+features':>15}{'model':>8}"
         f"{'rest':>8}{'ratio bound':>13}"
     )
-    print(f"\nbusy CPU-seconds per 1,000 customers, every process ({cores} cores)")
-    print(header)
-    print("-" * len(header))
+    print_heading(f"busy CPU-seconds per 1,000 customers, every process ({cores} cores)", header)
     for row in rows:
         per_1k = {key: 1000 * row[f"{key}_cpu_s"] / row["featured"] for key in CPU_STAGES}
         rest = per_1k["e2e"] - per_1k["features"] - per_1k["model"]
