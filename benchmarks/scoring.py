@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,7 @@ from llm_model.synthetic import generate  # noqa: E402
 
 BLOCK = 50_000  # customers generated and loaded at a time
 CPU_STAGES = ("e2e", "features", "model")
+T = TypeVar("T")
 ID_WIDTH = 8
 
 
@@ -289,6 +292,13 @@ def busy_cpu_seconds() -> float:
     return (sum(values) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
+def timed(work: Callable[[], T]) -> tuple[T, float, float]:
+    """What work returns, its wall seconds and the machine's busy CPU-seconds meanwhile."""
+    started, busy = time.perf_counter(), busy_cpu_seconds()
+    result = work()
+    return result, time.perf_counter() - started, busy_cpu_seconds() - busy
+
+
 def measure(url: str) -> dict:
     """Run in a fresh process with PROPENSITY_DATABASE_URL=url."""
     from prefect import flow
@@ -307,10 +317,7 @@ def measure(url: str) -> dict:
     warm_up()  # starts Prefect's ephemeral server outside the timed part
     settings = Settings()
     rss_before = peak_rss_mb()
-    started, busy = time.perf_counter(), busy_cpu_seconds()
-    summary = score()
-    e2e_seconds = time.perf_counter() - started
-    e2e_cpu = busy_cpu_seconds() - busy
+    summary, e2e_seconds, e2e_cpu = timed(score)
     rss_flow = peak_rss_mb()
 
     with service_engine(settings).connect() as connection:
@@ -326,16 +333,19 @@ def measure(url: str) -> dict:
         ranges = partition_ranges(
             connection, active_query(connection, settings, as_of), settings.partition_size
         )
-    busy = busy_cpu_seconds()
-    features = [partition_features(model, settings, as_of, r) for r in ranges]
-    features_cpu = busy_cpu_seconds() - busy
+    features, _, features_cpu = timed(
+        lambda: [partition_features(model, settings, as_of, r) for r in ranges]
+    )
 
     def model_only(with_reasons: bool) -> tuple[float, float]:
         model.scores(features[0].take(np.arange(min(len(features[0]), 4096))), with_reasons)
-        started, busy = time.perf_counter(), busy_cpu_seconds()
-        for part in features:
-            model.scores(part, with_reasons=with_reasons)
-        return time.perf_counter() - started, busy_cpu_seconds() - busy
+
+        def score_every_partition() -> None:
+            for part in features:
+                model.scores(part, with_reasons=with_reasons)
+
+        _, seconds, cpu = timed(score_every_partition)
+        return seconds, cpu
 
     reasons = settings.reason_codes
     n = sum(len(part) for part in features)
