@@ -79,7 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="server to create the benchmark database on",
     )
-    parser.add_argument("--partition-size", type=int, default=50_000)
+    parser.add_argument(
+        "--partition-size",
+        type=int,
+        help="customers per scoring partition (default: the service's PROPENSITY_PARTITION_SIZE)",
+    )
     parser.add_argument("--train-customers", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -369,7 +373,7 @@ def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) 
         **os.environ,
         "PROPENSITY_DATABASE_URL": database.url,
         "PROPENSITY_REASON_CODES": "true" if args.reasons else "false",
-        "PROPENSITY_PARTITION_SIZE": str(args.partition_size),
+        **({"PROPENSITY_PARTITION_SIZE": str(args.partition_size)} if args.partition_size else {}),
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",

@@ -105,9 +105,8 @@ class ScoreRun(Base):
 class ScoreColumns:
     """Columns shared by published and staged scores."""
 
-    score_run_id: Mapped[int] = mapped_column(
-        ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: see migration 0002 (a per-row check was most of the publication time).
+    score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
     propensity: Mapped[float] = mapped_column(
         Double, nullable=False, comment="Calibrated probability of the target event in the horizon."

@@ -110,7 +110,7 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
         PropensityScoreStaging.reason_2,
         PropensityScoreStaging.reason_3,
     )
-    session.execute(
+    published = session.execute(
         insert(PropensityScore).from_select(
             [
                 "score_run_id",
@@ -123,12 +123,12 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
                 "reason_3",
             ],
             ranked,
-        )
+        ),
+        # SQLAlchemy reports an INSERT's row count only when asked to.
+        execution_options={"preserve_rowcount": True},
     )
     clear_staged(session, score_run_id)
-    n_scored = session.scalar(
-        select(func.count()).where(PropensityScore.score_run_id == score_run_id)
-    )
+    n_scored = published.rowcount
     if not n_scored:
         # Publishing nothing would empty current_propensity_scores (and replace a good rerun).
         raise ScoreRunConflict(

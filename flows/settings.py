@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         0.005, ge=0, description="A challenger may trail the champion's holdout AUC by this much."
     )
 
-    partition_size: int = Field(50_000, gt=0, description="Customers per scoring partition.")
+    partition_size: int = Field(20_000, gt=0, description="Customers per scoring partition.")
     score_retention: int = Field(5, gt=0, description="Succeeded score runs kept (older pruned).")
     job_stale_hours: float = Field(
         6,

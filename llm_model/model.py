@@ -6,6 +6,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from llm_model.attribution import INFERENCE_BATCH, scores_with_reasons
+from llm_model.attribution import INFERENCE_BATCH, attribution_function, scores_with_reasons
 from llm_model.calibration import Calibrator
 from llm_model.sequences import PAD, Features, SequenceConfig, Vocabulary, build_features
 
@@ -189,11 +190,17 @@ class TrainedModel:
     def propensity(self, features: Features) -> np.ndarray:
         return self.calibrator.transform(self.raw_scores(features))
 
+    @cached_property
+    def attribution(self):
+        return attribution_function(
+            self.network, self.sequence_config.max_len, len(self.static_names)
+        )
+
     def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
         """customer_id, calibrated propensity and (optionally) the top three reasons."""
         if with_reasons:
             raw, reasons = scores_with_reasons(
-                self.network, features, self.vocab, self.static_names
+                self.attribution, features, self.vocab, self.static_names
             )
         else:
             raw, reasons = self.raw_scores(features), pd.DataFrame(index=range(len(features)))
