@@ -1,6 +1,8 @@
+from datetime import datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from db.engine import make_engine
 from db.migrate import current_revision, downgrade, head_revision, upgrade
@@ -46,3 +48,54 @@ def test_extraction_indexes_exist(engine):
         for index in inspect(engine).get_indexes("customer_events")
     }
     assert indexes["ix_customer_events_customer_id_occurred_at"] == ["customer_id", "occurred_at"]
+
+
+def test_dropping_the_score_foreign_keys_keeps_scores_and_the_view(database_url):
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        upgrade(connection, "0001")
+        connection.execute(
+            text(
+                "INSERT INTO model_versions (id, created_at, trained_as_of, horizon_days, cell,"
+                " config, metrics, status, artifact, artifact_sha256) VALUES (1, :t, :t, 30,"
+                " 'gru', '{}', '{}', 'champion', :artifact, 'x')"
+            ),
+            {"t": datetime(2026, 1, 1), "artifact": b"model"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO score_runs (id, as_of, model_version_id, started_at, finished_at,"
+                " status, n_scored) VALUES (7, :t, 1, :t, :t, 'succeeded', 2)"
+            ),
+            {"t": datetime(2026, 1, 1)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO propensity_scores (score_run_id, customer_id, propensity, decile,"
+                " rank) VALUES (7, 'a', 0.9, 1, 1), (7, 'b', 0.1, 10, 2)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO propensity_score_staging (score_run_id, customer_id, propensity)"
+                " VALUES (7, 'c', 0.5)"
+            )
+        )
+    with engine.begin() as connection:
+        upgrade(connection)
+    inspector = inspect(engine)
+    assert inspector.get_foreign_keys("propensity_scores") == []
+    assert inspector.get_foreign_keys("propensity_score_staging") == []
+    with engine.connect() as connection:
+        current = connection.execute(
+            text("SELECT customer_id, rank FROM current_propensity_scores ORDER BY rank")
+        ).all()
+        staged = connection.execute(
+            text("SELECT customer_id FROM propensity_score_staging")
+        ).scalars()
+        assert [tuple(row) for row in current] == [("a", 1), ("b", 2)]
+        assert list(staged) == ["c"]
+    with engine.begin() as connection:
+        downgrade(connection, "0001")
+    assert len(inspect(engine).get_foreign_keys("propensity_scores")) == 1
+    engine.dispose()
