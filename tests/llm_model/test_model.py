@@ -82,6 +82,10 @@ def test_scores_with_reasons_match_plain_scores(training, trained):
     ]
     assert with_reasons[[f"reason_{i + 1}" for i in range(N_REASONS)]].notna().all().all()
     assert not with_reasons["reason_1"].isin(["padding"]).any()
+    # The model's one traced function serves any batch size: a partition of 7 customers
+    # gets the same scores and reasons as those customers had in the larger one.
+    part = trained.scores(features.take(np.arange(7)), with_reasons=True)
+    pd.testing.assert_frame_equal(part, with_reasons.iloc[:7], rtol=1e-6)
 
 
 def test_sum_by_token_against_a_hand_computed_example():
