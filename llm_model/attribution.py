@@ -82,7 +82,9 @@ def scores_with_reasons(
     """Raw scores and, per customer, the names of the three largest contributions;
     ``attribute`` is the model's ``attribution_function``."""
     n = len(features)
-    names = np.array(token_names(vocab) + [static_label(n) for n in static_names], dtype=object)
+    names = np.array(
+        token_names(vocab) + [static_label(name) for name in static_names], dtype=object
+    )
     scores, reasons = [], []
     for start in range(0, n, batch_size):
         part = slice(start, start + batch_size)
