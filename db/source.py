@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import adbc_driver_manager
@@ -32,6 +32,7 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
+    text,
 )
 
 from db.errors import SourceMappingError
@@ -77,6 +78,12 @@ class EventColumns:
     event_type: Column
     occurred_at: Column
     amount: Column | None
+
+    def moment(self, naive_utc: datetime) -> datetime:
+        """A service time as a value for occurred_at: with its UTC offset where the column
+        keeps one, so the database compares instants and not its session time zone's clock."""
+        aware = getattr(self.occurred_at.type, "timezone", False)
+        return naive_utc.replace(tzinfo=UTC) if aware else naive_utc
 
     def labelled(self) -> list:
         amount = cast(self.amount, Float) if self.amount is not None else literal(None, Float)
@@ -131,9 +138,9 @@ def events_query(
     customer_range: CustomerRange | None = None,
 ) -> Select:
     """Events with since < occurred_at <= cutoff, optionally for customer_id in [low, high)."""
-    conditions = [columns.occurred_at <= cutoff]
+    conditions = [columns.occurred_at <= columns.moment(cutoff)]
     if since is not None:
-        conditions.append(columns.occurred_at > since)
+        conditions.append(columns.occurred_at > columns.moment(since))
     if customer_range is not None:
         conditions += in_range(columns.customer_id, customer_range)
     return (
@@ -153,6 +160,7 @@ def stream_events(
 ) -> Iterator[pd.DataFrame]:
     """Yield event frames of at most chunk_rows rows, read through a server-side cursor."""
     query = events_query(resolve_columns(connection, source), cutoff, since, customer_range)
+    prefer_range_index(connection, customer_range)
     yield from _stream_frames(connection, query, chunk_rows)
 
 
@@ -211,6 +219,7 @@ def read_events(
             return fast_reader(connection, query)
         except (pa.ArrowException, ValueError, TypeError, adbc_driver_manager.Error):
             pass  # values or a connection the fast readers cannot handle: go row by row
+    prefer_range_index(connection, customer_range)
     chunks = list(_stream_frames(connection, query, 100_000))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
 
@@ -251,11 +260,20 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
 # scan of the whole table and a sort instead (49M events: 5.0 s in three processes against
 # 0.7 s), which makes every partition cost as much as the whole table. These penalise, not
 # forbid: a source without such an index is still read. JIT compilation only adds start-up.
-RANGE_READ_SETTINGS = (
-    "SET enable_seqscan = off",
-    "SET enable_bitmapscan = off",
-    "SET jit = off",
-)
+RANGE_READ_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
+
+
+def range_read_statements(scope: str) -> list[str]:
+    """The settings as SET statements: scope SESSION for a connection of its own, LOCAL (until
+    the transaction ends) for a pooled one that other work reuses."""
+    return [f"SET {scope} {name} = {value}" for name, value in RANGE_READ_SETTINGS.items()]
+
+
+def prefer_range_index(connection: Connection, customer_range: CustomerRange | None) -> None:
+    """Apply the range settings to the rest of this transaction on a PostgreSQL range read."""
+    if customer_range is not None and connection.dialect.name == "postgresql":
+        for statement in range_read_statements("LOCAL"):
+            connection.execute(text(statement))
 
 
 @contextmanager
@@ -266,8 +284,8 @@ def postgresql_range_reader(connection: Connection) -> Iterator[adbc_driver_mana
         adbc_postgresql.connect(url.render_as_string(hide_password=False)) as reader,
         reader.cursor() as cursor,
     ):
-        for setting in RANGE_READ_SETTINGS:
-            cursor.execute(setting)
+        for statement in range_read_statements("SESSION"):
+            cursor.execute(statement)
         yield cursor
 
 
@@ -322,6 +340,11 @@ def events_frame(rows: Sequence) -> pd.DataFrame:
 
 
 def events_frame_types(frame: pd.DataFrame) -> pd.DataFrame:
+    occurred_at = frame["occurred_at"]
+    if isinstance(occurred_at.dtype, pd.DatetimeTZDtype) or occurred_at.dtype == object:
+        # A timezone-aware column (timestamptz) arrives with offsets; the service keeps
+        # naive UTC, and values without an offset are taken as UTC already.
+        frame = frame.assign(occurred_at=pd.to_datetime(occurred_at, utc=True).dt.tz_localize(None))
     return frame.astype(
         {
             "customer_id": "str",
@@ -349,7 +372,10 @@ def active_customers_query(
         since = as_of - timedelta(days=within_days)
         return (
             select(columns.customer_id.label("customer_id"))
-            .where(columns.occurred_at > since, columns.occurred_at <= as_of)
+            .where(
+                columns.occurred_at > columns.moment(since),
+                columns.occurred_at <= columns.moment(as_of),
+            )
             .group_by(columns.customer_id)
         )
     raise SourceMappingError(f"unknown active-customer rule {rule!r}")
@@ -363,7 +389,7 @@ def active_customer_ids(
     query = select(ids.c.customer_id).order_by(ids.c.customer_id)
     if customer_range is not None:
         query = query.where(*in_range(ids.c.customer_id, customer_range))
-    return list(connection.execute(query).scalars())
+    return list(connection.execute(query).scalars().all())
 
 
 def partition_ranges(connection: Connection, active: Select, size: int) -> list[CustomerRange]:
@@ -386,12 +412,16 @@ def partition_ranges(connection: Connection, active: Select, size: int) -> list[
 def event_time_span(
     connection: Connection, source: EventSource
 ) -> tuple[datetime, datetime] | None:
-    """First and last event time, or None for an empty source."""
+    """First and last event time (naive UTC), or None for an empty source."""
     columns = resolve_columns(connection, source)
     first, last = connection.execute(
         select(func.min(columns.occurred_at), func.max(columns.occurred_at))
     ).one()
-    return None if first is None else (first, last)
+    return None if first is None else (naive_utc(first), naive_utc(last))
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def event_counts_by_type(connection: Connection, source: EventSource) -> dict[str, int]:

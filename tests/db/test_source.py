@@ -19,6 +19,7 @@ from db.source import (
     literal_sql,
     partition_ranges,
     postgresql_range_reader,
+    prefer_range_index,
     read_events,
     resolve_columns,
     stream_events,
@@ -144,19 +145,25 @@ def test_postgresql_reads_a_customer_range_through_the_customer_index(engine):
         query = events_query(columns, T0 + timedelta(days=60), T0, ("C0", None))
         explain = text(f"EXPLAIN {literal_sql(connection, query)}")
         default_plan = "\n".join(connection.execute(explain).scalars())
-        for setting in RANGE_READ_SETTINGS:
-            connection.execute(text(setting))
+        # What the row-by-row reader applies; ADBC cannot EXPLAIN (it wraps queries in COPY).
+        prefer_range_index(connection, ("C0", None))
         range_plan = "\n".join(connection.execute(explain).scalars())
+        connection.rollback()
+        after_transaction = connection.execute(text(CURRENT_RANGE_SETTINGS)).one()
         with postgresql_range_reader(connection) as cursor:
-            cursor.execute(
-                "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan'),"
-                " current_setting('jit')"
-            )
+            cursor.execute(CURRENT_RANGE_SETTINGS)
             reader_settings = cursor.fetchone()
     assert "Seq Scan" in default_plan
     assert "Index Scan using ix_customer_events_customer_id_occurred_at" in range_plan
     assert "Sort" not in range_plan
-    assert reader_settings == ("off", "off", "off")
+    assert tuple(reader_settings) == tuple(RANGE_READ_SETTINGS.values())
+    # The pooled connection gets its planner back once the read's transaction ends.
+    assert "off" not in tuple(after_transaction)
+
+
+CURRENT_RANGE_SETTINGS = "SELECT " + ", ".join(
+    f"current_setting('{name}')" for name in RANGE_READ_SETTINGS
+)
 
 
 @pytest.fixture
@@ -198,6 +205,33 @@ def test_mapped_table_is_read_in_place(warehouse):
         "occurred_at": [T0 + timedelta(hours=1), T0],
         "amount": [4.0, pytest.approx(float("nan"), nan_ok=True)],
     }
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse):
+    """A mapped source ADBC cannot read as is (a timezone-aware time column here) takes the
+    generic path, which applies the same settings to its own transaction only; times are
+    compared and returned as UTC whatever the session's time zone."""
+    with warehouse.begin() as connection:
+        connection.execute(
+            text(
+                "ALTER TABLE web_events ALTER COLUMN ts TYPE timestamptz"
+                " USING ts AT TIME ZONE 'UTC'"
+            )
+        )
+    with warehouse.connect() as connection:
+        # A session clock other than UTC: the cutoff must still be compared as an instant.
+        connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
+        columns = resolve_columns(connection, MAPPED)
+        assert _fast_reader(connection, MAPPED, columns) is None
+        span = event_time_span(connection, MAPPED)
+        events = read_events(connection, MAPPED, T0, None, ("u", None))
+        during = connection.execute(text(CURRENT_RANGE_SETTINGS)).one()
+    # Read back as the naive UTC times the service works in; u1's event is after the cutoff.
+    assert span == (T0, T0 + timedelta(hours=1))
+    assert events["customer_id"].tolist() == ["u2"]
+    assert events["occurred_at"].tolist() == [T0]
+    assert tuple(during) == tuple(RANGE_READ_SETTINGS.values())
 
 
 @pytest.mark.parametrize(
