@@ -381,6 +381,13 @@ def active_customers_query(
     raise SourceMappingError(f"unknown active-customer rule {rule!r}")
 
 
+def recently_active_ids(events: pd.DataFrame, as_of: datetime, within_days: int) -> list[str]:
+    """The recent_events rule applied to events already read up to as_of, which must reach
+    back at least within_days: the ids in the order read (a range read's key order)."""
+    recent = events["occurred_at"] > as_of - timedelta(days=within_days)
+    return events.loc[recent, "customer_id"].unique().tolist()
+
+
 def active_customer_ids(
     connection: Connection, active: Select, customer_range: CustomerRange | None = None
 ) -> list[str]:

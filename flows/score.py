@@ -33,6 +33,7 @@ from db.source import (
     active_customers_query,
     partition_ranges,
     read_events,
+    recently_active_ids,
 )
 from flows.report import score_markdown, score_summary
 from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
@@ -133,14 +134,17 @@ def _score_partition(
 def partition_features(
     model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
 ) -> Features:
-    with active_engine(settings).connect() as connection:
-        active = active_query(connection, settings, as_of)
-        customer_ids = active_customer_ids(connection, active, customer_range)
+    lookback_days = model.sequence_config.lookback_days or settings.lookback_days
     with events_engine(settings).connect() as connection:
-        since = as_of - timedelta(
-            days=model.sequence_config.lookback_days or settings.lookback_days
-        )
+        since = as_of - timedelta(days=lookback_days)
         events = read_events(connection, settings.event_source, as_of, since, customer_range)
+    if settings.active_rule == "recent_events" and settings.active_within_days <= lookback_days:
+        # The events just read answer the rule: no second scan of the range.
+        customer_ids = recently_active_ids(events, as_of, settings.active_within_days)
+    else:
+        with active_engine(settings).connect() as connection:
+            active = active_query(connection, settings, as_of)
+            customer_ids = active_customer_ids(connection, active, customer_range)
     return model.features(events, customer_ids, pd.Timestamp(as_of))
 
 

@@ -21,6 +21,7 @@ from db.source import (
     postgresql_range_reader,
     prefer_range_index,
     read_events,
+    recently_active_ids,
     resolve_columns,
     stream_events,
 )
@@ -91,6 +92,27 @@ def test_active_customers_by_flag_and_by_recent_events(loaded):
             T0 + timedelta(days=1),
             T0 + timedelta(days=20),
         )
+
+
+def test_recent_events_rule_on_events_already_read_matches_the_query(loaded):
+    """b's only event is exactly 28 days before as_of: outside a 28-day window, as in SQL."""
+    as_of = T0 + timedelta(days=30)
+    with loaded.connect() as connection:
+        events = read_events(connection, EventSource(), as_of, as_of - timedelta(days=60))
+        in_range = read_events(
+            connection, EventSource(), as_of, as_of - timedelta(days=60), ("b", None)
+        )
+        for within_days in (1, 15, 27, 28, 29, 60):
+            rule = active_customers_query(
+                connection, EventSource(), "recent_events", as_of, within_days
+            )
+            assert recently_active_ids(events, as_of, within_days) == active_customer_ids(
+                connection, rule
+            )
+            assert recently_active_ids(in_range, as_of, within_days) == active_customer_ids(
+                connection, rule, ("b", None)
+            )
+    assert recently_active_ids(events, as_of, 28) == ["a", "c"]
 
 
 def test_empty_source_has_no_time_span(engine):

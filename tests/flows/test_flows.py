@@ -209,3 +209,26 @@ def test_customers_without_history_and_unseen_event_types_are_scored(populated):
     assert 0.0 < scores.loc["Z-new", "propensity"] < 1.0
     assert scores.loc["Z-new", ["reason_1", "reason_2", "reason_3"]].notna().all()
     assert 0.0 < scores.loc[known, "propensity"] < 1.0
+
+
+def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
+    populated, monkeypatch
+):
+    """Within the lookback the partitions' own events answer the rule; beyond it the
+    database does. Either way the scored set is what SQL says it is."""
+    retrain(force_promote=True)
+    monkeypatch.setenv("PROPENSITY_ACTIVE_RULE", "recent_events")
+    latest = count(populated, select(func.max(CustomerEvent.occurred_at)))
+    scored = {}
+    for within_days in (30, Settings().lookback_days + 100):
+        monkeypatch.setenv("PROPENSITY_ACTIVE_WITHIN_DAYS", str(within_days))
+        score()
+        with populated.connect() as connection:
+            recent = connection.scalars(
+                select(CustomerEvent.customer_id)
+                .where(CustomerEvent.occurred_at > latest - timedelta(days=within_days))
+                .distinct()
+            ).all()
+        scored[within_days] = sorted(current_scores(populated)["customer_id"])
+        assert scored[within_days] == sorted(recent)
+    assert len(scored[30]) < len(scored[Settings().lookback_days + 100])
