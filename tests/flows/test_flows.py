@@ -58,8 +58,8 @@ def test_retrain_registers_a_model_with_every_contender_on_the_holdout(populated
         assert chart.name in result["card"]
 
 
+@pytest.mark.usefixtures("champion")
 def test_score_publishes_one_row_per_active_customer_and_reruns_idempotently(populated):
-    retrain(force_promote=True)
     summary = score()
     active = count(populated, select(func.count()).where(Customer.is_active.is_(True)))
     scores = current_scores(populated)
@@ -84,8 +84,8 @@ def test_score_without_a_champion_writes_nothing(populated):
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 0
 
 
+@pytest.mark.usefixtures("champion")
 def test_corrupt_champion_artifact_is_refused_before_any_write(populated):
-    retrain(force_promote=True)
     with populated.begin() as connection:
         connection.execute(update(ModelVersion).values(artifact=b"not a keras file"))
     with pytest.raises(Exception, match="corrupt"):
@@ -112,8 +112,8 @@ def test_parent_flow_scores_with_the_champion_even_when_retrain_fails(populated,
     assert len(current_scores(populated)) == run.n_scored > 0
 
 
+@pytest.mark.usefixtures("champion")
 def test_parent_flow_retrains_then_scores_with_whoever_is_champion(populated):
-    retrain(force_promote=True)
     result = retrain_and_score()
     with Session(populated) as session:
         champion = session.scalars(
@@ -141,8 +141,8 @@ FAIL_STAGING = {
 }
 
 
+@pytest.mark.usefixtures("champion")
 def test_a_failing_partition_write_fails_the_run_and_keeps_the_previous_scores(populated):
-    retrain(force_promote=True)
     first = score()
     before = current_scores(populated)
     with populated.begin() as connection:
@@ -163,16 +163,16 @@ def test_a_failing_partition_write_fails_the_run_and_keeps_the_previous_scores(p
     assert len(current_scores(populated)) == len(before)
 
 
+@pytest.mark.usefixtures("champion")
 def test_a_second_score_run_while_one_runs_exits_clearly(populated):
-    retrain(force_promote=True)
     acquire_lock(session_factory(populated), "score", "flow run elsewhere", timedelta(hours=1))
     with pytest.raises(LockHeld, match="another score is running"):
         score()
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 0
 
 
+@pytest.mark.usefixtures("champion")
 def test_dask_task_runner_gives_the_same_scores_as_threads(populated, monkeypatch):
-    retrain(force_promote=True)
     score()
     on_threads = current_scores(populated)
     monkeypatch.setenv("PROPENSITY_TASK_RUNNER", "dask")
@@ -184,8 +184,8 @@ def test_dask_task_runner_gives_the_same_scores_as_threads(populated, monkeypatc
     )
 
 
+@pytest.mark.usefixtures("champion")
 def test_customers_without_history_and_unseen_event_types_are_scored(populated):
-    retrain(force_promote=True)
     with Session(populated) as session:
         latest = session.scalar(select(func.max(CustomerEvent.occurred_at)))
         known = session.scalar(
@@ -213,12 +213,12 @@ def test_customers_without_history_and_unseen_event_types_are_scored(populated):
 
 # The rule's SQL is checked on every back-end in tests/db; one back-end keeps this short.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("champion")
 def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
     populated, monkeypatch
 ):
     """Within the lookback the partitions' own events answer the rule; beyond it the
     database does. Either way the scored set is what SQL says it is."""
-    retrain(force_promote=True)
     monkeypatch.setenv("PROPENSITY_ACTIVE_RULE", "recent_events")
     latest = count(populated, select(func.max(CustomerEvent.occurred_at)))
     scored = {}
