@@ -79,11 +79,11 @@ class EventColumns:
     occurred_at: Column
     amount: Column | None
 
-    def moment(self, naive_utc: datetime) -> datetime:
-        """A service time as a value for occurred_at: with its UTC offset where the column
-        keeps one, so the database compares instants and not its session time zone's clock."""
+    def moment(self, service_time: datetime) -> datetime:
+        """A service time (naive UTC) as a value for occurred_at: with its UTC offset where
+        the column keeps one, so the database compares instants, not its session's clock."""
         aware = getattr(self.occurred_at.type, "timezone", False)
-        return naive_utc.replace(tzinfo=UTC) if aware else naive_utc
+        return service_time.replace(tzinfo=UTC) if aware else service_time
 
     def labelled(self) -> list:
         amount = cast(self.amount, Float) if self.amount is not None else literal(None, Float)
