@@ -239,13 +239,12 @@ def _fast_reader(connection: Connection, source: EventSource, columns: EventColu
     if connection.dialect.name == "sqlite" and source.is_own:
         return _read_sqlite_cursor
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        # These types arrive in Arrow as exactly what psycopg would return.
-        occurred_at = columns.occurred_at.type
+        # These types arrive in Arrow as exactly what the row-by-row path makes of them (a
+        # time zone's instants as naive UTC, as events_frame_types turns them).
         plain = (
             isinstance(columns.customer_id.type, String)
             and isinstance(columns.event_type.type, String)
-            and isinstance(occurred_at, DateTime)
-            and not occurred_at.timezone
+            and isinstance(columns.occurred_at.type, DateTime)
         )
         return _read_postgresql_adbc if plain else None
     return None

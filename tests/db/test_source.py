@@ -230,10 +230,11 @@ def test_mapped_table_is_read_in_place(warehouse):
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse):
-    """A mapped source ADBC cannot read as is (a timezone-aware time column here) takes the
-    generic path, which applies the same settings to its own transaction only; times are
-    compared and returned as UTC whatever the session's time zone."""
+def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse, monkeypatch):
+    """A timestamptz column, with sessions on another clock (libpq's PGTZ for ADBC's own
+    connection): the cutoff is compared as an instant and times come back as naive UTC, in
+    bulk and row by row alike; the row-by-row read applies the range settings to its own
+    transaction only."""
     with warehouse.begin() as connection:
         connection.execute(
             text(
@@ -241,18 +242,19 @@ def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse):
                 " USING ts AT TIME ZONE 'UTC'"
             )
         )
+    monkeypatch.setenv("PGTZ", "Asia/Tokyo")
     with warehouse.connect() as connection:
-        # A session clock other than UTC: the cutoff must still be compared as an instant.
         connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
-        columns = resolve_columns(connection, MAPPED)
-        assert _fast_reader(connection, MAPPED, columns) is None
+        assert _fast_reader(connection, MAPPED, resolve_columns(connection, MAPPED))
         span = event_time_span(connection, MAPPED)
-        events = read_events(connection, MAPPED, T0, None, ("u", None))
+        bulk = read_events(connection, MAPPED, T0, None, ("u", None))
+        generic = pd.concat(stream_events(connection, MAPPED, T0, None, ("u", None)))
         during = connection.execute(text(CURRENT_RANGE_SETTINGS)).one()
-    # Read back as the naive UTC times the service works in; u1's event is after the cutoff.
+    # u1's event is an hour after the cutoff.
     assert span == (T0, T0 + timedelta(hours=1))
-    assert events["customer_id"].tolist() == ["u2"]
-    assert events["occurred_at"].tolist() == [T0]
+    assert bulk["customer_id"].tolist() == ["u2"]
+    assert bulk["occurred_at"].tolist() == [T0]
+    pd.testing.assert_frame_equal(bulk, generic.reset_index(drop=True))
     assert tuple(during) == tuple(RANGE_READ_SETTINGS.values())
 
 
