@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 
 from db.errors import SourceMappingError
+from db.event_import import parse_timestamps
 from db.models import Customer, CustomerEvent
 
 EVENT_COLUMNS = ("customer_id", "event_type", "occurred_at", "amount")
@@ -343,7 +344,7 @@ def events_frame_types(frame: pd.DataFrame) -> pd.DataFrame:
     if isinstance(occurred_at.dtype, pd.DatetimeTZDtype) or occurred_at.dtype == object:
         # A timezone-aware column (timestamptz) arrives with offsets; the service keeps
         # naive UTC, and values without an offset are taken as UTC already.
-        frame = frame.assign(occurred_at=pd.to_datetime(occurred_at, utc=True).dt.tz_localize(None))
+        frame = frame.assign(occurred_at=parse_timestamps(occurred_at, "UTC"))
     return frame.astype(
         {
             "customer_id": "str",

@@ -221,8 +221,9 @@ def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
     database does. Either way the scored set is what SQL says it is."""
     monkeypatch.setenv("PROPENSITY_ACTIVE_RULE", "recent_events")
     latest = count(populated, select(func.max(CustomerEvent.occurred_at)))
+    beyond_lookback = Settings().lookback_days + 100
     scored = {}
-    for within_days in (30, Settings().lookback_days + 100):
+    for within_days in (30, beyond_lookback):
         monkeypatch.setenv("PROPENSITY_ACTIVE_WITHIN_DAYS", str(within_days))
         score()
         with populated.connect() as connection:
@@ -233,4 +234,4 @@ def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
             ).all()
         scored[within_days] = sorted(current_scores(populated)["customer_id"])
         assert scored[within_days] == sorted(recent)
-    assert len(scored[30]) < len(scored[Settings().lookback_days + 100])
+    assert len(scored[30]) < len(scored[beyond_lookback])
