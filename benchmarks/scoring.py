@@ -310,7 +310,7 @@ def measure(url: str) -> dict:
 
     from db.models import ScoreRun
     from db.source import partition_ranges
-    from flows.resources import service_engine
+    from flows.resources import local_flow_runs, service_engine
     from flows.score import active_engine, active_query, cached_model, partition_features, score
     from flows.settings import Settings
 
@@ -318,10 +318,11 @@ def measure(url: str) -> dict:
     def warm_up() -> None:
         pass
 
-    warm_up()  # starts Prefect's ephemeral server outside the timed part
     settings = Settings()
-    rss_before = peak_rss_mb()
-    summary, e2e_seconds, e2e_cpu = timed(score)
+    with local_flow_runs():  # as `propensity score` runs it
+        warm_up()  # starts Prefect's ephemeral server outside the timed part
+        rss_before = peak_rss_mb()
+        summary, e2e_seconds, e2e_cpu = timed(score)
     rss_flow = peak_rss_mb()
 
     with service_engine(settings).connect() as connection:

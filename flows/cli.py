@@ -202,15 +202,17 @@ def retrain(
     """Train a challenger, compare it with the champion and baselines, promote or reject it."""
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
+    from flows.resources import local_flow_runs
     from flows.retrain import retrain as retrain_flow
 
-    result = retrain_flow(
-        as_of=as_of,
-        horizon_days=horizon_days,
-        cell=cell,
-        epochs=epochs,
-        force_promote=force_promote,
-    )
+    with local_flow_runs():
+        result = retrain_flow(
+            as_of=as_of,
+            horizon_days=horizon_days,
+            cell=cell,
+            epochs=epochs,
+            force_promote=force_promote,
+        )
     show_metrics(result["table"])
     show_decision(result)
 
@@ -243,9 +245,11 @@ def show_score_summary(summary: dict) -> None:
 
 
 def run_score(as_of: datetime | None, partition_size: int | None) -> dict:
+    from flows.resources import local_flow_runs
     from flows.score import configured_score_flow
 
-    summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
+    with local_flow_runs():
+        summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
     show_score_summary(summary)
     return summary
 
@@ -325,7 +329,7 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
     from db.registry import current_champion
     from db.source import event_counts_by_type
     from flows.pipeline import retrain_and_score
-    from flows.resources import load_synthetic_events
+    from flows.resources import load_synthetic_events, local_flow_runs
 
     settings = Settings()
     engine = ready_engine(settings)
@@ -336,9 +340,7 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
         console.print("reusing the events already in the database")
     else:
         console.print(f"generating {customers:,} synthetic customers (seed {seed})")
-        from flows.resources import load_synthetic_events
-
-    counts = load_synthetic_events(engine, customers, seed)
+        counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
     with transaction(engine) as session:
         bootstrap = current_champion(session) is None
@@ -347,7 +349,8 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
             "no champion yet: the demo promotes its first model whatever the comparison says, "
             "so that there is something to score (`propensity retrain` always applies the rule)"
         )
-    result = retrain_and_score(force_promote=bootstrap)
+    with local_flow_runs():
+        result = retrain_and_score(force_promote=bootstrap)
     retrained = result["retrain"]
     show_metrics(retrained["table"])
     show_decision(retrained)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from sqlalchemy import Engine
 
 from db.engine import check_reachable, make_engine, session_factory, transaction
@@ -54,6 +55,21 @@ def exclusive(job: str) -> Iterator[None]:
         yield
     finally:
         release_lock(sessions, job, holder)
+
+
+@contextmanager
+def local_flow_runs() -> Iterator[None]:
+    """Flows run in this process without heartbeats when no lasting Prefect server is set.
+
+    Heartbeats let a server mark a run whose process died as crashed. Prefect's ephemeral
+    server stops with this process, so none would ever be read, and stopping the heartbeat
+    thread adds up to a second to the end of every flow run (it sleeps in 1 s steps).
+    """
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def load_model(version: ModelVersion) -> TrainedModel:

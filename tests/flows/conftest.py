@@ -19,12 +19,17 @@ TINY_SERVICE = {
 
 
 @pytest.fixture
-def service(engine, database_url, monkeypatch, prefect_harness, tmp_path):
+def tiny_model(monkeypatch) -> None:
+    """The flows' settings for a tiny model that trains in seconds."""
+    for name, value in TINY_SERVICE.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def service(engine, database_url, monkeypatch, prefect_harness, tiny_model, tmp_path):
     """A migrated database that the flows' settings point at, with a tiny model config."""
     monkeypatch.setenv("PROPENSITY_DATABASE_URL", database_url)
     monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
-    for name, value in TINY_SERVICE.items():
-        monkeypatch.setenv(name, value)
     return engine
 
 

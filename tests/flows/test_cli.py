@@ -1,14 +1,21 @@
 """The command line as a user meets it: one-line errors, non-zero exits, no passwords."""
 
 import pytest
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    get_current_settings,
+    temporary_settings,
+)
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 # TensorFlow writes to stderr while it loads: load it before CliRunner swaps stderr out.
 import llm_model.model  # noqa: F401
 from db.engine import make_engine
-from db.models import CustomerEvent
+from db.models import Customer, CustomerEvent
 from flows.cli import app
+from flows.resources import local_flow_runs
 
 runner = CliRunner()
 
@@ -83,3 +90,38 @@ def test_missing_file_and_bad_cell_are_clear(sqlite_service, tmp_path):
     bad_cell = invoke("retrain", "--cell", "transformer")
     assert bad_cell.exit_code == 1
     assert "--cell must be gru or lstm" in bad_cell.output
+
+
+def test_demo_reuses_the_events_already_in_the_database(
+    sqlite_service, prefect_harness, tiny_model, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
+    first = invoke("demo", "--customers", "200", "--seed", "1")
+    assert first.exit_code == 0, first.output
+    assert "generating 200 synthetic customers" in first.output
+    with make_engine(sqlite_service).connect() as connection:
+        events = connection.scalar(select(func.count()).select_from(CustomerEvent))
+    # Another seed would generate other customers: none may be added.
+    second = invoke("demo", "--customers", "300", "--seed", "2")
+    assert second.exit_code == 0, second.output
+    assert "reusing the events already in the database" in second.output
+    with make_engine(sqlite_service).connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(CustomerEvent)) == events
+        assert connection.scalar(select(func.count()).select_from(Customer)) == 200
+    assert "top customers" in second.output
+
+
+def test_flow_heartbeats_are_off_only_without_a_lasting_prefect_server():
+    default = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.default()
+    with temporary_settings(
+        updates={PREFECT_API_URL: None, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: default}
+    ):
+        with local_flow_runs():
+            assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == default
+    lasting_server = {
+        PREFECT_API_URL: "http://127.0.0.1:4200/api",
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: default,
+    }
+    with temporary_settings(updates=lasting_server), local_flow_runs():
+        assert get_current_settings().flows.heartbeat_frequency == default
