@@ -31,6 +31,7 @@ from db.scores import (
 from db.source import (
     active_customer_ids,
     active_customers_query,
+    events_frame,
     partition_ranges,
     read_events,
     recently_active_ids,
@@ -38,7 +39,7 @@ from db.source import (
 from flows.report import score_markdown, score_summary
 from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
 from flows.settings import Settings
-from flows.tasks import io_task
+from flows.tasks import compute_task, io_task
 from llm_model.model import TrainedModel
 from llm_model.sequences import Features
 
@@ -108,6 +109,17 @@ def preparing() -> threading.Lock:
     return threading.Lock()
 
 
+@compute_task
+def warm_up_model(version_id: int, as_of: datetime) -> None:
+    """Trace the model's inference function (about 1 s of CPU) while the first partition
+    reads its events, rather than after, when the model would otherwise wait for it."""
+    settings = Settings()
+    model, predicting = cached_model(settings.database_url, version_id)
+    no_history = model.features(events_frame([]), ["warm-up"], pd.Timestamp(as_of))
+    with predicting:
+        model.scores(no_history, with_reasons=settings.reason_codes)
+
+
 @io_task
 def score_partition(
     run_id: int, version_id: int, as_of: datetime, low: str, high: str | None
@@ -166,6 +178,7 @@ def mark_run_failed(run_id: int, error: str) -> None:
 def run_partitions(run: dict) -> None:
     """Score every partition; progress goes to a Prefect artifact and, on a terminal, a bar."""
     progress = create_progress_artifact(0.0, description=f"score run {run['run_id']}")
+    warm_up = warm_up_model.submit(run["model_version_id"], run["as_of"])
     futures = [
         score_partition.submit(run["run_id"], run["model_version_id"], run["as_of"], low, high)
         for low, high in run["ranges"]
@@ -176,6 +189,7 @@ def run_partitions(run: dict) -> None:
             future.result()
             update_progress_artifact(progress, 100.0 * done / len(futures))
             bar.advance(partitions)
+    warm_up.result()
 
 
 # Prefect's default pool starts a thread per partition; every thread that allocates keeps a

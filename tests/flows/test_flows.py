@@ -14,7 +14,7 @@ from db.models import Customer, CustomerEvent, ModelVersion, ScoreRun
 from db.registry import NoChampion
 from flows.pipeline import retrain_and_score
 from flows.retrain import retrain
-from flows.score import configured_score_flow, score
+from flows.score import cached_model, configured_score_flow, score, warm_up_model
 from flows.settings import Settings
 
 
@@ -235,3 +235,20 @@ def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
         scored[within_days] = sorted(current_scores(populated)["customer_id"])
         assert scored[within_days] == sorted(recent)
     assert len(scored[30]) < len(scored[beyond_lookback])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("champion")
+def test_the_warm_up_traces_the_function_that_then_scores_every_partition(populated):
+    """Tracing costs about a second of CPU; the flow's warm-up task does it while the first
+    partition reads its events, which only helps if the partitions reuse that trace."""
+    with Session(populated) as session:
+        version_id = session.scalar(select(ModelVersion.id))
+        as_of = session.scalar(select(func.max(CustomerEvent.occurred_at)))
+    model, _ = cached_model(Settings().database_url, version_id)
+    warm_up_model.fn(version_id, as_of)
+    assert model.attribution.experimental_get_tracing_count() == 1
+    summary = score()
+    n, size = summary["n_scored"], Settings().partition_size
+    assert n > size and n % size  # full partitions and a smaller last one
+    assert model.attribution.experimental_get_tracing_count() == 1
