@@ -208,10 +208,14 @@ def grow(databases: list[Database], size: int, seed: int) -> None:
         if engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 c.execute(text("VACUUM ANALYZE"))
+                # The load's dirty pages are written now, not by the checkpointer while a
+                # measurement runs.
+                c.execute(text("CHECKPOINT"))
         else:
             with engine.begin() as c:
                 c.execute(text("ANALYZE"))
         engine.dispose()
+    os.sync()
 
 
 # ----------------------------------------------------------------------------------------
