@@ -289,22 +289,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def busy_cpu_seconds() -> float:
-    """CPU time the whole machine spent busy (every process: the database server too); NaN
-    where /proc/stat is missing."""
+def machine_cpu_seconds() -> np.ndarray:
+    """CPU time the whole machine spent busy (every process: the database server too) and
+    waiting for I/O; NaN where /proc/stat is missing."""
     try:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except OSError:
-        return float("nan")
+        return np.full(2, np.nan)
     idle, iowait = values[3], values[4]
-    return (sum(values) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    return np.array([sum(values) - idle - iowait, iowait]) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(work: Callable[[], T]) -> tuple[T, float, float]:
-    """What work returns, its wall seconds and the machine's busy CPU-seconds meanwhile."""
-    started, busy = time.perf_counter(), busy_cpu_seconds()
+def timed(work: Callable[[], T]) -> tuple[T, float, float, float]:
+    """What work returns, its wall seconds, and the machine's busy and I/O-wait
+    CPU-seconds meanwhile."""
+    started, cpu = time.perf_counter(), machine_cpu_seconds()
     result = work()
-    return result, time.perf_counter() - started, busy_cpu_seconds() - busy
+    busy, iowait = machine_cpu_seconds() - cpu
+    return result, time.perf_counter() - started, busy, iowait
 
 
 def measure(url: str) -> dict:
@@ -326,7 +328,7 @@ def measure(url: str) -> dict:
     with local_flow_runs():  # as `propensity score` runs it
         warm_up()  # starts Prefect's ephemeral server outside the timed part
         rss_before = peak_rss_mb()
-        summary, e2e_seconds, e2e_cpu = timed(score)
+        summary, e2e_seconds, e2e_cpu, e2e_iowait = timed(score)
     rss_flow = peak_rss_mb()
 
     with service_engine(settings).connect() as connection:
@@ -342,7 +344,7 @@ def measure(url: str) -> dict:
         ranges = partition_ranges(
             connection, active_query(connection, settings, as_of), settings.partition_size
         )
-    features, _, features_cpu = timed(
+    features, _, features_cpu, _ = timed(
         lambda: [partition_features(model, settings, as_of, r) for r in ranges]
     )
 
@@ -353,7 +355,7 @@ def measure(url: str) -> dict:
             for part in features:
                 model.scores(part, with_reasons=with_reasons)
 
-        _, seconds, cpu = timed(score_every_partition)
+        _, seconds, cpu, _ = timed(score_every_partition)
         return seconds, cpu
 
     reasons = settings.reason_codes
@@ -366,6 +368,7 @@ def measure(url: str) -> dict:
         "model_s": model_seconds,
         "model_other_s": model_only(not reasons)[0],
         "e2e_cpu_s": e2e_cpu,
+        "e2e_iowait_s": e2e_iowait,
         "features_cpu_s": features_cpu,
         "model_cpu_s": model_cpu,
         "rss_start_mb": rss_before,
@@ -441,7 +444,7 @@ def report_cpu(rows: list[dict]) -> None:
     cores = os.cpu_count() or 1
     header = (
         f"{'backend':<11}{'customers':>11}{'e2e':>8}{'read+features':>15}{'model':>8}"
-        f"{'rest':>8}{'ratio bound':>13}"
+        f"{'rest':>8}{'ratio bound':>13}{'e2e I/O wait s':>16}"
     )
     print_heading(f"busy CPU-seconds per 1,000 customers, every process ({cores} cores)", header)
     for row in rows:
@@ -451,12 +454,14 @@ def report_cpu(rows: list[dict]) -> None:
         print(
             f"{row['backend']:<11}{row['customers']:>11,}{per_1k['e2e']:>8.3f}"
             f"{per_1k['features']:>15.3f}{per_1k['model']:>8.3f}{rest:>8.3f}{bound:>13.2f}"
+            f"{row['e2e_iowait_s']:>16.1f}"
         )
     print(
         "\nread+features: partition_features for every partition, as the flow runs it; model: "
         "the model-only pass; rest: e2e minus both (staged writes, publication, Prefect); "
         "ratio bound: model-only seconds / (e2e CPU-seconds / cores), the ratio if the flow "
-        "kept every core busy."
+        "kept every core busy; e2e I/O wait: CPU-seconds the machine's cores sat waiting for "
+        "the disk during the flow (data not in the page cache)."
     )
 
 
