@@ -57,18 +57,24 @@ def exclusive(job: str) -> Iterator[None]:
         release_lock(sessions, job, holder)
 
 
+def without_flow_heartbeats():
+    """Flow runs inside this block send no heartbeats (an environment variable cannot say
+    None). Stopping the heartbeat thread adds up to a second to the end of every flow run:
+    it sleeps in 1 s steps."""
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
 @contextmanager
 def local_flow_runs() -> Iterator[None]:
     """Flows run in this process without heartbeats when no lasting Prefect server is set.
 
     Heartbeats let a server mark a run whose process died as crashed. Prefect's ephemeral
-    server stops with this process, so none would ever be read, and stopping the heartbeat
-    thread adds up to a second to the end of every flow run (it sleeps in 1 s steps).
+    server stops with this process, so none would ever be read.
     """
     if PREFECT_API_URL.value():
         yield
         return
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with without_flow_heartbeats():
         yield
 
 

@@ -33,15 +33,12 @@ def server_url(backend: str) -> str:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    # As in local_flow_runs: the harness's server ends with the session, and each flow run's
-    # heartbeat thread would add up to a second to its end.
-    with (
-        prefect_test_harness(server_startup_timeout=90),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
+    from flows.resources import without_flow_heartbeats
+
+    # As in local_flow_runs: the harness's server ends with the session.
+    with prefect_test_harness(server_startup_timeout=90), without_flow_heartbeats():
         yield
 
 
