@@ -43,20 +43,27 @@ def static_label(name: str) -> str:
     return STATIC_LABELS.get(name, name)
 
 
+def batch_signature(max_len: int, n_static: int) -> list[tf.TensorSpec]:
+    """tokens, numeric and static of a batch of any size: a function traced with this
+    signature is traced once, whatever the partition and batch sizes."""
+    return [
+        tf.TensorSpec([None, max_len], tf.int32),
+        tf.TensorSpec([None, max_len, 3], tf.float32),
+        tf.TensorSpec([None, n_static], tf.float32),
+    ]
+
+
+def batches(n: int, batch_size: int = INFERENCE_BATCH) -> list[slice]:
+    return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+
+
 def attribution_function(network: keras.Model, max_len: int, n_static: int):
     """Score and contributions of a batch in one traced pass. Tracing costs about 0.6 s of
     CPU, so a model keeps one (TrainedModel.attribution) for every partition it scores."""
     embed, head = network.get_layer("embed"), network.get_layer("head")
     static_mean = tf.constant(head.get_layer("scale").mean, dtype=tf.float32)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, max_len], tf.int32),
-            tf.TensorSpec([None, max_len, 3], tf.float32),
-            tf.TensorSpec([None, n_static], tf.float32),
-        ],
-        reduce_retracing=True,
-    )
+    @tf.function(input_signature=batch_signature(max_len, n_static))
     def attribute(tokens, numeric, static):
         embedded = embed(tokens)
         with tf.GradientTape() as tape:
@@ -86,8 +93,7 @@ def scores_with_reasons(
         token_names(vocab) + [static_label(name) for name in static_names], dtype=object
     )
     scores, reasons = [], []
-    for start in range(0, n, batch_size):
-        part = slice(start, start + batch_size)
+    for part in batches(n, batch_size):
         p, per_event, per_static = attribute(
             features.tokens[part], features.numeric[part], features.static[part]
         )

@@ -13,9 +13,16 @@ from typing import Literal
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from keras import layers
 
-from llm_model.attribution import INFERENCE_BATCH, attribution_function, scores_with_reasons
+from llm_model.attribution import (
+    INFERENCE_BATCH,
+    attribution_function,
+    batch_signature,
+    batches,
+    scores_with_reasons,
+)
 from llm_model.calibration import Calibrator
 from llm_model.sequences import PAD, Features, SequenceConfig, Vocabulary, build_features
 
@@ -149,14 +156,27 @@ def model_inputs(features: Features) -> dict[str, np.ndarray]:
     return {"tokens": features.tokens, "numeric": features.numeric, "static": features.static}
 
 
-def predict(
-    model: keras.Model, features: Features, batch_size: int = INFERENCE_BATCH
-) -> np.ndarray:
-    """Raw probabilities, in large fixed batches."""
-    if len(features.customer_ids) == 0:
-        return np.zeros(0, dtype=np.float64)
-    scores = model.predict(model_inputs(features), batch_size=batch_size, verbose=0)
-    return scores.reshape(-1).astype(np.float64)
+def probability_function(network: keras.Model, max_len: int, n_static: int):
+    """The network's probabilities of a batch, traced once. Keras' predict builds a data
+    pipeline on every call and retraces for new batch shapes: 82k customers took 1.15 s
+    with it and 0.66 s with this."""
+
+    @tf.function(input_signature=batch_signature(max_len, n_static))
+    def probability(tokens, numeric, static):
+        p = network({"tokens": tokens, "numeric": numeric, "static": static}, training=False)
+        return tf.reshape(p, [-1])
+
+    return probability
+
+
+def predict(probability, features: Features, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+    """Raw probabilities in large fixed batches; ``probability`` is a
+    ``probability_function``."""
+    scores = [
+        probability(features.tokens[part], features.numeric[part], features.static[part])
+        for part in batches(len(features), batch_size)
+    ]
+    return np.concatenate([p.numpy() for p in scores]).astype(np.float64) if scores else np.zeros(0)
 
 
 def model_to_bytes(model: keras.Model) -> bytes:
@@ -184,8 +204,14 @@ class TrainedModel:
     calibrator: Calibrator
     static_names: tuple[str, ...]
 
+    @cached_property
+    def probability(self):
+        return probability_function(
+            self.network, self.sequence_config.max_len, len(self.static_names)
+        )
+
     def raw_scores(self, features: Features) -> np.ndarray:
-        return predict(self.network, features)
+        return predict(self.probability, features)
 
     def propensity(self, features: Features) -> np.ndarray:
         return self.calibrator.transform(self.raw_scores(features))

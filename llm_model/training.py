@@ -11,7 +11,14 @@ import tensorflow as tf
 from llm_model import metrics
 from llm_model.baselines import fit_baselines
 from llm_model.calibration import choose_calibrator
-from llm_model.model import ModelConfig, TrainedModel, build_model, model_inputs, predict
+from llm_model.model import (
+    ModelConfig,
+    TrainedModel,
+    build_model,
+    model_inputs,
+    predict,
+    probability_function,
+)
 from llm_model.sequences import SequenceConfig, TrainingSet, build_training_set
 
 
@@ -62,11 +69,14 @@ def fit_model(
         ],
         verbose=verbose,
     )
+    probability = probability_function(
+        network, sequence_config.max_len, len(train.features.static_names)
+    )
     calibrator, calibration_report = choose_calibrator(
         validation_labels,
-        predict(network, validation),
+        predict(probability, validation),
         training.holdout.labels,
-        predict(network, training.holdout.features),
+        predict(probability, training.holdout.features),
     )
     trained = TrainedModel(
         network=network,

@@ -239,20 +239,26 @@ def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("reason_codes", [True, False])
 @pytest.mark.usefixtures("champion")
-def test_the_warm_up_traces_the_function_that_then_scores_every_partition(populated):
-    """Tracing costs about a second of CPU; the flow's warm-up task does it while the first
+def test_the_warm_up_traces_the_function_that_then_scores_every_partition(
+    populated, monkeypatch, reason_codes
+):
+    """Tracing costs up to a second of CPU; the flow's warm-up task does it while the first
     partition reads its events, which only helps if the partitions reuse that trace."""
+    monkeypatch.setenv("PROPENSITY_REASON_CODES", str(reason_codes).lower())
     with Session(populated) as session:
         version_id = session.scalar(select(ModelVersion.id))
         as_of = session.scalar(select(func.max(CustomerEvent.occurred_at)))
+    cached_model.cache_clear()
     model, _ = cached_model(Settings().database_url, version_id)
     warm_up_model.fn(version_id, as_of)
-    assert model.attribution.experimental_get_tracing_count() == 1
+    traced = model.attribution if reason_codes else model.probability
+    assert traced.experimental_get_tracing_count() == 1
     summary = score()
     n, size = summary["n_scored"], Settings().partition_size
     assert n > size and n % size  # full partitions and a smaller last one
-    assert model.attribution.experimental_get_tracing_count() == 1
+    assert traced.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
