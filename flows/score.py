@@ -103,15 +103,10 @@ PARTITIONS_AT_ONCE = 2
 @functools.cache
 def partitions_in_memory() -> threading.BoundedSemaphore:
     """Partitions that hold their data at once, per process: one predicting while the next
-    reads and builds its features. Also bounds a multi-threaded Dask worker."""
+    reads and builds its features, or both reading while the model waits. Two reads at once
+    overlap their database servers' work: 82k customers without reason codes took 3.3 s
+    instead of 3.7 s when reads took turns. Also bounds a multi-threaded Dask worker."""
     return threading.BoundedSemaphore(PARTITIONS_AT_ONCE)
-
-
-@functools.cache
-def preparing() -> threading.Lock:
-    """One partition reads and builds features at a time: two at once only compete for the
-    same cores (and the GIL) while the model waits for its next input."""
-    return threading.Lock()
 
 
 @compute_task
@@ -138,8 +133,7 @@ def _score_partition(
 ) -> int:
     settings = Settings()
     model, predicting = cached_model(settings.database_url, version_id)
-    with preparing():
-        features = partition_features(model, settings, as_of, (low, high))
+    features = partition_features(model, settings, as_of, (low, high))
     with predicting:
         scores = model.scores(features, with_reasons=settings.reason_codes)
     with service_engine(settings).begin() as connection:
