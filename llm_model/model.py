@@ -193,6 +193,18 @@ def model_from_bytes(artifact: bytes) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
 
 
+def for_scoring(network: keras.Model) -> keras.Model:
+    """The network with its GRU cells projecting each gate on its own (Keras' implementation
+    1) instead of slicing one joint projection at every step (2, the default). Same numbers;
+    the gradients of those slices were about a third of TensorFlow's time in reason codes
+    (40k customers: 1.07 s -> 0.64 s). Training keeps the default, which fits as fast or
+    faster."""
+    for layer in network.get_layer("head").layers:
+        if isinstance(layer, layers.GRU):
+            layer.cell.implementation = 1
+    return network
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """A fitted network plus everything needed to turn events into calibrated propensities."""
@@ -259,7 +271,7 @@ class TrainedModel:
         sequence = dict(sidecar["sequence"])
         sequence["windows_days"] = tuple(sequence["windows_days"])
         return cls(
-            network=model_from_bytes(artifact),
+            network=for_scoring(model_from_bytes(artifact)),
             config=ModelConfig(**sidecar["model"]),
             sequence_config=SequenceConfig(**sequence),
             vocab=Vocabulary.from_dict(sidecar["vocabulary"]),
