@@ -258,6 +258,32 @@ def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse, monke
     assert tuple(during) == tuple(RANGE_READ_SETTINGS.values())
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_columns_without_declared_types_are_read_whatever_each_row_holds(engine):
+    """SQLite keeps each value's own type in such a column: ids and types come back as
+    text however they were stored, amounts as floats."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE loose_events (who, what, at TIMESTAMP, value)"))
+        connection.execute(
+            text(
+                "INSERT INTO loose_events VALUES (7, 'visit', '2026-01-01 00:00:00', NULL),"
+                " ('c', 3, '2026-01-02 00:00:00.000005', 2)"
+            )
+        )
+    source = EventSource(
+        table="loose_events", customer_id="who", event_type="what", occurred_at="at", amount="value"
+    )
+    with engine.connect() as connection:
+        events = read_events(connection, source, cutoff=T0 + timedelta(days=2))
+    assert events.to_dict("list") == {
+        "customer_id": ["7", "c"],
+        "event_type": ["visit", "3"],
+        "occurred_at": [T0, T0 + timedelta(days=1, microseconds=5)],
+        "amount": [pytest.approx(float("nan"), nan_ok=True), 2.0],
+    }
+    assert events.dtypes.astype(str).tolist() == ["str", "str", "datetime64[us]", "float64"]
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
