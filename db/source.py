@@ -303,7 +303,11 @@ def _read_postgresql_adbc(connection: Connection, query: Select) -> pd.DataFrame
 
 
 def literal_sql(connection: Connection, query: Select) -> str:
-    return str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    """The query with its values written in, as the server is to receive it."""
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    # A format-style driver's SQL doubles every '%' ('a%%b'), which the driver would undo;
+    # undone here, since this SQL goes to the server without that driver.
+    return sql % () if connection.dialect.paramstyle in ("format", "pyformat") else sql
 
 
 def _read_sqlite_cursor(

@@ -146,6 +146,26 @@ def test_bulk_reader_returns_what_the_row_by_row_reader_returns(engine):
     pd.testing.assert_frame_equal(bulk, generic)
 
 
+def test_a_customer_range_bound_with_a_percent_sign_is_read_as_written(engine):
+    """'%' is doubled in SQL meant for a format-style driver; a bulk reader that sends the
+    SQL itself must not send 'a%%b', which sorts before 'a%b' and would move the bound."""
+    ids = ["a%%b", "a%b", "a%c", "b"]
+    frame = pd.DataFrame(
+        {"customer_id": ids, "event_type": "visit", "occurred_at": T0, "amount": 1.0}
+    ).astype({"occurred_at": "datetime64[us]"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+    source, customer_range = EventSource(), ("a%b", "b")
+    with engine.connect() as connection:
+        events = read_events(connection, source, T0, None, customer_range)
+        columns = resolve_columns(connection, source)
+        reader = _fast_reader(connection, source, columns)
+        query = events_query(columns, T0, None, customer_range)
+        bulk = reader(connection, query) if reader else events
+    assert events["customer_id"].tolist() == ["a%b", "a%c"]
+    pd.testing.assert_frame_equal(bulk, events)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_postgresql_reads_a_customer_range_through_the_customer_index(engine):
     """On a big table the planner would scan all of it for each partition; on this small
