@@ -17,6 +17,7 @@ import adbc_driver_postgresql.dbapi as adbc_postgresql
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pymysql.cursors import SSCursor
 from sqlalchemy import (
     Column,
     Connection,
@@ -206,11 +207,11 @@ def read_events(
 ) -> pd.DataFrame:
     """All matching events in one frame (what concatenating stream_events would give).
 
-    On PostgreSQL and on SQLite (own table) the rows skip SQLAlchemy's per-row processing:
-    PostgreSQL's binary COPY is decoded straight into Arrow by ADBC's libpq driver; SQLite's
-    raw cursor is read in chunks into arrow arrays. Anything these readers cannot read
-    exactly, or a server ADBC cannot reach with the engine's URL, falls back to the generic
-    path.
+    On PostgreSQL, MariaDB/MySQL (pymysql) and SQLite (own table) the rows skip SQLAlchemy's
+    per-row processing: PostgreSQL's binary COPY is decoded straight into Arrow by ADBC's
+    libpq driver; the others' streaming DBAPI cursors are read in chunks into Arrow arrays.
+    Anything these readers cannot read exactly, or a server ADBC cannot reach with the
+    engine's URL, falls back to the generic path.
     """
     columns = resolve_columns(connection, source)
     query = events_query(columns, cutoff, since, customer_range)
@@ -237,17 +238,20 @@ ARROW_SCHEMA = pa.schema(
 
 def _fast_reader(connection: Connection, source: EventSource, columns: EventColumns):
     """The bulk reader for this database and source, or None for the generic path."""
-    if connection.dialect.name == "sqlite" and source.is_own:
-        return _read_sqlite_cursor
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        # These types arrive in Arrow as exactly what the row-by-row path makes of them (a
-        # time zone's instants as naive UTC, as events_frame_types turns them).
-        plain = (
-            isinstance(columns.customer_id.type, String)
-            and isinstance(columns.event_type.type, String)
-            and isinstance(columns.occurred_at.type, DateTime)
-        )
-        return _read_postgresql_adbc if plain else None
+    # These types arrive in Arrow as exactly what the row-by-row path makes of them (a time
+    # zone's instants as naive UTC, as events_frame_types turns them).
+    plain = (
+        isinstance(columns.customer_id.type, String)
+        and isinstance(columns.event_type.type, String)
+        and isinstance(columns.occurred_at.type, DateTime)
+    )
+    dialect = connection.dialect
+    if dialect.name == "sqlite" and source.is_own:
+        return _read_cursor
+    if dialect.name == "postgresql" and dialect.driver == "psycopg" and plain:
+        return _read_postgresql_adbc
+    if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql" and plain:
+        return _read_cursor
     return None
 
 
@@ -310,25 +314,16 @@ def literal_sql(connection: Connection, query: Select) -> str:
     return sql % () if connection.dialect.paramstyle in ("format", "pyformat") else sql
 
 
-def _read_sqlite_cursor(
-    connection: Connection, query: Select, chunk_rows: int = 100_000
-) -> pd.DataFrame:
-    """The raw cursor's tuples go column-wise into arrow, a chunk at a time.
+def _read_cursor(connection: Connection, query: Select, chunk_rows: int = 100_000) -> pd.DataFrame:
+    """A streaming DBAPI cursor's tuples go column-wise into Arrow, a chunk at a time.
 
-    Parameters go through the column types' own bind processors, as SQLAlchemy would send
-    them; the cursor is a fresh one, untouched by the connection's execution options.
-    """
-    dialect = connection.dialect
-    compiled = query.compile(dialect=dialect)
-    params = compiled.construct_params()
-    values = []
-    for name in compiled.positiontup or ():
-        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        values.append(process(params[name]) if process else params[name])
-    cursor = connection.connection.cursor()
+    Times are selected as text for Arrow to parse: pymysql's parsing of each datetime cost
+    a quarter of the read. The cursor is a fresh one, untouched by the connection's
+    execution options."""
+    cursor = _streaming_cursor(connection)
     batches = []
     try:
-        cursor.execute(str(compiled), values)
+        cursor.execute(literal_sql(connection, _times_as_text(query)))
         while rows := cursor.fetchmany(chunk_rows):
             arrays = [pa.array([row[i] for row in rows]) for i in range(len(EVENT_COLUMNS))]
             batches.append(pa.table(arrays, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
@@ -337,6 +332,23 @@ def _read_sqlite_cursor(
     if not batches:
         return events_frame([])
     return _arrow_frame(pa.concat_tables(batches))
+
+
+def _streaming_cursor(connection: Connection):
+    """A cursor that hands rows over as the server sends them, not all of them at once."""
+    driver_connection = connection.connection.driver_connection
+    if connection.dialect.driver == "pymysql":
+        return driver_connection.cursor(SSCursor)
+    return driver_connection.cursor()
+
+
+def _times_as_text(query: Select) -> Select:
+    return query.with_only_columns(
+        *(
+            cast(column, String).label(column.name) if column.name == "occurred_at" else column
+            for column in query.selected_columns
+        )
+    )
 
 
 def events_frame(rows: Sequence) -> pd.DataFrame:
