@@ -3,10 +3,12 @@
     python benchmarks/scoring.py                                  # 100k and 400k customers
     python benchmarks/scoring.py --sizes 20000,80000 --backends postgresql --no-reasons
     python benchmarks/scoring.py --sizes 1000000 --backends postgresql
+    python benchmarks/scoring.py --sizes 40000 --backends mysql   # MariaDB/MySQL, opt-in
 
 Synthetic customers are generated in blocks (so memory stays bounded) and loaded with
 db.bulk.bulk_insert (COPY on PostgreSQL) into a SQLite file in a temporary folder and into a
-fresh database on the PostgreSQL server (--postgres-url; trust auth, dropped at the end). The
+fresh database on the PostgreSQL server (--postgres-url; trust auth, dropped at the end), and
+with --backends mysql into one on the MariaDB/MySQL server (--mysql-url). The
 sizes are nested: the larger population extends the smaller one. A small champion is trained
 once on a subset, registered and promoted in each database as the retrain flow would do.
 
@@ -67,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="100000,400000",
         help="comma-separated customer counts, smallest first (default: 100000,400000)",
     )
-    parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", help="any of sqlite,postgresql,mysql"
+    )
     parser.add_argument(
         "--reasons",
         action=argparse.BooleanOptionalAction,
@@ -78,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--postgres-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="server to create the benchmark database on",
+    )
+    parser.add_argument(
+        "--mysql-url",
+        default="mysql+pymysql://root@127.0.0.1:3306/test",
+        help="MariaDB/MySQL server to create the benchmark database on (--backends mysql)",
     )
     parser.add_argument(
         "--partition-size",
@@ -147,13 +156,13 @@ def create_databases(args: argparse.Namespace, folder: Path) -> list[Database]:
         backend = backend.strip()
         if backend == "sqlite":
             url = f"sqlite:///{folder / 'scoring.db'}"
-        elif backend == "postgresql":
+        elif backend in SERVER_URL_ARGS:
             name = f"propensity_bench_{uuid.uuid4().hex[:8]}"
-            with admin_engine(args).connect() as connection:
+            with admin_engine(args, backend).connect() as connection:
                 connection.execute(text(f"CREATE DATABASE {name}"))
-            url = make_url(args.postgres_url).set(database=name).render_as_string(False)
+            url = server_url(args, backend).set(database=name).render_as_string(False)
         else:
-            raise SystemExit(f"unknown backend {backend!r} (sqlite, postgresql)")
+            raise SystemExit(f"unknown backend {backend!r} (sqlite, postgresql, mysql)")
         engine = make_engine(url)
         with engine.begin() as connection:
             upgrade(connection)
@@ -162,26 +171,32 @@ def create_databases(args: argparse.Namespace, folder: Path) -> list[Database]:
     return databases
 
 
-def admin_engine(args: argparse.Namespace):
-    return create_engine(make_url(args.postgres_url), isolation_level="AUTOCOMMIT")
+SERVER_URL_ARGS = {"postgresql": "postgres_url", "mysql": "mysql_url"}
+
+
+def server_url(args: argparse.Namespace, backend: str):
+    return make_url(getattr(args, SERVER_URL_ARGS[backend]))
+
+
+def admin_engine(args: argparse.Namespace, backend: str):
+    return create_engine(server_url(args, backend), isolation_level="AUTOCOMMIT")
 
 
 def drop_databases(args: argparse.Namespace, databases: list[Database]) -> None:
     for database in databases:
-        if database.backend == "postgresql":
+        if database.backend in SERVER_URL_ARGS:
             name = make_url(database.url).database
-            with admin_engine(args).connect() as connection:
-                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            force = " WITH (FORCE)" if database.backend == "postgresql" else ""
+            with admin_engine(args, database.backend).connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
 
 
 def grow(databases: list[Database], size: int, seed: int) -> None:
     """Load blocks until every database holds `size` customers."""
     engines = {database.url: make_engine(database.url) for database in databases}
-    # Secondary indexes are built once after the load, not maintained row by row.
-    indexes = CustomerEvent.__table__.indexes
     for engine in engines.values():
         with engine.begin() as connection:
-            for index in indexes:
+            for index in indexes_rebuilt(engine):
                 index.drop(connection)
     position = databases[0].loaded_customers
     while position < size:
@@ -202,7 +217,7 @@ def grow(databases: list[Database], size: int, seed: int) -> None:
     for engine in engines.values():
         started = time.perf_counter()
         with engine.begin() as connection:
-            for index in indexes:
+            for index in indexes_rebuilt(engine):
                 index.create(connection)
         print(f"  {engine.dialect.name}: indexed in {time.perf_counter() - started:.1f}s")
         if engine.dialect.name == "postgresql":
@@ -213,9 +228,18 @@ def grow(databases: list[Database], size: int, seed: int) -> None:
                 c.execute(text("CHECKPOINT"))
         else:
             with engine.begin() as c:
-                c.execute(text("ANALYZE"))
+                c.execute(text(ANALYZE.get(engine.dialect.name, "ANALYZE")))
         engine.dispose()
     os.sync()
+
+
+ANALYZE = {"mysql": "ANALYZE TABLE customers, customer_events"}
+
+
+def indexes_rebuilt(engine) -> set:
+    """Secondary indexes built once after the load, not maintained row by row; MariaDB/MySQL
+    keeps them, as its foreign key to customers needs the customer index."""
+    return set() if engine.dialect.name == "mysql" else CustomerEvent.__table__.indexes
 
 
 # ----------------------------------------------------------------------------------------
