@@ -4,6 +4,7 @@ Identifiers from settings are validated, looked up by reflection and quoted by S
 no SQL is built from strings.
 """
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -160,15 +161,46 @@ def stream_events(
     customer_range: CustomerRange | None = None,
     chunk_rows: int = 100_000,
 ) -> Iterator[pd.DataFrame]:
-    """Yield event frames of at most chunk_rows rows, read through a server-side cursor."""
-    query = events_query(resolve_columns(connection, source), cutoff, since, customer_range)
-    prefer_range_index(connection, customer_range)
-    yield from _stream_frames(connection, query, chunk_rows)
+    """Yield event frames of at most chunk_rows rows, through the bulk reader read_events
+    uses where there is one, else a server-side cursor.
+
+    A bulk read that fails before its first chunk falls back to the cursor, as read_events
+    does; one that fails later raises, as chunks already handed out cannot be taken back."""
+    columns = resolve_columns(connection, source)
+    query = events_query(columns, cutoff, since, customer_range)
+    tables = _bulk_tables(connection, source, columns, query)
+    if tables is None:
+        yield from _row_by_row(connection, query, customer_range, chunk_rows)
+        return
+    for table in tables:
+        for offset in range(0, table.num_rows, chunk_rows):
+            yield _arrow_frame(table.slice(offset, chunk_rows))
 
 
-def _stream_frames(
-    connection: Connection, query: Select, chunk_rows: int
+def _bulk_tables(
+    connection: Connection, source: EventSource, columns: EventColumns, query: Select
+) -> Iterator[pa.Table] | None:
+    """The bulk reader's tables, once its first one has arrived; None where there is no
+    bulk reader or it failed."""
+    bulk_reader = _bulk_reader(connection, source, columns)
+    if bulk_reader is None:
+        return None
+    tables = bulk_reader(connection, query)
+    try:
+        first = next(tables, None)
+    except BULK_READ_ERRORS:
+        return None
+    return itertools.chain([] if first is None else [first], tables)
+
+
+def _row_by_row(
+    connection: Connection,
+    query: Select,
+    customer_range: CustomerRange | None,
+    chunk_rows: int = 100_000,
 ) -> Iterator[pd.DataFrame]:
+    """The generic path: SQLAlchemy rows from a server-side cursor, into frames."""
+    prefer_range_index(connection, customer_range)
     result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
     for rows in result.partitions():
         yield events_frame(rows)
@@ -215,14 +247,14 @@ def read_events(
     """
     columns = resolve_columns(connection, source)
     query = events_query(columns, cutoff, since, customer_range)
-    fast_reader = _fast_reader(connection, source, columns)
-    if fast_reader is not None:
+    bulk_reader = _bulk_reader(connection, source, columns)
+    if bulk_reader is not None:
         try:
-            return fast_reader(connection, query)
-        except (pa.ArrowException, ValueError, TypeError, adbc_driver_manager.Error):
-            pass  # values or a connection the fast readers cannot handle: go row by row
-    prefer_range_index(connection, customer_range)
-    chunks = list(_stream_frames(connection, query, 100_000))
+            tables = list(bulk_reader(connection, query))
+            return _arrow_frame(pa.concat_tables(tables)) if tables else events_frame([])
+        except BULK_READ_ERRORS:
+            pass  # values or a connection the bulk readers cannot handle: go row by row
+    chunks = list(_row_by_row(connection, query, customer_range))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
 
 
@@ -236,8 +268,13 @@ ARROW_SCHEMA = pa.schema(
 )
 
 
-def _fast_reader(connection: Connection, source: EventSource, columns: EventColumns):
-    """The bulk reader for this database and source, or None for the generic path."""
+# What a bulk reader raises for values or a connection it cannot handle.
+BULK_READ_ERRORS = (pa.ArrowException, ValueError, TypeError, adbc_driver_manager.Error)
+
+
+def _bulk_reader(connection: Connection, source: EventSource, columns: EventColumns):
+    """The bulk reader for this database and source (it yields tables of ARROW_SCHEMA), or
+    None for the generic path."""
     # These types arrive in Arrow as exactly what the row-by-row path makes of them (a time
     # zone's instants as naive UTC, as events_frame_types turns them).
     plain = (
@@ -247,16 +284,20 @@ def _fast_reader(connection: Connection, source: EventSource, columns: EventColu
     )
     dialect = connection.dialect
     if dialect.name == "sqlite" and source.is_own:
-        return _read_cursor
+        return _cursor_tables
     if dialect.name == "postgresql" and dialect.driver == "psycopg" and plain:
-        return _read_postgresql_adbc
+        return _postgresql_tables
     if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql" and plain:
-        return _read_cursor
+        return _cursor_tables
     return None
 
 
 def _arrow_frame(table: pa.Table) -> pd.DataFrame:
     return events_frame_types(table.to_pandas())
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    return table.rename_columns(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
 
 
 # A partition is a range of customer keys, read in (customer_id, occurred_at) order: through
@@ -293,8 +334,9 @@ def postgresql_range_reader(connection: Connection) -> Iterator[adbc_driver_mana
         yield cursor
 
 
-def _read_postgresql_adbc(connection: Connection, query: Select) -> pd.DataFrame:
-    """The rows as Arrow columns through ADBC (binary COPY, decoded in C++).
+def _postgresql_tables(connection: Connection, query: Select) -> Iterator[pa.Table]:
+    """The rows as Arrow tables through ADBC (binary COPY, decoded in C++), a batch at a
+    time.
 
     psycopg hands COPY data over one Python call per row, which cost more than the server's
     whole query; ADBC's own connection serves this one read-only query, so it sees committed
@@ -302,8 +344,8 @@ def _read_postgresql_adbc(connection: Connection, query: Select) -> pd.DataFrame
     them."""
     with postgresql_range_reader(connection) as cursor:
         cursor.execute(literal_sql(connection, query))
-        table = cursor.fetch_arrow_table()
-    return _arrow_frame(table.rename_columns(ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
+        for batch in cursor.fetch_record_batch():
+            yield _typed(pa.Table.from_batches([batch]))
 
 
 def literal_sql(connection: Connection, query: Select) -> str:
@@ -314,24 +356,22 @@ def literal_sql(connection: Connection, query: Select) -> str:
     return sql % () if connection.dialect.paramstyle in ("format", "pyformat") else sql
 
 
-def _read_cursor(connection: Connection, query: Select, chunk_rows: int = 100_000) -> pd.DataFrame:
+def _cursor_tables(
+    connection: Connection, query: Select, chunk_rows: int = 100_000
+) -> Iterator[pa.Table]:
     """A streaming DBAPI cursor's tuples go column-wise into Arrow, a chunk at a time.
 
     Times are selected as text for Arrow to parse: pymysql's parsing of each datetime cost
     a quarter of the read. The cursor is a fresh one, untouched by the connection's
     execution options."""
     cursor = _streaming_cursor(connection)
-    batches = []
     try:
         cursor.execute(literal_sql(connection, _times_as_text(query)))
         while rows := cursor.fetchmany(chunk_rows):
             arrays = [pa.array([row[i] for row in rows]) for i in range(len(EVENT_COLUMNS))]
-            batches.append(pa.table(arrays, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
+            yield _typed(pa.table(arrays, names=ARROW_SCHEMA.names))
     finally:
         cursor.close()
-    if not batches:
-        return events_frame([])
-    return _arrow_frame(pa.concat_tables(batches))
 
 
 def _streaming_cursor(connection: Connection):

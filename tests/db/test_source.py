@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, text, update
 
@@ -9,9 +10,12 @@ from db.errors import SourceMappingError
 from db.event_import import event_keys, store_events
 from db.models import Customer
 from db.source import (
+    BULK_READ_ERRORS,
     RANGE_READ_SETTINGS,
     EventSource,
-    _fast_reader,
+    _arrow_frame,
+    _bulk_reader,
+    _row_by_row,
     active_customer_ids,
     active_customers_query,
     event_time_span,
@@ -27,6 +31,17 @@ from db.source import (
 )
 
 T0 = datetime(2026, 1, 1)
+
+
+def bulk_read(connection, source: EventSource, query) -> pd.DataFrame:
+    """The bulk reader's tables as one frame, with no fallback to hide a failure."""
+    reader = _bulk_reader(connection, source, resolve_columns(connection, source))
+    return _arrow_frame(pa.concat_tables(list(reader(connection, query))))
+
+
+def row_by_row_read(connection, query, customer_range=None) -> pd.DataFrame:
+    """The generic reader, the reference the bulk readers are held to."""
+    return pd.concat(_row_by_row(connection, query, customer_range), ignore_index=True)
 
 
 def sample_events() -> pd.DataFrame:
@@ -65,6 +80,42 @@ def test_stream_events_respects_cutoff_range_and_chunks(loaded):
     assert events["amount"].isna().tolist() == [True, False, True]
     assert events["amount"][1] == pytest.approx(10.5)
     assert str(events["occurred_at"].dtype) == "datetime64[us]"
+
+
+def test_stream_events_gives_what_read_events_and_the_row_by_row_reader_give(loaded):
+    """The bulk reader, sliced into chunks of at most chunk_rows."""
+    cutoff = T0 + timedelta(days=30)
+    with loaded.connect() as connection:
+        chunks = list(stream_events(connection, EventSource(), cutoff, chunk_rows=4))
+        events = read_events(connection, EventSource(), cutoff)
+        query = events_query(resolve_columns(connection, EventSource()), cutoff)
+        generic = row_by_row_read(connection, query)
+    assert [len(chunk) for chunk in chunks] == [4, 2]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), generic)
+    pd.testing.assert_frame_equal(events, generic)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bulk_read_that_fails_at_once_falls_back_to_the_row_by_row_reader(loaded):
+    """A time written by hand with a UTC offset: Arrow will not parse it into a naive
+    timestamp, the row-by-row reader reads it as UTC."""
+    with loaded.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO customer_events (event_id, customer_id, event_type, occurred_at)"
+                " VALUES ('odd', 'c', 'visit', '2026-01-25 04:00:00+01:00')"
+            )
+        )
+    cutoff = datetime(2027, 1, 1)
+    with loaded.connect() as connection:
+        query = events_query(resolve_columns(connection, EventSource()), cutoff)
+        with pytest.raises(BULK_READ_ERRORS):
+            bulk_read(connection, EventSource(), query)
+        streamed = pd.concat(stream_events(connection, EventSource(), cutoff), ignore_index=True)
+        events = read_events(connection, EventSource(), cutoff)
+    assert datetime(2026, 1, 25, 3) in events["occurred_at"].tolist()
+    assert len(events) == len(sample_events()) + 1
+    pd.testing.assert_frame_equal(streamed, events)
 
 
 def test_cutoff_is_inclusive_and_since_exclusive(loaded):
@@ -137,10 +188,9 @@ def test_bulk_reader_returns_what_the_row_by_row_reader_returns(engine):
         store_events(session, frame.assign(event_id=event_keys(frame)))
     with engine.connect() as connection:
         source, cutoff = EventSource(), T0 + timedelta(days=4, microseconds=28)
-        reader = _fast_reader(connection, source, resolve_columns(connection, source))
-        generic = pd.concat(stream_events(connection, source, cutoff), ignore_index=True)
         query = events_query(resolve_columns(connection, source), cutoff, since=None)
-        bulk = reader(connection, query)
+        generic = row_by_row_read(connection, query)
+        bulk = bulk_read(connection, source, query)
     assert len(generic) == 5
     pd.testing.assert_frame_equal(bulk, generic)
 
@@ -157,10 +207,8 @@ def test_a_customer_range_bound_with_a_percent_sign_is_read_as_written(engine):
     source, customer_range = EventSource(), ("a%b", "b")
     with engine.connect() as connection:
         events = read_events(connection, source, T0, None, customer_range)
-        columns = resolve_columns(connection, source)
-        reader = _fast_reader(connection, source, columns)
-        query = events_query(columns, T0, None, customer_range)
-        bulk = reader(connection, query)
+        query = events_query(resolve_columns(connection, source), T0, None, customer_range)
+        bulk = bulk_read(connection, source, query)
     assert events["customer_id"].tolist() == ["a%b", "a%c"]
     pd.testing.assert_frame_equal(bulk, events)
 
@@ -264,16 +312,16 @@ def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse, monke
     monkeypatch.setenv("PGTZ", "Asia/Tokyo")
     with warehouse.connect() as connection:
         connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
-        assert _fast_reader(connection, MAPPED, resolve_columns(connection, MAPPED))
         span = event_time_span(connection, MAPPED)
-        bulk = read_events(connection, MAPPED, T0, None, ("u", None))
-        generic = pd.concat(stream_events(connection, MAPPED, T0, None, ("u", None)))
+        query = events_query(resolve_columns(connection, MAPPED), T0, None, ("u", None))
+        bulk = bulk_read(connection, MAPPED, query)
+        generic = row_by_row_read(connection, query, ("u", None))
         during = connection.execute(text(CURRENT_RANGE_SETTINGS)).one()
     # u1's event is an hour after the cutoff.
     assert span == (T0, T0 + timedelta(hours=1))
     assert bulk["customer_id"].tolist() == ["u2"]
     assert bulk["occurred_at"].tolist() == [T0]
-    pd.testing.assert_frame_equal(bulk, generic.reset_index(drop=True))
+    pd.testing.assert_frame_equal(bulk, generic)
     assert tuple(during) == tuple(RANGE_READ_SETTINGS.values())
 
 
