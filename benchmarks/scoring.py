@@ -5,7 +5,8 @@
     python benchmarks/scoring.py --sizes 1000000 --backends postgresql
     python benchmarks/scoring.py --sizes 40000 --backends mysql   # MariaDB/MySQL, opt-in
 
-Synthetic customers are generated in blocks (so memory stays bounded) and loaded with
+Synthetic customers are generated in blocks (so memory stays bounded), each block's events
+in time order as an event log is appended, and loaded with
 db.bulk.bulk_insert (COPY on PostgreSQL) into a SQLite file in a temporary folder and into a
 fresh database on the PostgreSQL server (--postgres-url; trust auth, dropped at the end), and
 with --backends mysql into one on the MariaDB/MySQL server (--mysql-url). The
@@ -131,6 +132,9 @@ def block_slice(index: int, skip: int, n: int, seed: int) -> tuple[pd.DataFrame,
 
 
 def load_block(engine, customers: pd.DataFrame, events: pd.DataFrame, first_event: int) -> None:
+    # In time order, as an event log is appended: a customer's events lie scattered over
+    # the block's pages, not side by side.
+    events = events.sort_values("occurred_at", kind="stable")
     event_ids = pd.Series(np.arange(first_event, first_event + len(events)), index=events.index)
     events = events.assign(event_id=event_ids.astype("str").str.zfill(12).radd("E"))
     with engine.begin() as connection:

@@ -44,7 +44,15 @@ class Customer(Base):
 class CustomerEvent(Base):
     __tablename__ = "customer_events"
     __table_args__ = (
-        Index("ix_customer_events_customer_id_occurred_at", "customer_id", "occurred_at"),
+        # Scoring reads ranges of customers through this index; on PostgreSQL the columns it
+        # reads besides ride along, so an event log stored in time order is read without a
+        # heap visit per event (migration 0003).
+        Index(
+            "ix_customer_events_customer_id_occurred_at",
+            "customer_id",
+            "occurred_at",
+            postgresql_include=["event_type", "amount"],
+        ),
         Index("ix_customer_events_occurred_at", "occurred_at"),
         {"comment": "Customer event log, timestamps in UTC."},
     )
