@@ -144,14 +144,26 @@ def _score_partition(
         return stage_scores(connection, run_id, scores)
 
 
+def partition_events(
+    model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
+) -> pd.DataFrame:
+    """The range's events within the model's lookback."""
+    since = as_of - timedelta(days=lookback_days(model, settings))
+    with events_engine(settings).connect() as connection:
+        return read_events(connection, settings.event_source, as_of, since, customer_range)
+
+
+def lookback_days(model: TrainedModel, settings: Settings) -> int:
+    return model.sequence_config.lookback_days or settings.lookback_days
+
+
 def partition_features(
     model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
 ) -> Features:
-    lookback_days = model.sequence_config.lookback_days or settings.lookback_days
-    with events_engine(settings).connect() as connection:
-        since = as_of - timedelta(days=lookback_days)
-        events = read_events(connection, settings.event_source, as_of, since, customer_range)
-    if settings.active_rule == "recent_events" and settings.active_within_days <= lookback_days:
+    events = partition_events(model, settings, as_of, customer_range)
+    if settings.active_rule == "recent_events" and settings.active_within_days <= lookback_days(
+        model, settings
+    ):
         # The events just read answer the rule: no second scan of the range.
         customer_ids = recently_active_ids(events, as_of, settings.active_within_days)
     else:
