@@ -21,8 +21,9 @@ Each measurement runs in a fresh subprocess, so its peak RSS is its own:
   ratio       e2e / model-only throughput; peak RSS is the flow's, read before the
               model-only step builds its features;
   CPU         busy CPU-seconds of the whole machine (the database server included) for
-              the flow, for building every partition's features as the flow does, and for
-              the model-only pass: where the cores went (Linux /proc/stat).
+              the flow, for reading every partition's events alone, for reading them and
+              building features as the flow does, and for the model-only pass: where the
+              cores went (Linux /proc/stat), and the ratio those leave room for.
 """
 
 import argparse
