@@ -522,7 +522,6 @@ def report_cpu(rows: list[dict]) -> None:
         )
         rest = per_1k["e2e"] - per_1k["features"] - per_1k["model"]
         bound = functools.partial(ratio_bound, row["model_s"], cores)
-
         print(
             f"{row['backend']:<11}{row['customers']:>11,}{per_1k['e2e']:>8.3f}{server:>14.3f}"
             f"{per_1k['read']:>8.3f}{read_server:>14.3f}{per_1k['features']:>15.3f}"
@@ -540,9 +539,9 @@ def report_cpu(rows: list[dict]) -> None:
         "the ratio if the flow kept every core busy; server elsewhere: the same bound without "
         "the server's CPU, as if the database ran on a host of its own; read+model only: the "
         "same bound for a pipeline that only read the events and ran the model (no features, "
-        "writes, publication or Prefect), the most any scoring code could reach on these "
-        "cores; e2e I/O wait: CPU-seconds the machine's cores sat waiting for the disk during "
-        "the flow (data not in the page cache)."
+        "writes, publication or Prefect), the most scoring that reads its events this way "
+        "could reach on these cores; e2e I/O wait: CPU-seconds the machine's cores sat "
+        "waiting for the disk during the flow (data not in the page cache)."
     )
 
 
