@@ -161,9 +161,8 @@ def partition_features(
     model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
 ) -> Features:
     events = partition_events(model, settings, as_of, customer_range)
-    if settings.active_rule == "recent_events" and settings.active_within_days <= lookback_days(
-        model, settings
-    ):
+    within_lookback = settings.active_within_days <= lookback_days(model, settings)
+    if settings.active_rule == "recent_events" and within_lookback:
         # The events just read answer the rule: no second scan of the range.
         customer_ids = recently_active_ids(events, as_of, settings.active_within_days)
     else:
