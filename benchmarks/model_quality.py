@@ -18,7 +18,8 @@ from dataclasses import replace
 import pandas as pd
 
 from db.engine import make_engine
-from db.source import EventSource, event_time_span, read_events
+from db.readers import read_events
+from db.source import EventSource, event_time_span, resolve_columns
 from llm_model.model import ModelConfig
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
@@ -119,7 +120,8 @@ def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
         since = None
         if args.lookback_days is not None:
             since = (as_of - pd.Timedelta(days=reach + args.lookback_days)).to_pydatetime()
-        events = read_events(connection, source, as_of.to_pydatetime(), since=since)
+        columns = resolve_columns(connection, source)
+        events = read_events(connection, columns, as_of.to_pydatetime(), since=since)
     return events, as_of
 
 

@@ -362,8 +362,8 @@ def measure(url: str) -> dict:
     from prefect import flow
     from sqlalchemy import select
 
+    from db.customers import partition_ranges
     from db.models import ScoreRun
-    from db.source import partition_ranges
     from flows.resources import local_flow_runs, service_engine
     from flows.score import (
         active_engine,

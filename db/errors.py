@@ -15,3 +15,7 @@ class SourceMappingError(DataLayerError):
 
 class ImportRejected(DataLayerError):
     pass
+
+
+class SchemaOutdated(DataLayerError):
+    """The database's schema is not the one this version of the code was written for."""

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from db.bulk import insert_new_rows
 from db.errors import ImportRejected
 from db.models import CUSTOMER_ID_LENGTH, EVENT_TYPE_LENGTH, Customer, CustomerEvent
+from db.timestamps import parse_timestamps
 
-OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 MAX_REJECT_EXAMPLES = 20
 
 
@@ -117,30 +117,6 @@ def _parquet_chunks(path: Path, columns: FileColumns, chunk_rows: int) -> Iterat
     _require_columns(path, parquet.schema_arrow.names, columns)
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns.required()):
         yield batch.to_pandas()
-
-
-def parse_timestamps(values: pd.Series, timezone: str) -> pd.Series:
-    """UTC-naive timestamps; values without an offset are read in `timezone`. NaT if unparseable."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        stamps = values if values.dt.tz is not None else values.dt.tz_localize(timezone)
-        return stamps.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-    text = values.astype("str").str.strip()
-    has_offset = text.str.contains(OFFSET_SUFFIX, regex=True)
-    aware = _to_datetime(text[has_offset], utc=True)
-    naive = _to_datetime(text[~has_offset], utc=False).dt.tz_localize(
-        timezone, ambiguous="NaT", nonexistent="NaT"
-    )
-    parsed = pd.concat([aware.dt.tz_convert("UTC"), naive.dt.tz_convert("UTC")])
-    return parsed.reindex(values.index).dt.tz_localize(None).astype("datetime64[us]")
-
-
-def _to_datetime(text: pd.Series, utc: bool) -> pd.Series:
-    # ISO 8601 parses fast; only the rest falls back to slow per-value format guessing.
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=utc)
-    retry = parsed.isna() & (text != "")
-    if retry.any():
-        parsed[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=utc)
-    return parsed if utc else parsed.astype("datetime64[us]")
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -1,11 +1,12 @@
 """Typed SQLAlchemy models of the tables SQL consumers and the service share.
 
-Names and columns of the score tables are a contract (see DESIGN.md); change them only
-through a migration.
+Names and columns of the score tables are a contract (see the README's "Score tables for
+SQL consumers"); change them only through a migration.
 """
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,23 @@ from db.types import Artifact, Timestamp
 
 CUSTOMER_ID_LENGTH = 64
 EVENT_TYPE_LENGTH = 64
+
+
+class ModelStatus(StrEnum):
+    """model_versions.status; stored as its plain string value."""
+
+    CANDIDATE = "candidate"
+    CHAMPION = "champion"
+    REJECTED = "rejected"
+    RETIRED = "retired"
+
+
+class ScoreRunStatus(StrEnum):
+    """score_runs.status; stored as its plain string value."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Base(DeclarativeBase):

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.errors import DataLayerError
-from db.models import ModelVersion
+from db.models import ModelStatus, ModelVersion
 
 
 class ArtifactError(DataLayerError):
@@ -43,7 +43,7 @@ def register_model(
         cell=cell,
         config=config,
         metrics=metrics,
-        status="candidate",
+        status=ModelStatus.CANDIDATE,
         artifact=artifact,
         artifact_sha256=hashlib.sha256(artifact).hexdigest(),
     )
@@ -53,7 +53,7 @@ def register_model(
 
 
 def current_champion(session: Session, lock: bool = False) -> ModelVersion | None:
-    query = select(ModelVersion).where(ModelVersion.status == "champion")
+    query = select(ModelVersion).where(ModelVersion.status == ModelStatus.CHAMPION)
     if lock:
         query = query.with_for_update()
     return session.scalars(query.order_by(ModelVersion.id.desc())).first()
@@ -84,16 +84,16 @@ def promote(session: Session, version: ModelVersion, reason: str) -> None:
     current_champion(session, lock=True)
     session.execute(
         update(ModelVersion)
-        .where(ModelVersion.status == "champion", ModelVersion.id != version.id)
-        .values(status="retired")
+        .where(ModelVersion.status == ModelStatus.CHAMPION, ModelVersion.id != version.id)
+        .values(status=ModelStatus.RETIRED)
     )
-    version.status = "champion"
+    version.status = ModelStatus.CHAMPION
     version.status_reason = reason
     session.flush()
 
 
 def reject(session: Session, version: ModelVersion, reason: str) -> None:
-    version.status = "rejected"
+    version.status = ModelStatus.REJECTED
     version.status_reason = reason
     session.flush()
 

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from db.bulk import bulk_insert
 from db.errors import DataLayerError
-from db.models import ModelVersion, PropensityScore, PropensityScoreStaging, ScoreRun
+from db.models import (
+    ModelVersion,
+    PropensityScore,
+    PropensityScoreStaging,
+    ScoreRun,
+    ScoreRunStatus,
+)
 from db.registry import utc_now
 from db.source import CustomerRange, in_range
 
@@ -40,15 +46,15 @@ def start_score_run(
     now = utc_now()
     abandoned = session.scalars(
         select(ScoreRun.id).where(
-            ScoreRun.status == "running", ScoreRun.started_at < now - stale_after
+            ScoreRun.status == ScoreRunStatus.RUNNING, ScoreRun.started_at < now - stale_after
         )
     ).all()
     if abandoned:
         session.execute(
             update(ScoreRun)
-            .where(ScoreRun.id.in_(abandoned), ScoreRun.status == "running")
+            .where(ScoreRun.id.in_(abandoned), ScoreRun.status == ScoreRunStatus.RUNNING)
             .values(
-                status="failed",
+                status=ScoreRunStatus.FAILED,
                 finished_at=now,
                 error=f"abandoned: running for over {stale_after}",
             )
@@ -57,7 +63,9 @@ def start_score_run(
             clear_staged(session, run_id)
     # Checked before the insert, so a refused start never leaves a row behind, even for a
     # caller that catches the conflict and commits.
-    other = session.scalar(select(ScoreRun.id).where(ScoreRun.status == "running").limit(1))
+    other = session.scalar(
+        select(ScoreRun.id).where(ScoreRun.status == ScoreRunStatus.RUNNING).limit(1)
+    )
     if other is not None:
         raise ScoreRunConflict(
             f"score run {other} is still running; wait for it to finish (or fail) and retry"
@@ -66,7 +74,7 @@ def start_score_run(
         as_of=as_of,
         model_version_id=model_version_id,
         started_at=now,
-        status="running",
+        status=ScoreRunStatus.RUNNING,
         flow_run_id=flow_run_id,
     )
     session.add(run)
@@ -89,10 +97,10 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
     run = session.get(ScoreRun, score_run_id, with_for_update=True, populate_existing=True)
     if run is None:
         raise ScoreRunConflict(f"score run {score_run_id} does not exist (replaced or pruned)")
-    if run.status == "succeeded":
+    if run.status == ScoreRunStatus.SUCCEEDED:
         # A retried publication whose first commit went through: nothing left to do.
         return run.n_scored
-    if run.status != "running":
+    if run.status != ScoreRunStatus.RUNNING:
         raise ScoreRunConflict(
             f"score run {score_run_id} is {run.status} ({run.error}); it cannot be published"
         )
@@ -136,14 +144,14 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
         )
     superseded = session.scalars(
         select(ScoreRun.id).where(
-            ScoreRun.status == "succeeded",
+            ScoreRun.status == ScoreRunStatus.SUCCEEDED,
             ScoreRun.as_of == run.as_of,
             ScoreRun.model_version_id == run.model_version_id,
             ScoreRun.id != score_run_id,
         )
     ).all()
     delete_runs(session, superseded)
-    run.status, run.finished_at, run.n_scored = "succeeded", utc_now(), n_scored
+    run.status, run.finished_at, run.n_scored = ScoreRunStatus.SUCCEEDED, utc_now(), n_scored
     session.flush()
     prune_runs(session, keep_succeeded)
     return n_scored
@@ -154,8 +162,8 @@ def fail_score_run(session: Session, score_run_id: int, error: str) -> None:
     clear_staged(session, score_run_id)
     session.execute(
         update(ScoreRun)
-        .where(ScoreRun.id == score_run_id, ScoreRun.status == "running")
-        .values(status="failed", finished_at=utc_now(), error=error[:4000])
+        .where(ScoreRun.id == score_run_id, ScoreRun.status == ScoreRunStatus.RUNNING)
+        .values(status=ScoreRunStatus.FAILED, finished_at=utc_now(), error=error[:4000])
     )
 
 
@@ -175,13 +183,15 @@ def prune_runs(session: Session, keep_succeeded: int) -> None:
     """Keep the newest `keep_succeeded` succeeded runs; the visible one is always among them."""
     kept = (
         select(ScoreRun.id)
-        .where(ScoreRun.status == "succeeded")
+        .where(ScoreRun.status == ScoreRunStatus.SUCCEEDED)
         .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
         .limit(max(keep_succeeded, 1))
     )
     kept_ids = session.scalars(kept).all()
     old = session.scalars(
-        select(ScoreRun.id).where(ScoreRun.status == "succeeded", ScoreRun.id.not_in(kept_ids))
+        select(ScoreRun.id).where(
+            ScoreRun.status == ScoreRunStatus.SUCCEEDED, ScoreRun.id.not_in(kept_ids)
+        )
     ).all()
     delete_runs(session, list(old))
 

@@ -11,8 +11,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from db.engine import transaction
 from db.models import ModelVersion
+from db.readers import export_events
 from db.registry import attach_charts, current_champion, promote, register_model, reject
-from db.source import export_events
+from db.source import resolve_columns
 from flows.report import metrics_markdown
 from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
 from flows.settings import Settings
@@ -43,7 +44,8 @@ def extract_events(as_of: datetime, since: datetime, folder: str) -> str:
     settings = Settings()
     path = Path(folder) / "events.parquet"
     with events_engine(settings).connect() as connection:
-        rows = export_events(connection, settings.event_source, path, cutoff=as_of, since=since)
+        columns = resolve_columns(connection, settings.event_source)
+        rows = export_events(connection, columns, path, cutoff=as_of, since=since)
     get_run_logger().info("extracted %s events from %s to %s", f"{rows:,}", since, as_of)
     return str(path)
 

@@ -18,8 +18,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import Progress
 from sqlalchemy import Connection, Select
 
+from db.customers import ActiveRule, active_customer_ids, partition_ranges
 from db.engine import transaction
 from db.models import ModelVersion
+from db.readers import events_frame, read_events
 from db.registry import require_champion
 from db.scores import (
     clear_partition,
@@ -28,14 +30,7 @@ from db.scores import (
     stage_scores,
     start_score_run,
 )
-from db.source import (
-    active_customer_ids,
-    active_customers_query,
-    events_frame,
-    partition_ranges,
-    read_events,
-    recently_active_ids,
-)
+from db.source import resolve_columns
 from flows.report import score_markdown, score_summary
 from flows.resources import (
     collections_skip_what_is_alive,
@@ -59,17 +54,19 @@ def cached_model(database_url: str, version_id: int) -> tuple[TrainedModel, thre
     return model, threading.Lock()
 
 
+def active_rule(settings: Settings) -> ActiveRule:
+    return ActiveRule(settings.active_rule, settings.active_within_days)
+
+
 def active_engine(settings: Settings):
     """is_active lives in the service's customers table; recent activity in the event source."""
     return (
-        service_engine(settings) if settings.active_rule == "is_active" else events_engine(settings)
+        events_engine(settings) if active_rule(settings).reads_events else service_engine(settings)
     )
 
 
 def active_query(connection: Connection, settings: Settings, as_of: datetime) -> Select:
-    return active_customers_query(
-        connection, settings.event_source, settings.active_rule, as_of, settings.active_within_days
-    )
+    return active_rule(settings).query(connection, settings.event_source, as_of)
 
 
 @io_task
@@ -150,7 +147,8 @@ def partition_events(
     """The range's events within the model's lookback."""
     since = as_of - timedelta(days=lookback_days(model, settings))
     with events_engine(settings).connect() as connection:
-        return read_events(connection, settings.event_source, as_of, since, customer_range)
+        columns = resolve_columns(connection, settings.event_source)
+        return read_events(connection, columns, as_of, since, customer_range)
 
 
 def lookback_days(model: TrainedModel, settings: Settings) -> int:
@@ -161,10 +159,10 @@ def partition_features(
     model: TrainedModel, settings: Settings, as_of: datetime, customer_range: tuple[str, str | None]
 ) -> Features:
     events = partition_events(model, settings, as_of, customer_range)
-    within_lookback = settings.active_within_days <= lookback_days(model, settings)
-    if settings.active_rule == "recent_events" and within_lookback:
+    rule = active_rule(settings)
+    if rule.answered_by_events(lookback_days(model, settings)):
         # The events just read answer the rule: no second scan of the range.
-        customer_ids = recently_active_ids(events, as_of, settings.active_within_days)
+        customer_ids = rule.ids_in(events, as_of)
     else:
         with active_engine(settings).connect() as connection:
             active = active_query(connection, settings, as_of)

@@ -1,3 +1,5 @@
+import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,24 +33,18 @@ def run_import(engine, path: Path, **options) -> ImportReport:
         return import_events(session, path, options.pop("columns", FileColumns()), **options)
 
 
-def stored_events(engine) -> pd.DataFrame:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                CustomerEvent.customer_id,
-                CustomerEvent.event_type,
-                CustomerEvent.occurred_at,
-                CustomerEvent.amount,
-            ).order_by(CustomerEvent.occurred_at)
-        ).all()
-    return pd.DataFrame(rows, columns=["customer_id", "event_type", "occurred_at", "amount"])
+@pytest.fixture
+def stored_events(table_frame) -> Callable[[], pd.DataFrame]:
+    """stored_events(): the events in customer_events, oldest first."""
+    names = ["customer_id", "event_type", "occurred_at", "amount"]
+    return functools.partial(table_frame, CustomerEvent, names, order_by=CustomerEvent.occurred_at)
 
 
-def test_import_stores_utc_events_and_creates_customers(engine, tmp_path):
+def test_import_stores_utc_events_and_creates_customers(engine, tmp_path, stored_events):
     report = run_import(engine, write(tmp_path, HEADER + GOOD_ROWS))
     assert (report.rows_read, report.imported, report.rejected) == (3, 3, 0)
     assert report.customers_created == 2
-    events = stored_events(engine)
+    events = stored_events()
     assert events["occurred_at"].tolist() == [
         datetime(2026, 10, 1, 10, 0),
         datetime(2026, 10, 2, 7, 30),
@@ -63,36 +59,36 @@ def test_import_stores_utc_events_and_creates_customers(engine, tmp_path):
     assert customers == [("c1", datetime(2026, 10, 1, 10, 0)), ("c2", datetime(2026, 10, 3, 8, 0))]
 
 
-def test_reimport_and_duplicate_rows_add_nothing(engine, tmp_path):
+def test_reimport_and_duplicate_rows_add_nothing(engine, tmp_path, stored_events):
     path = write(tmp_path, HEADER + GOOD_ROWS + GOOD_ROWS.splitlines(keepends=True)[0])
     first = run_import(engine, path)
     assert (first.imported, first.duplicates) == (3, 1)
     second = run_import(engine, path)
     assert (second.imported, second.duplicates, second.customers_created) == (0, 4, 0)
-    assert len(stored_events(engine)) == 3
+    assert len(stored_events()) == 3
 
 
-def test_bom_and_windows_line_endings(engine, tmp_path):
+def test_bom_and_windows_line_endings(engine, tmp_path, stored_events):
     text = (HEADER + GOOD_ROWS).replace("\n", "\r\n")
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     report = run_import(engine, path)
     assert report.imported == 3
-    assert stored_events(engine)["event_type"].tolist() == ["visit", "purchase", "product_view"]
+    assert stored_events()["event_type"].tolist() == ["visit", "purchase", "product_view"]
 
 
-def test_naive_timestamps_use_the_given_timezone(engine, tmp_path):
+def test_naive_timestamps_use_the_given_timezone(engine, tmp_path, stored_events):
     path = write(
         tmp_path, HEADER + "c1,2026-07-01 12:00:00,visit,\nc1,2026-07-01 12:00:00Z,click,\n"
     )
     run_import(engine, path, timezone="Europe/Berlin")
-    assert stored_events(engine)["occurred_at"].tolist() == [
+    assert stored_events()["occurred_at"].tolist() == [
         datetime(2026, 7, 1, 10, 0),
         datetime(2026, 7, 1, 12, 0),
     ]
 
 
-def test_invalid_rows_reject_the_whole_file_and_keep_stored_data(engine, tmp_path):
+def test_invalid_rows_reject_the_whole_file_and_keep_stored_data(engine, tmp_path, stored_events):
     run_import(engine, write(tmp_path, HEADER + GOOD_ROWS, name="first.csv"))
     bad = (
         HEADER
@@ -116,7 +112,7 @@ def test_invalid_rows_reject_the_whole_file_and_keep_stored_data(engine, tmp_pat
         "row 6: missing occurred_at",
     ):
         assert expected in message
-    assert len(stored_events(engine)) == 3
+    assert len(stored_events()) == 3
     with engine.connect() as connection:
         assert "c3" not in connection.execute(select(Customer.customer_id)).scalars().all()
 
@@ -159,7 +155,7 @@ def test_unknown_event_types_rejected_when_a_list_is_given(engine, tmp_path):
         run_import(engine, path, allowed_event_types=frozenset({"visit", "purchase"}))
 
 
-def test_parquet_with_timezone_aware_timestamps_in_chunks(engine, tmp_path):
+def test_parquet_with_timezone_aware_timestamps_in_chunks(engine, tmp_path, stored_events):
     frame = pd.DataFrame(
         {
             "customer_id": ["a", "b", "a"],
@@ -174,4 +170,4 @@ def test_parquet_with_timezone_aware_timestamps_in_chunks(engine, tmp_path):
     frame.to_parquet(path)
     report = run_import(engine, path, chunk_rows=2)
     assert report.imported == 3
-    assert stored_events(engine)["occurred_at"].tolist()[0] == datetime(2026, 10, 1, 16, 0)
+    assert stored_events()["occurred_at"].tolist()[0] == datetime(2026, 10, 1, 16, 0)

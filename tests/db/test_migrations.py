@@ -5,7 +5,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from db.engine import make_engine
-from db.migrate import current_revision, downgrade, head_revision, upgrade
+from db.errors import SchemaOutdated
+from db.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    require_current_schema,
+    upgrade,
+)
 from db.models import Base
 
 TABLES = {"customers", "customer_events", "model_versions", "score_runs", "propensity_scores"}
@@ -100,3 +107,40 @@ def test_dropping_the_score_foreign_keys_keeps_scores_and_the_view(database_url)
         downgrade(connection, "0001")
     assert len(inspect(engine).get_foreign_keys("propensity_scores")) == 1
     engine.dispose()
+
+
+def schema_problem(engine) -> str | None:
+    """require_current_schema's one-line message, or None when the schema is current."""
+    with engine.connect() as connection:
+        try:
+            require_current_schema(connection)
+        except SchemaOutdated as error:
+            assert "\n" not in str(error)
+            return str(error)
+    return None
+
+
+def test_require_current_schema_names_the_fix_and_upgrades_nothing(database_url):
+    engine = make_engine(database_url)
+    assert schema_problem(engine) == "database has no propensity schema: run `propensity init-db`"
+    with engine.begin() as connection:
+        upgrade(connection, "0002")
+    assert schema_problem(engine) == (
+        f"database schema is at revision 0002, this version needs {head_revision()}: "
+        "run `propensity init-db`"
+    )
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0002"
+    with engine.begin() as connection:
+        upgrade(connection)
+    assert schema_problem(engine) is None
+    engine.dispose()
+
+
+def test_require_current_schema_refuses_a_revision_from_a_newer_version(engine):
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    assert schema_problem(engine) == (
+        f"database schema is at revision f00d, unknown to this version (which needs "
+        f"{head_revision()}): a newer propensity migrated it; upgrade propensity"
+    )

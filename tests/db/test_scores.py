@@ -85,25 +85,19 @@ def staged(engine, run_id: int | None = None) -> list[str]:
         return list(connection.scalars(query))
 
 
-def scores_of(engine, run_id: int) -> pd.DataFrame:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                PropensityScore.customer_id,
-                PropensityScore.propensity,
-                PropensityScore.decile,
-                PropensityScore.rank,
-                PropensityScore.reason_1,
-                PropensityScore.reason_2,
-                PropensityScore.reason_3,
-            )
-            .where(PropensityScore.score_run_id == run_id)
-            .order_by(PropensityScore.rank)
-        ).all()
-    return pd.DataFrame(
-        [row._asdict() for row in rows],
-        columns=["customer_id", "propensity", "decile", "rank", "reason_1", "reason_2", "reason_3"],
-    )
+SCORED = ["customer_id", "propensity", "reason_1", "reason_2", "reason_3"]
+RANKED = [*SCORED[:2], "decile", "rank", *SCORED[2:]]
+
+
+@pytest.fixture
+def scores_of(table_frame):
+    """scores_of(run_id): a run's published scores, best first."""
+
+    def published(run_id: int) -> pd.DataFrame:
+        score = PropensityScore
+        return table_frame(score, RANKED, score.score_run_id == run_id, order_by=score.rank)
+
+    return published
 
 
 def current(engine) -> list[dict]:
@@ -205,7 +199,7 @@ def expected_ranking(frame: pd.DataFrame, n_deciles: int = 10) -> pd.DataFrame:
     return ordered
 
 
-def test_publish_ranks_and_deciles_like_ntile(engine):
+def test_publish_ranks_and_deciles_like_ntile(engine, scores_of):
     rng = np.random.default_rng(7)
     n = 95
     customer_ids = [f"cust-{i:03d}" for i in rng.permutation(n)]
@@ -231,7 +225,7 @@ def test_publish_ranks_and_deciles_like_ntile(engine):
     before = utc_now()
     assert publish(engine, run_id) == n
 
-    stored = scores_of(engine, run_id)
+    stored = scores_of(run_id)
     expected = expected_ranking(frame)
     assert stored.customer_id.tolist() == expected.customer_id.tolist()
     assert stored["rank"].tolist() == list(range(1, n + 1))
@@ -270,7 +264,7 @@ def test_publishing_an_empty_run_is_refused(engine):
 # --- the current view --------------------------------------------------------------------
 
 
-def test_view_shows_only_the_latest_succeeded_run(engine):
+def test_view_shows_only_the_latest_succeeded_run(engine, scores_of):
     model_id = model(engine)
     assert current(engine) == []
     first = scored_run(engine, model_id, DAY_1, {"a": 0.25, "b": 0.75, "c": 0.5})
@@ -292,7 +286,7 @@ def test_view_shows_only_the_latest_succeeded_run(engine):
     assert (failed.status, failed.error) == ("failed", "ValueError: partition 2 failed")
     assert failed.finished_at is not None
     assert staged(engine) == []
-    assert scores_of(engine, second).empty
+    assert scores_of(second).empty
     assert visible_customers(engine) == {"b": 0.75, "c": 0.5, "a": 0.25}
 
     third = scored_run(engine, model_id, DAY_2, {"a": 0.875, "d": 0.625})
@@ -301,7 +295,7 @@ def test_view_shows_only_the_latest_succeeded_run(engine):
     assert {row["as_of"] for row in rows} == {DAY_2}
     assert {row["scored_at"] for row in rows} == {run_row(engine, third).finished_at}
     # The older run is still stored, just not visible.
-    assert len(scores_of(engine, first)) == 3
+    assert len(scores_of(first)) == 3
 
 
 def test_failing_a_published_run_changes_nothing(engine):
@@ -339,14 +333,14 @@ def test_view_has_one_row_per_customer(engine):
 # --- reruns and retention ----------------------------------------------------------------
 
 
-def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine):
+def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine, scores_of):
     model_id, other_model = model(engine), model(engine)
     other = scored_run(engine, other_model, DAY_1, {"a": 0.125, "b": 0.25})
     first = scored_run(engine, model_id, DAY_1, {"a": 0.5, "b": 0.25, "c": 0.125})
     second = scored_run(engine, model_id, DAY_1, {"a": 0.375, "b": 0.75, "c": 0.125})
 
     assert run_row(engine, first) is None
-    assert scores_of(engine, first).empty
+    assert scores_of(first).empty
     assert run_ids(engine) == [other, second]
     with engine.connect() as connection:
         per_customer = connection.execute(
@@ -359,10 +353,10 @@ def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine):
     assert [tuple(row) for row in per_customer] == [("a", 1), ("b", 1), ("c", 1)]
     assert visible_customers(engine) == {"b": 0.75, "a": 0.375, "c": 0.125}
     # A run of another model for the same date is a different result and stays.
-    assert len(scores_of(engine, other)) == 2
+    assert len(scores_of(other)) == 2
 
 
-def test_retention_keeps_the_newest_succeeded_runs(engine):
+def test_retention_keeps_the_newest_succeeded_runs(engine, scores_of):
     model_id, other_model = model(engine), model(engine)
     day_1 = scored_run(engine, model_id, DAY_1, {"a": 0.5})
     day_3 = scored_run(engine, model_id, DAY_3, {"a": 0.5})
@@ -376,20 +370,20 @@ def test_retention_keeps_the_newest_succeeded_runs(engine):
     # A backfill of DAY_2 published with keep=3: the two DAY_3 runs and itself stay.
     day_2 = scored_run(engine, model_id, DAY_2, {"a": 0.25}, keep=3)
     assert run_ids(engine) == [day_3, day_3_other, failed, day_2]
-    assert scores_of(engine, day_1).empty
-    assert len(scores_of(engine, day_2)) == 1
+    assert scores_of(day_1).empty
+    assert len(scores_of(day_2)) == 1
 
     # keep=1: of the two DAY_3 runs only the higher id survives; it is the visible one.
     day_2_other = scored_run(engine, other_model, DAY_2, {"a": 0.125}, keep=1)
     assert run_ids(engine) == [day_3_other, failed]
     for gone in (day_2, day_2_other, day_3):
-        assert scores_of(engine, gone).empty
+        assert scores_of(gone).empty
     assert visible_customers(engine) == {"a": 0.75}
     assert {row["model_version_id"] for row in current(engine)} == {other_model}
 
     day_4 = scored_run(engine, model_id, DAY_4, {"b": 0.5}, keep=1)
     assert run_ids(engine) == [failed, day_4]
-    assert scores_of(engine, day_3_other).empty
+    assert scores_of(day_3_other).empty
     assert visible_customers(engine) == {"b": 0.5}
 
 
@@ -448,7 +442,12 @@ ODD_CUSTOMERS = [
 ]
 
 
-def test_odd_customer_ids_and_null_reasons_round_trip(engine):
+def as_tuples(frame: pd.DataFrame) -> list[tuple]:
+    """The rows as tuples of Python values, every missing value None."""
+    return list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
+
+
+def test_odd_customer_ids_and_null_reasons_round_trip(engine, table_frame):
     n = len(ODD_CUSTOMERS)
     frame = pd.DataFrame(
         {
@@ -462,18 +461,10 @@ def test_odd_customer_ids_and_null_reasons_round_trip(engine):
     model_id = model(engine)
     run_id = start(engine, model_id)
     stage(engine, run_id, frame)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                PropensityScoreStaging.customer_id,
-                PropensityScoreStaging.propensity,
-                PropensityScoreStaging.reason_1,
-                PropensityScoreStaging.reason_2,
-                PropensityScoreStaging.reason_3,
-            ).where(PropensityScoreStaging.score_run_id == run_id)
-        ).all()
-    expected = frame.astype(object).where(frame.notna(), None)
-    assert sorted(tuple(row) for row in rows) == sorted(expected.itertuples(index=False, name=None))
+    rows = table_frame(
+        PropensityScoreStaging, SCORED, PropensityScoreStaging.score_run_id == run_id
+    )
+    assert sorted(as_tuples(rows)) == sorted(as_tuples(frame))
 
     publish(engine, run_id)
     visible = {row["customer_id"]: row for row in current(engine)}
@@ -486,13 +477,13 @@ def test_odd_customer_ids_and_null_reasons_round_trip(engine):
     assert visible["line\nbreak"]["rank"] == 1
 
 
-def test_staging_without_reason_columns_stores_nulls(engine):
+def test_staging_without_reason_columns_stores_nulls(engine, scores_of):
     model_id = model(engine)
     run_id = start(engine, model_id)
     assert stage(engine, run_id, scored({"c1": 0.5, "c2": 0.25})) == 2
     assert stage(engine, run_id, scored({})) == 0
     publish(engine, run_id)
-    stored = scores_of(engine, run_id)
+    stored = scores_of(run_id)
     assert stored.customer_id.tolist() == ["c1", "c2"]
     assert stored[["reason_1", "reason_2", "reason_3"]].isna().all().all()
     assert all(value is None for value in stored.reason_1)

@@ -1,0 +1,102 @@
+"""Who is scored, and the partitions scoring splits them into.
+
+Two rules say who is active: `is_active`, the flag in the service's customers table, and
+`recent_events`, an event in the last `within_days` before the scoring date, answered from
+the event source.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, get_args
+
+import pandas as pd
+from sqlalchemy import Connection, Select, func, select
+
+from db.errors import SourceMappingError
+from db.models import Customer
+from db.source import CustomerRange, EventColumns, EventSource, in_range, resolve_columns
+
+RuleName = Literal["is_active", "recent_events"]
+
+
+@dataclass(frozen=True)
+class ActiveRule:
+    """Who is scored: the is_active flag, or an event within within_days before as_of."""
+
+    name: RuleName = "is_active"
+    within_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.name not in get_args(RuleName):
+            raise SourceMappingError(f"unknown active-customer rule {self.name!r}")
+
+    @property
+    def reads_events(self) -> bool:
+        """True when the rule is answered from the event source, not the customers table."""
+        return self.name == "recent_events"
+
+    def answered_by_events(self, lookback_days: int) -> bool:
+        """True when events read over lookback_days reach back far enough to answer the rule,
+        so a partition needs no second look at the database."""
+        return self.reads_events and self.within_days <= lookback_days
+
+    def query(
+        self, connection: Connection, events: EventColumns | EventSource, as_of: datetime
+    ) -> Select:
+        """customer_id of everyone to score at as_of. is_active reads the service's customers
+        table and ignores `events`; recent_events reads them (a source is resolved on
+        `connection`, which must then reach the event source)."""
+        if not self.reads_events:
+            return select(Customer.customer_id.label("customer_id")).where(
+                Customer.is_active.is_(True), Customer.created_at <= as_of
+            )
+        columns = (
+            events if isinstance(events, EventColumns) else resolve_columns(connection, events)
+        )
+        return (
+            select(columns.customer_id.label("customer_id"))
+            .where(
+                columns.occurred_at > columns.moment(self._since(as_of)),
+                columns.occurred_at <= columns.moment(as_of),
+            )
+            .group_by(columns.customer_id)
+        )
+
+    def ids_in(self, events: pd.DataFrame, as_of: datetime) -> list[str]:
+        """The recent_events rule applied to events already read up to as_of, which must reach
+        back at least within_days: the ids in the order read (a range read's key order)."""
+        if not self.reads_events:
+            raise ValueError(f"the {self.name} rule is not answered by events")
+        recent = events["occurred_at"] > self._since(as_of)
+        return events.loc[recent, "customer_id"].unique().tolist()
+
+    def _since(self, as_of: datetime) -> datetime:
+        return as_of - timedelta(days=self.within_days)
+
+
+def active_customer_ids(
+    connection: Connection, active: Select, customer_range: CustomerRange | None = None
+) -> list[str]:
+    """The active customers (optionally of one key range), sorted by key."""
+    ids = active.subquery()
+    query = select(ids.c.customer_id).order_by(ids.c.customer_id)
+    if customer_range is not None:
+        query = query.where(*in_range(ids.c.customer_id, customer_range))
+    return list(connection.execute(query).scalars().all())
+
+
+def partition_ranges(connection: Connection, active: Select, size: int) -> list[CustomerRange]:
+    """Key ranges of about `size` active customers each; only the boundaries are read."""
+    ids = active.subquery()
+    numbered = select(
+        ids.c.customer_id,
+        func.row_number().over(order_by=ids.c.customer_id).label("position"),
+    ).subquery()
+    bounds = list(
+        connection.execute(
+            select(numbered.c.customer_id)
+            .where((numbered.c.position - 1) % size == 0)
+            .order_by(numbered.c.customer_id)
+        ).scalars()
+    )
+    return list(zip(bounds, [*bounds[1:], None], strict=True))

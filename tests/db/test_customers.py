@@ -1,0 +1,99 @@
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import update
+
+from db.customers import ActiveRule, active_customer_ids, partition_ranges
+from db.engine import transaction
+from db.errors import SourceMappingError
+from db.event_import import event_keys, store_events
+from db.models import Customer
+from db.readers import read_events
+from db.source import EventSource, resolve_columns
+
+T0 = datetime(2026, 1, 1)
+
+
+def test_active_customers_by_flag_and_by_recent_events(loaded):
+    with transaction(loaded) as session:
+        session.execute(update(Customer).where(Customer.customer_id == "b").values(is_active=False))
+    as_of = T0 + timedelta(days=30)
+    with loaded.connect() as connection:
+        flagged = ActiveRule("is_active", 365).query(connection, EventSource(), as_of)
+        recent = ActiveRule("recent_events", 15).query(connection, EventSource(), as_of)
+        assert active_customer_ids(connection, flagged) == ["a", "c"]
+        assert active_customer_ids(connection, flagged, ("b", None)) == ["c"]
+        assert active_customer_ids(connection, recent) == ["c"]
+
+
+def test_recent_events_rule_on_events_already_read_matches_the_query(loaded):
+    """b's only event is exactly 28 days before as_of: outside a 28-day window, as in SQL."""
+    as_of = T0 + timedelta(days=30)
+    with loaded.connect() as connection:
+        columns = resolve_columns(connection, EventSource())
+        events = read_events(connection, columns, as_of, as_of - timedelta(days=60))
+        in_range = read_events(connection, columns, as_of, as_of - timedelta(days=60), ("b", None))
+        for within_days in (1, 15, 27, 28, 29, 60):
+            rule = ActiveRule("recent_events", within_days)
+            active = rule.query(connection, columns, as_of)
+            assert rule.ids_in(events, as_of) == active_customer_ids(connection, active)
+            assert rule.ids_in(in_range, as_of) == active_customer_ids(
+                connection, active, ("b", None)
+            )
+    assert ActiveRule("recent_events", 28).ids_in(events, as_of) == ["a", "c"]
+
+
+def test_the_recent_events_rule_takes_a_source_or_its_resolved_columns(loaded):
+    as_of, rule = T0 + timedelta(days=30), ActiveRule("recent_events", 20)
+    with loaded.connect() as connection:
+        columns = resolve_columns(connection, EventSource())
+        by_source = active_customer_ids(connection, rule.query(connection, EventSource(), as_of))
+        by_columns = active_customer_ids(connection, rule.query(connection, columns, as_of))
+    assert by_source == by_columns == ["c"]
+
+
+def test_the_is_active_rule_never_looks_at_the_event_source(loaded):
+    """Its connection is the service database's, where a mapped source need not exist."""
+    elsewhere = EventSource(table="lives_in_another_database")
+    with loaded.connect() as connection:
+        active = ActiveRule("is_active").query(connection, elsewhere, T0 + timedelta(days=30))
+        assert active_customer_ids(connection, active) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "reads_events", "answered_within_365_days"),
+    [
+        (ActiveRule("is_active", 30), False, False),
+        (ActiveRule("recent_events", 365), True, True),
+        (ActiveRule("recent_events", 366), True, False),
+    ],
+)
+def test_which_rules_read_events_and_when_a_partition_answers_them(
+    rule, reads_events, answered_within_365_days
+):
+    assert rule.reads_events is reads_events
+    assert rule.answered_by_events(lookback_days=365) is answered_within_365_days
+
+
+def test_unknown_rules_and_misuse_are_refused():
+    with pytest.raises(SourceMappingError, match="unknown active-customer rule 'everyone'"):
+        ActiveRule("everyone")
+    with pytest.raises(ValueError, match="is_active rule is not answered by events"):
+        ActiveRule("is_active").ids_in(pd.DataFrame(), T0)
+
+
+def test_partition_ranges_cover_every_active_customer_once(engine):
+    ids = [f"k{i:03d}" for i in range(23)]
+    frame = pd.DataFrame(
+        {"customer_id": ids, "event_type": "visit", "occurred_at": T0, "amount": float("nan")}
+    ).astype({"occurred_at": "datetime64[us]"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+    with engine.connect() as connection:
+        active = ActiveRule("is_active", 365).query(connection, EventSource(), T0)
+        ranges = partition_ranges(connection, active, size=10)
+        parts = [active_customer_ids(connection, active, r) for r in ranges]
+    assert ranges == [("k000", "k010"), ("k010", "k020"), ("k020", None)]
+    assert [len(part) for part in parts] == [10, 10, 3]
+    assert [key for part in parts for key in part] == ids
