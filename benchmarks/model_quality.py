@@ -20,7 +20,7 @@ import pandas as pd
 from db.engine import make_engine
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
-from llm_model.model import ModelConfig
+from llm_model.manifest import ModelConfig
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
 from llm_model.training import Evaluation, evaluate, fit_model, resolve_as_of
@@ -112,7 +112,8 @@ def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
         return events, resolve_as_of(args.as_of, first, last, pd.Timestamp.max)
     source = EventSource(table=args.table)
     with make_engine(args.database_url).connect() as connection:
-        span = event_time_span(connection, source)
+        columns = resolve_columns(connection, source)
+        span = event_time_span(connection, columns)
         if span is None:
             raise SystemExit("no events in the source")
         as_of = resolve_as_of(args.as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), now())
@@ -120,7 +121,6 @@ def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
         since = None
         if args.lookback_days is not None:
             since = (as_of - pd.Timedelta(days=reach + args.lookback_days)).to_pydatetime()
-        columns = resolve_columns(connection, source)
         events = read_events(connection, columns, as_of.to_pydatetime(), since=since)
     return events, as_of
 

@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,12 +50,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import llm_model  # noqa: E402,F401  (quietens TensorFlow before it is imported)
+# TensorFlow's C++ start-up chatter would bury the figures; read before it is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from db.bulk import bulk_insert  # noqa: E402
 from db.engine import make_engine, transaction  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Customer, CustomerEvent  # noqa: E402
-from db.registry import promote, register_model  # noqa: E402
+from db.registry import promote  # noqa: E402
+from flows.registry import ModelPackage, register  # noqa: E402
+from flows.settings import Settings  # noqa: E402
 from llm_model.synthetic import generate  # noqa: E402
 
 BLOCK = 50_000  # customers generated and loaded at a time
@@ -251,50 +255,29 @@ def indexes_rebuilt(engine) -> set:
 # Champion
 
 
-def train_champion(args: argparse.Namespace) -> dict:
-    """Train once on a subset; what register_model needs, as the retrain flow stores it."""
-    from flows.settings import Settings
-    from llm_model.model import ModelConfig, model_to_bytes
-    from llm_model.sequences import SequenceConfig
+def train_champion(args: argparse.Namespace) -> ModelPackage:
+    """Train once on a subset, with the service's default settings, as the retrain does."""
     from llm_model.training import train_and_evaluate
 
     settings = Settings(_env_file=None)
     _, events = block_data(0, min(args.train_customers, BLOCK), args.seed)
     as_of = pd.Timestamp(events["occurred_at"].max())
-    stride = settings.stride_days(settings.horizon_days)
     result = train_and_evaluate(
         events,
         as_of,
-        SequenceConfig(
-            max_len=settings.max_len,
-            target_event=settings.target_event,
-            horizon_days=settings.horizon_days,
-            lookback_days=settings.lookback_days,
-        ),
-        ModelConfig(cell=settings.cell, units=settings.units, epochs=args.epochs, seed=args.seed),
+        settings.sequence_config(settings.horizon_days),
+        replace(settings.network_config(epochs=args.epochs), seed=args.seed),
         settings.n_snapshots,
-        stride,
+        settings.stride_days(settings.horizon_days),
         verbose=0,
     )
-    return {
-        "artifact": model_to_bytes(result.trained.network),
-        "trained_as_of": as_of.to_pydatetime(),
-        "horizon_days": settings.horizon_days,
-        "cell": settings.cell,
-        "config": {
-            "sidecar": result.trained.sidecar(),
-            "n_snapshots": settings.n_snapshots,
-            "snapshot_stride_days": stride,
-        },
-        "metrics": {**result.evaluation.to_dict(), "data": result.data},
-    }
+    return ModelPackage.of(result, as_of.to_pydatetime(), champion_version_id=None)
 
 
-def register_champion(database: Database, champion: dict) -> None:
+def register_champion(database: Database, champion: ModelPackage) -> None:
     engine = make_engine(database.url)
     with transaction(engine) as session:
-        version = register_model(session, **champion)
-        promote(session, version, "benchmark champion")
+        promote(session, register(session, champion), "benchmark champion")
     engine.dispose()
 
 
@@ -364,47 +347,46 @@ def measure(url: str) -> dict:
 
     from db.customers import partition_ranges
     from db.models import ScoreRun
-    from flows.resources import local_flow_runs, service_engine
-    from flows.score import (
-        active_engine,
-        active_query,
+    from flows.events import source_columns
+    from flows.partitions import (
+        ScoreJob,
+        ScoreRunPlan,
         cached_model,
         partition_events,
         partition_features,
-        score,
     )
-    from flows.settings import Settings
+    from flows.runtime import local_flow_runs
+    from flows.score import score
 
     @flow(name="warm-up")
     def warm_up() -> None:
         pass
 
     settings = Settings()
+    job = ScoreJob.from_settings(settings)
     with local_flow_runs():  # as `propensity score` runs it
         warm_up()  # starts Prefect's ephemeral server outside the timed part
         rss_before = peak_rss_mb()
         summary, e2e_seconds, e2e_cpu = timed(score)
     rss_flow = peak_rss_mb()
 
-    with service_engine(settings).connect() as connection:
+    with job.databases.service().connect() as connection:
         run = connection.execute(
             select(ScoreRun.model_version_id, ScoreRun.as_of, ScoreRun.n_scored).where(
-                ScoreRun.id == summary["score_run_id"]
+                ScoreRun.id == summary.score_run_id
             )
         ).one()
-    model, _ = cached_model(settings.database_url, run.model_version_id)
-    as_of = run.as_of
+    model, _ = cached_model(job.databases, run.model_version_id)
     # The flow's own partitions, rebuilt in memory: the same features the flow scored.
-    with active_engine(settings).connect() as connection:
-        ranges = partition_ranges(
-            connection, active_query(connection, settings, as_of), settings.partition_size
-        )
+    columns = source_columns(job.databases, job.source)
+    with job.rule_engine().connect() as connection:
+        active = job.rule.query(columns, run.as_of)
+        ranges = partition_ranges(connection, active, settings.partition_size)
+    plan = ScoreRunPlan(summary.score_run_id, run.as_of, run.model_version_id, columns, ranges)
     # The read alone, as the flow reads: the least any pipeline must spend besides the model.
-    _, _, read_cpu = timed(
-        lambda: [len(partition_events(model, settings, as_of, r)) for r in ranges]
-    )
+    _, _, read_cpu = timed(lambda: [len(partition_events(job, plan, model, r)) for r in ranges])
     features, _, features_cpu = timed(
-        lambda: [partition_features(model, settings, as_of, r) for r in ranges]
+        lambda: [partition_features(job, plan, model, r) for r in ranges]
     )
 
     def model_only(with_reasons: bool) -> tuple[float, float]:

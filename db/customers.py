@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Select, func, select
 
 from db.errors import SourceMappingError
 from db.models import Customer
-from db.source import CustomerRange, EventColumns, EventSource, in_range, resolve_columns
+from db.source import CustomerRange, EventColumns, in_range
 
 RuleName = Literal["is_active", "recent_events"]
 
@@ -40,19 +40,13 @@ class ActiveRule:
         so a partition needs no second look at the database."""
         return self.reads_events and self.within_days <= lookback_days
 
-    def query(
-        self, connection: Connection, events: EventColumns | EventSource, as_of: datetime
-    ) -> Select:
+    def query(self, columns: EventColumns, as_of: datetime) -> Select:
         """customer_id of everyone to score at as_of. is_active reads the service's customers
-        table and ignores `events`; recent_events reads them (a source is resolved on
-        `connection`, which must then reach the event source)."""
+        table and ignores the event columns; recent_events reads the event source."""
         if not self.reads_events:
             return select(Customer.customer_id.label("customer_id")).where(
                 Customer.is_active.is_(True), Customer.created_at <= as_of
             )
-        columns = (
-            events if isinstance(events, EventColumns) else resolve_columns(connection, events)
-        )
         return (
             select(columns.customer_id.label("customer_id"))
             .where(

@@ -104,57 +104,66 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
         raise ScoreRunConflict(
             f"score run {score_run_id} is {run.status} ({run.error}); it cannot be published"
         )
-    staged = select(PropensityScoreStaging).where(
-        PropensityScoreStaging.score_run_id == score_run_id
-    )
-    order = (PropensityScoreStaging.propensity.desc(), PropensityScoreStaging.customer_id)
-    ranked = staged.with_only_columns(
-        PropensityScoreStaging.score_run_id,
-        PropensityScoreStaging.customer_id,
-        PropensityScoreStaging.propensity,
-        func.ntile(N_DECILES).over(order_by=order),
-        func.row_number().over(order_by=order),
-        PropensityScoreStaging.reason_1,
-        PropensityScoreStaging.reason_2,
-        PropensityScoreStaging.reason_3,
-    )
-    published = session.execute(
-        insert(PropensityScore).from_select(
-            [
-                "score_run_id",
-                "customer_id",
-                "propensity",
-                "decile",
-                "rank",
-                "reason_1",
-                "reason_2",
-                "reason_3",
-            ],
-            ranked,
-        ),
-        # SQLAlchemy reports an INSERT's row count only when asked to.
-        execution_options={"preserve_rowcount": True},
-    )
-    clear_staged(session, score_run_id)
-    n_scored = published.rowcount
+    n_scored = rank_staged_scores(session, score_run_id)
     if not n_scored:
         # Publishing nothing would empty current_propensity_scores (and replace a good rerun).
         raise ScoreRunConflict(
             f"score run {score_run_id} has no staged scores; refusing to publish an empty run"
         )
-    superseded = session.scalars(
-        select(ScoreRun.id).where(
-            ScoreRun.status == ScoreRunStatus.SUCCEEDED,
-            ScoreRun.as_of == run.as_of,
-            ScoreRun.model_version_id == run.model_version_id,
-            ScoreRun.id != score_run_id,
-        )
-    ).all()
-    delete_runs(session, superseded)
+    delete_runs(session, superseded_runs(session, run))
     run.status, run.finished_at, run.n_scored = ScoreRunStatus.SUCCEEDED, utc_now(), n_scored
     session.flush()
     prune_runs(session, keep_succeeded)
     return n_scored
+
+
+PUBLISHED_COLUMNS = [
+    "score_run_id",
+    "customer_id",
+    "propensity",
+    "decile",
+    "rank",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+]
+
+
+def rank_staged_scores(session: Session, score_run_id: int) -> int:
+    """Move a run's staged scores into propensity_scores with decile and rank; their count."""
+    staged = PropensityScoreStaging
+    order = (staged.propensity.desc(), staged.customer_id)
+    ranked = select(
+        staged.score_run_id,
+        staged.customer_id,
+        staged.propensity,
+        func.ntile(N_DECILES).over(order_by=order),
+        func.row_number().over(order_by=order),
+        staged.reason_1,
+        staged.reason_2,
+        staged.reason_3,
+    ).where(staged.score_run_id == score_run_id)
+    published = session.execute(
+        insert(PropensityScore).from_select(PUBLISHED_COLUMNS, ranked),
+        # SQLAlchemy reports an INSERT's row count only when asked to.
+        execution_options={"preserve_rowcount": True},
+    )
+    clear_staged(session, score_run_id)
+    return published.rowcount
+
+
+def superseded_runs(session: Session, run: ScoreRun) -> list[int]:
+    """Succeeded runs for the same as_of and model, which the run replaces."""
+    return list(
+        session.scalars(
+            select(ScoreRun.id).where(
+                ScoreRun.status == ScoreRunStatus.SUCCEEDED,
+                ScoreRun.as_of == run.as_of,
+                ScoreRun.model_version_id == run.model_version_id,
+                ScoreRun.id != run.id,
+            )
+        ).all()
+    )
 
 
 def fail_score_run(session: Session, score_run_id: int, error: str) -> None:

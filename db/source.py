@@ -146,18 +146,16 @@ def events_query(
 
 
 def event_time_span(
-    connection: Connection, source: EventSource
+    connection: Connection, columns: EventColumns
 ) -> tuple[datetime, datetime] | None:
     """First and last event time (naive UTC), or None for an empty source."""
-    columns = resolve_columns(connection, source)
     first, last = connection.execute(
         select(func.min(columns.occurred_at), func.max(columns.occurred_at))
     ).one()
     return None if first is None else (naive_utc(first), naive_utc(last))
 
 
-def event_counts_by_type(connection: Connection, source: EventSource) -> dict[str, int]:
-    columns = resolve_columns(connection, source)
+def event_counts_by_type(connection: Connection, columns: EventColumns) -> dict[str, int]:
     rows = connection.execute(
         select(columns.event_type, func.count()).group_by(columns.event_type)
     ).all()

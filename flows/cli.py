@@ -1,23 +1,46 @@
-"""The `propensity` command line: thin commands over db/, llm_model/ and the flows."""
+"""The `propensity` command line: thin commands over db/, llm_model/ and the flows.
+
+The commands that run flows import them in their bodies: the flow modules load TensorFlow,
+seconds that init-db, import-events and report do not need to spend.
+"""
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import prefect
 import typer
+from prefect.settings import PREFECT_API_URL
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.engine import check_reachable, make_engine, safe_url, transaction
+from db.engine import safe_url, transaction
 from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
-from flows.report import METRIC_COLUMNS, metric_rows, reasons_text
+from db.registry import current_champion, latest_version
+from db.source import event_counts_by_type, resolve_columns
+from flows.databases import reachable_engine, service_engine
+from flows.demo_data import load_synthetic_events
+from flows.deployments import runner_deployments
+from flows.registry import metrics_of
+from flows.report import (
+    RetrainOutcome,
+    ScoreSummary,
+    TextTable,
+    metrics_markdown,
+    metrics_table,
+)
+from flows.runtime import local_flow_runs
+from flows.server import local_prefect_server
 from flows.settings import Settings
 
 app = typer.Typer(
@@ -26,8 +49,25 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
+
+@app.callback()
+def quiet_start() -> None:
+    """Purchase propensity: retrain, score and publish to SQL."""
+    # Set before TensorFlow and Prefect's server start: TensorFlow's C++ start-up chatter
+    # would bury the output, and the service runs offline as often as not, where Prefect's
+    # server would log a failed telemetry call on every start. Explicit settings still win.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 F = TypeVar("F", bound=Callable)
-AS_OF_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+AsOf = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+        help="Data cutoff (UTC); default: the latest event.",
+    ),
+]
 
 
 def one_line_errors(command: F) -> F:
@@ -53,10 +93,16 @@ def one_line_errors(command: F) -> F:
     return wrapper
 
 
-def ready_engine(settings: Settings):
-    engine = make_engine(settings.database_url)
-    check_reachable(engine)
+def migrated_engine(settings: Settings) -> Engine:
+    """The service's database, migrated to this version's schema (init-db and the demo)."""
+    engine = reachable_engine(settings.database_url)
+    with engine.begin() as connection:
+        upgrade(connection)
     return engine
+
+
+def option(text: str):
+    return typer.Option(help=text)
 
 
 def rows_progress(description: str) -> Progress:
@@ -75,9 +121,7 @@ def rows_progress(description: str) -> Progress:
 def init_db() -> None:
     """Create or upgrade the schema (Alembic migrations)."""
     settings = Settings()
-    engine = ready_engine(settings)
-    with engine.begin() as connection:
-        upgrade(connection)
+    migrated_engine(settings)
     console.print(f"database ready: {safe_url(settings.database_url)}")
 
 
@@ -88,24 +132,12 @@ def import_events_command(
     customer_id_column: str = "customer_id",
     occurred_at_column: str = "occurred_at",
     event_type_column: str = "event_type",
-    amount_column: Annotated[
-        str | None, typer.Option(help="Amount column; --amount-column '' if there is none.")
-    ] = "amount",
-    event_id_column: Annotated[
-        str | None, typer.Option(help="The file's own event id; default: a content hash.")
-    ] = None,
-    timezone: Annotated[
-        str, typer.Option(help="Timezone of timestamps written without an offset.")
-    ] = "UTC",
-    event_types: Annotated[
-        str | None, typer.Option(help="Comma-separated allowed event types; others are rejected.")
-    ] = None,
-    skip_invalid: Annotated[
-        bool, typer.Option(help="Import the valid rows and write rejected ones to a file.")
-    ] = False,
-    rejected_file: Annotated[
-        Path | None, typer.Option(help="Where rejected rows go (default: PATH.rejected.csv).")
-    ] = None,
+    amount_column: Annotated[str | None, option("Amount column; '' for none.")] = "amount",
+    event_id_column: Annotated[str | None, option("Own event id; default: a hash.")] = None,
+    timezone: Annotated[str, option("Timezone of timestamps without an offset.")] = "UTC",
+    event_types: Annotated[str | None, option("Allowed event types, comma-separated.")] = None,
+    skip_invalid: Annotated[bool, option("Import valid rows; rejected ones to a file.")] = False,
+    rejected_file: Annotated[Path | None, option("Default: PATH.rejected.csv.")] = None,
 ) -> None:
     """Import events; all or nothing unless --skip-invalid. Re-imports add nothing."""
     settings = Settings()
@@ -118,9 +150,7 @@ def import_events_command(
     )
     rejected_path = rejected_file or path.with_name(path.name + ".rejected.csv")
     allowed = frozenset(t.strip() for t in event_types.split(",")) if event_types else None
-    engine = ready_engine(settings)
-    with engine.begin() as connection:
-        upgrade(connection)
+    engine = service_engine(settings.database_url)
     with rows_progress(f"importing {path.name}") as progress, transaction(engine) as session:
         task = progress.add_task("import", total=None)
         report = import_events(
@@ -153,11 +183,7 @@ def generate_demo_data(
     seed: int = 0,
 ) -> None:
     """Write a synthetic event log (order-dependent purchase behaviour) into the database."""
-    settings = Settings()
-    engine = ready_engine(settings)
-    from flows.resources import load_synthetic_events
-
-    counts = load_synthetic_events(engine, customers, seed)
+    counts = load_synthetic_events(migrated_engine(Settings()), customers, seed)
     show_event_counts(counts)
 
 
@@ -170,28 +196,24 @@ def show_event_counts(counts: dict[str, int]) -> None:
     console.print(table)
 
 
-def show_metrics(table: dict[str, dict[str, float]]) -> None:
-    view = Table(title="holdout metrics (model vs champion vs baselines)")
-    for column in ("contender", *METRIC_COLUMNS):
-        view.add_column(column, justify="left" if column == "contender" else "right")
-    for row in metric_rows(table):
+def show_table(table: TextTable) -> None:
+    view = Table(title=table.title)
+    for column in table.header:
+        view.add_column(column)
+    for row in table.rows:
         view.add_row(*row)
     console.print(view)
 
 
-def show_decision(result: dict) -> None:
-    console.print(
-        f"model version {result['version_id']}: [bold]{result['status']}[/] — {result['reason']}"
-    )
+def show_retrain(outcome: RetrainOutcome) -> None:
+    show_table(metrics_table(outcome.table))
+    console.print(outcome.decision(), highlight=False)
 
 
 @app.command()
 @one_line_errors
 def retrain(
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(formats=AS_OF_FORMATS, help="Data cutoff (UTC); default: latest event."),
-    ] = None,
+    as_of: AsOf = None,
     horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
     cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
@@ -202,87 +224,49 @@ def retrain(
     """Train a challenger, compare it with the champion and baselines, promote or reject it."""
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
-    from flows.resources import local_flow_runs
     from flows.retrain import retrain as retrain_flow
 
     with local_flow_runs():
-        result = retrain_flow(
+        outcome = retrain_flow(
             as_of=as_of,
             horizon_days=horizon_days,
             cell=cell,
             epochs=epochs,
             force_promote=force_promote,
         )
-    show_metrics(result["table"])
-    show_decision(result)
+    show_retrain(outcome)
 
 
-def show_score_summary(summary: dict) -> None:
-    rate = summary["customers_per_second"] or 0
-    console.print(
-        f"score run {summary['score_run_id']}: {summary['n_scored']:,} customers scored as of "
-        f"{summary['as_of']} with model version {summary['model_version_id']} "
-        f"in {summary['seconds']:.1f} s ({rate:,.0f} customers/s)"
-    )
-    deciles = Table(title="scores by decile (1 = best)")
-    for column in ("decile", "customers", "mean", "min", "max"):
-        deciles.add_column(column, justify="right")
-    for d in summary["deciles"]:
-        deciles.add_row(
-            str(d["decile"]),
-            f"{d['customers']:,}",
-            *(f"{d[k]:.4f}" for k in ("mean", "min", "max")),
-        )
-    console.print(deciles)
-    top = Table(title="top customers")
-    for column in ("rank", "customer_id", "propensity", "reasons"):
-        top.add_column(column)
-    for row in summary["top"]:
-        top.add_row(
-            str(row["rank"]), row["customer_id"], f"{row['propensity']:.4f}", reasons_text(row)
-        )
-    console.print(top)
-
-
-def run_score(as_of: datetime | None, partition_size: int | None) -> dict:
-    from flows.resources import local_flow_runs
-    from flows.score import configured_score_flow
-
-    with local_flow_runs():
-        summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
-    show_score_summary(summary)
-    return summary
+def show_score_summary(summary: ScoreSummary) -> None:
+    console.print(summary.headline())
+    show_table(summary.decile_table())
+    show_table(summary.top_table())
 
 
 @app.command()
 @one_line_errors
 def score(
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(formats=AS_OF_FORMATS, help="Score date (UTC); default: latest event."),
-    ] = None,
+    as_of: AsOf = None,
     partition_size: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Score every active customer with the champion and publish the run atomically."""
-    run_score(as_of, partition_size)
+    from flows.score import configured_score_flow
+
+    with local_flow_runs():
+        summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
+    show_score_summary(summary)
 
 
 @app.command()
 @one_line_errors
 def report() -> None:
     """Print the latest model card and where its charts are."""
-    from rich.markdown import Markdown
-
-    from db.registry import latest_version
-    from flows.report import metrics_markdown
-
-    settings = Settings()
-    with transaction(ready_engine(settings)) as session:
+    with transaction(service_engine(Settings().database_url)) as session:
         version = latest_version(session)
         if version is None:
             raise ValueError("no model trained yet: run `propensity retrain` first")
         console.print(Markdown(metrics_markdown(version)))
-        for path in version.metrics.get("charts", []):
+        for path in metrics_of(version).charts:
             console.print(f"chart: {path}", highlight=False)
 
 
@@ -295,12 +279,6 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the scheduled deployments of deployments/prefect.yaml (no work pool needed)."""
-    import prefect
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.deployments import runner_deployments
-    from flows.server import local_prefect_server
-
     deployments = runner_deployments(Settings())
     if PREFECT_API_URL.value():
         prefect.serve(*deployments)
@@ -326,16 +304,14 @@ LIMIT 20;"""
 @one_line_errors
 def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
-    from db.registry import current_champion
-    from db.source import event_counts_by_type
     from flows.pipeline import retrain_and_score
-    from flows.resources import load_synthetic_events, local_flow_runs
 
     settings = Settings()
-    engine = ready_engine(settings)
-    with engine.begin() as connection:
-        upgrade(connection)
-        counts = event_counts_by_type(connection, settings.event_source)
+    engine = migrated_engine(settings)
+    with engine.connect() as connection:
+        counts = event_counts_by_type(
+            connection, resolve_columns(connection, settings.event_source)
+        )
     if counts:
         console.print("reusing the events already in the database")
     else:
@@ -350,11 +326,9 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
             "so that there is something to score (`propensity retrain` always applies the rule)"
         )
     with local_flow_runs():
-        result = retrain_and_score(force_promote=bootstrap)
-    retrained = result["retrain"]
-    show_metrics(retrained["table"])
-    show_decision(retrained)
-    show_score_summary(result["score"])
+        outcome = retrain_and_score(force_promote=bootstrap)
+    show_retrain(outcome.retrain)
+    show_score_summary(outcome.score)
     console.print(f"\nscores are in {safe_url(settings.database_url)}; query them with:")
     console.print(CURRENT_SCORES_SQL, highlight=False)
     console.print("model card: `propensity report`")

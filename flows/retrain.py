@@ -1,7 +1,8 @@
-"""The retrain flow: extract -> build training set -> train -> evaluate -> register -> promote."""
+"""The retrain flow: extract -> train and evaluate -> register -> promote or reject."""
 
 import sys
 import tempfile
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,132 +13,153 @@ from prefect.artifacts import create_markdown_artifact
 from db.engine import transaction
 from db.models import ModelVersion
 from db.readers import export_events
-from db.registry import attach_charts, current_champion, promote, register_model, reject
-from db.source import resolve_columns
-from flows.report import metrics_markdown
-from flows.resources import data_cutoff, events_engine, exclusive, load_model, service_engine
+from db.registry import current_champion, promote, reject
+from db.source import EventColumns, EventSource
+from flows.databases import Databases
+from flows.events import data_cutoff, source_columns
+from flows.locks import exclusive
+from flows.registry import CHARTS, ModelPackage, metrics_of, publish_charts, register
+from flows.report import RetrainOutcome, metrics_markdown
 from flows.settings import Settings
 from flows.tasks import compute_task, io_task
 from llm_model.charts import model_charts
-from llm_model.model import ModelConfig, model_to_bytes
+from llm_model.manifest import ModelConfig
+from llm_model.model import TrainedModel
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
-from llm_model.training import Evaluation, train_and_evaluate
+from llm_model.training import train_and_evaluate
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    """What the tasks of a retrain need from the settings, resolved once per flow run."""
+
+    databases: Databases
+    source: EventSource
+    sequence: SequenceConfig
+    network: ModelConfig
+    n_snapshots: int
+    stride_days: int
+    tolerance: float
+    reports_dir: Path
+    stale_after: timedelta
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, horizon_days: int | None, cell: str | None, epochs: int | None
+    ) -> "RetrainJob":
+        horizon = horizon_days or settings.horizon_days
+        return cls(
+            databases=settings.databases(),
+            source=settings.event_source,
+            sequence=settings.sequence_config(horizon),
+            network=settings.network_config(cell, epochs),
+            n_snapshots=settings.n_snapshots,
+            stride_days=settings.stride_days(horizon),
+            tolerance=settings.promotion_tolerance,
+            reports_dir=Path(settings.reports_dir),
+            stale_after=timedelta(hours=settings.job_stale_hours),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The data cutoff, the oldest event any snapshot needs, and the source's columns."""
+
+    as_of: datetime
+    since: datetime | None
+    columns: EventColumns
 
 
 @io_task
-def resolve_training_window(as_of: datetime | None, horizon_days: int) -> dict:
-    """The data cutoff and the oldest event any snapshot needs."""
-    settings = Settings()
-    cutoff = data_cutoff(settings, as_of)
-    oldest_cutoff = cutoff - timedelta(
-        days=horizon_days + settings.stride_days(horizon_days) * (settings.n_snapshots - 1)
+def resolve_training_window(job: RetrainJob, as_of: datetime | None) -> TrainingWindow:
+    columns = source_columns(job.databases, job.source)
+    cutoff = data_cutoff(job.databases, columns, as_of)
+    reach = job.sequence.horizon_days + job.stride_days * (job.n_snapshots - 1)
+    oldest_cutoff = cutoff - timedelta(days=reach)
+    lookback = job.sequence.lookback_days
+    since = None if lookback is None else (oldest_cutoff - timedelta(days=lookback)).to_pydatetime()
+    return TrainingWindow(cutoff.to_pydatetime(), since, columns)
+
+
+@io_task
+def extract_events(job: RetrainJob, window: TrainingWindow, folder: Path) -> Path:
+    path = folder / "events.parquet"
+    with job.databases.events().connect() as connection:
+        rows = export_events(connection, window.columns, path, window.as_of, window.since)
+    get_run_logger().info(
+        "extracted %s events from %s to %s", f"{rows:,}", window.since, window.as_of
     )
-    return {
-        "as_of": cutoff.to_pydatetime(),
-        "since": (oldest_cutoff - timedelta(days=settings.lookback_days)).to_pydatetime(),
-    }
+    return path
 
 
 @io_task
-def extract_events(as_of: datetime, since: datetime, folder: str) -> str:
-    settings = Settings()
-    path = Path(folder) / "events.parquet"
-    with events_engine(settings).connect() as connection:
-        columns = resolve_columns(connection, settings.event_source)
-        rows = export_events(connection, columns, path, cutoff=as_of, since=since)
-    get_run_logger().info("extracted %s events from %s to %s", f"{rows:,}", since, as_of)
-    return str(path)
+def export_champion(job: RetrainJob, folder: Path) -> int | None:
+    """The current champion's package in folder, to be judged on the same holdout."""
+    with transaction(job.databases.service()) as session:
+        champion = current_champion(session)
+        if champion is None:
+            return None
+        ModelPackage.of_version(champion).save(folder)
+        return champion.id
 
 
 @compute_task
 def train_challenger(
-    events_path: str, as_of: datetime, horizon_days: int, cell: str, epochs: int
-) -> int:
-    """Train, evaluate against the champion and baselines, and register the candidate."""
-    settings = Settings()
-    engine = service_engine(settings)
-    with transaction(engine) as session:
-        champion_row = current_champion(session)
-    champion = load_model(champion_row) if champion_row is not None else None
-    sequence_config = SequenceConfig(
-        max_len=settings.max_len,
-        target_event=settings.target_event,
-        horizon_days=horizon_days,
-        lookback_days=settings.lookback_days,
-    )
-    model_config = ModelConfig(cell=cell, units=settings.units, epochs=epochs, seed=settings.seed)
+    job: RetrainJob, window: TrainingWindow, events: Path, champion_id: int | None, folder: Path
+) -> Path:
+    """Train and evaluate against the champion and the baselines; the package for the
+    registry, with its charts, goes to folder."""
+    champion = None
+    if champion_id is not None:
+        package = ModelPackage.load(folder / "champion")
+        champion = TrainedModel.from_artifact(package.artifact, package.manifest)
     result = train_and_evaluate(
-        pd.read_parquet(events_path),
-        pd.Timestamp(as_of),
-        sequence_config,
-        model_config,
-        settings.n_snapshots,
-        settings.stride_days(horizon_days),
+        pd.read_parquet(events),
+        pd.Timestamp(window.as_of),
+        job.sequence,
+        job.network,
+        job.n_snapshots,
+        job.stride_days,
         champion,
         # A live progress bar on a terminal; one line per epoch in logs.
         verbose="auto" if sys.stdout.isatty() else 2,
     )
-    with transaction(engine) as session:
-        version = register_model(
-            session,
-            artifact=model_to_bytes(result.trained.network),
-            trained_as_of=as_of,
-            horizon_days=horizon_days,
-            cell=cell,
-            config={
-                "sidecar": result.trained.sidecar(),
-                "n_snapshots": settings.n_snapshots,
-                "snapshot_stride_days": settings.stride_days(horizon_days),
-            },
-            metrics={
-                **result.evaluation.to_dict(),
-                "champion_version_id": champion_row.id if champion_row else None,
-                "calibration_log_loss": result.calibration,
-                "data": result.data,
-            },
-        )
-    charts = model_charts(
-        result.evaluation.labels,
-        result.evaluation.scores,
-        "model",
-        Path(settings.reports_dir) / f"model-{version.id}",
-    )
-    with transaction(engine) as session:
-        attach_charts(session, version.id, [str(path) for path in charts])
-    get_run_logger().info("registered model version %s; charts in %s", version.id, charts[0].parent)
+    challenger = folder / "challenger"
+    evaluation = result.evaluation
+    charts = model_charts(evaluation.labels, evaluation.scores, "model", challenger / CHARTS)
+    names = tuple(chart.name for chart in charts)
+    return ModelPackage.of(result, window.as_of, champion_id, names).save(challenger)
+
+
+@io_task
+def register_challenger(job: RetrainJob, challenger: Path) -> int:
+    with transaction(job.databases.service()) as session:
+        version = register(session, ModelPackage.load(challenger))
+        charts = publish_charts(session, version, challenger, job.reports_dir)
+    get_run_logger().info("registered model version %s; charts in %s", version.id, charts[0])
     return version.id
 
 
 @io_task
-def promote_or_reject(version_id: int, force: bool) -> dict:
+def promote_or_reject(job: RetrainJob, version_id: int, force: bool) -> RetrainOutcome:
     """Apply the champion/challenger rule; the champion switches in one transaction."""
-    settings = Settings()
-    with transaction(service_engine(settings)) as session:
+    with transaction(job.databases.service()) as session:
         version = session.get(ModelVersion, version_id)
-        evaluation = Evaluation(
-            table=version.metrics["table"], baselines=tuple(version.metrics["baselines"])
-        )
-        decision = decide_promotion(evaluation, settings.promotion_tolerance, force)
+        evaluation = metrics_of(version).evaluation()
+        decision = decide_promotion(evaluation, job.tolerance, force)
         if decision.promote:
             promote(session, version, decision.reason)
         else:
             reject(session, version, decision.reason)
     get_run_logger().info("model version %s %s: %s", version_id, version.status, decision.reason)
-    return {
-        "version_id": version_id,
-        "status": version.status,
-        "reason": decision.reason,
-        "table": evaluation.table,
-    }
+    return RetrainOutcome(version_id, version.status, decision.reason, evaluation.table)
 
 
-@compute_task
-def publish_model_card(version_id: int) -> str:
-    settings = Settings()
-    with transaction(service_engine(settings)) as session:
-        version = session.get(ModelVersion, version_id)
-        markdown = metrics_markdown(version)
+@io_task
+def publish_model_card(job: RetrainJob, version_id: int) -> str:
+    with transaction(job.databases.service()) as session:
+        markdown = metrics_markdown(session.get(ModelVersion, version_id))
     create_markdown_artifact(markdown, key="model-card", description="Retrain model card")
     return markdown
 
@@ -149,19 +171,15 @@ def retrain(
     cell: str | None = None,
     epochs: int | None = None,
     force_promote: bool = False,
-) -> dict:
-    settings = Settings()
-    horizon_days = horizon_days or settings.horizon_days
-    with exclusive("retrain"):
-        window = resolve_training_window(as_of, horizon_days)
-        with tempfile.TemporaryDirectory() as folder:
-            events_path = extract_events(window["as_of"], window["since"], folder)
-            version_id = train_challenger(
-                events_path,
-                window["as_of"],
-                horizon_days,
-                cell or settings.cell,
-                epochs or settings.epochs,
-            )
-        decision = promote_or_reject(version_id, force_promote)
-    return {**decision, "card": publish_model_card(version_id)}
+) -> RetrainOutcome:
+    job = RetrainJob.from_settings(Settings(), horizon_days, cell, epochs)
+    with exclusive("retrain", job.databases, job.stale_after):
+        window = resolve_training_window(job, as_of)
+        with tempfile.TemporaryDirectory() as temporary:
+            folder = Path(temporary)
+            events = extract_events(job, window, folder)
+            champion_id = export_champion(job, folder / "champion")
+            challenger = train_challenger(job, window, events, champion_id, folder)
+            version_id = register_challenger(job, challenger)
+        outcome = promote_or_reject(job, version_id, force_promote)
+    return replace(outcome, card=publish_model_card(job, version_id))

@@ -6,7 +6,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.customers import ActiveRule
 from db.source import EventSource
+from flows.databases import Databases
+from llm_model.manifest import ModelConfig
+from llm_model.sequences import SequenceConfig
 
 
 class Settings(BaseSettings):
@@ -83,9 +87,27 @@ class Settings(BaseSettings):
         """Snapshot stride, widened to the horizon so no training label reaches the holdout."""
         return max(self.snapshot_stride_days, horizon_days)
 
-    @property
-    def events_database_url(self) -> str:
-        return self.source_database_url or self.database_url
+    def active(self) -> ActiveRule:
+        return ActiveRule(self.active_rule, self.active_within_days)
+
+    def databases(self) -> Databases:
+        return Databases(
+            service_url=self.database_url,
+            events_url=self.source_database_url or self.database_url,
+        )
+
+    def sequence_config(self, horizon_days: int) -> SequenceConfig:
+        return SequenceConfig(
+            max_len=self.max_len,
+            target_event=self.target_event,
+            horizon_days=horizon_days,
+            lookback_days=self.lookback_days,
+        )
+
+    def network_config(self, cell: str | None = None, epochs: int | None = None) -> ModelConfig:
+        return ModelConfig(
+            cell=cell or self.cell, units=self.units, epochs=epochs or self.epochs, seed=self.seed
+        )
 
     @cached_property
     def event_source(self) -> EventSource:

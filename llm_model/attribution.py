@@ -58,8 +58,8 @@ def batches(n: int, batch_size: int = INFERENCE_BATCH) -> list[slice]:
 
 
 def attribution_function(network: keras.Model, max_len: int, n_static: int):
-    """Score and contributions of a batch in one traced pass. Tracing costs about 0.6 s of
-    CPU, so a model keeps one (TrainedModel.attribution) for every partition it scores."""
+    """Score and contributions of a batch in one traced pass. Tracing is costly, so a model
+    keeps one (TrainedModel.attribution) for every partition it scores."""
     embed, head = network.get_layer("embed"), network.get_layer("head")
     static_mean = tf.constant(head.get_layer("scale").mean, dtype=tf.float32)
 

@@ -2,13 +2,13 @@
 with static RFM features -> dense -> sigmoid. Built with the Keras functional API."""
 
 import itertools
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 import keras
 import numpy as np
@@ -23,30 +23,35 @@ from llm_model.attribution import (
     batches,
     scores_with_reasons,
 )
-from llm_model.calibration import Calibrator
-from llm_model.sequences import PAD, Features, SequenceConfig, Vocabulary, build_features
+from llm_model.manifest import ModelConfig, ModelManifest
+from llm_model.sequences import PAD, Features, build_features
 
 N_EVENT_NUMBERS = 3
-# The head rebuilds the padding mask from the tokens, so the embedding's mask is not needed
-# past it; Keras would warn about dropping it on every call.
-warnings.filterwarnings("ignore", message="Layer 'head' .* mask", category=UserWarning)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    cell: Literal["gru", "lstm"] = "gru"
-    units: int = 32
-    recurrent_layers: int = 1
-    embedding_dim: int = 16
-    dense_units: int = 32
-    dropout: float = 0.2
-    l2: float = 1e-4
-    learning_rate: float = 3e-3
-    batch_size: int = 256
-    epochs: int = 20
-    patience: int = 3
-    validation_share: float = 0.15
-    seed: int = 42
+def use_inter_op_threads() -> None:
+    """Run the model's small ops side by side (inter-op) instead of splitting each over the
+    cores (intra-op), which cost more than it gained. Only possible before TensorFlow runs
+    its first op; an explicit TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS wins."""
+    try:
+        if "TF_NUM_INTRAOP_THREADS" not in os.environ:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+        if "TF_NUM_INTEROP_THREADS" not in os.environ:
+            tf.config.threading.set_inter_op_parallelism_threads(usable_cores())
+    except RuntimeError:
+        pass  # TensorFlow has started: its thread pools are fixed for this process
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def quiet_dropped_mask_warning() -> None:
+    """The head rebuilds the padding mask from the tokens, so the embedding's mask is not
+    needed past it; Keras would warn about dropping it on every call."""
+    warnings.filterwarnings("ignore", message="Layer 'head' .* mask", category=UserWarning)
 
 
 def layer_seeds(seed: int) -> Iterator[int]:
@@ -86,6 +91,7 @@ def build_model(
 ) -> keras.Model:
     """Embedding -> head. The head is a model of its own so attribution can take gradients
     with respect to the embedded events (token ids themselves have no gradient)."""
+    quiet_dropped_mask_warning()
     tokens = keras.Input((max_len,), dtype="int32", name="tokens")
     numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
     static = keras.Input((len(static_mean),), name="static")
@@ -157,9 +163,8 @@ def model_inputs(features: Features) -> dict[str, np.ndarray]:
 
 
 def probability_function(network: keras.Model, max_len: int, n_static: int):
-    """The network's probabilities of a batch, traced once. Keras' predict builds a data
-    pipeline on every call and retraces for new batch shapes: 82k customers took 1.15 s
-    with it and 0.66 s with this."""
+    """The network's probabilities of a batch, traced once: Keras' predict builds a data
+    pipeline on every call and retraces for new batch shapes."""
 
     @tf.function(input_signature=batch_signature(max_len, n_static))
     def probability(tokens, numeric, static):
@@ -187,6 +192,8 @@ def model_to_bytes(model: keras.Model) -> bytes:
 
 
 def model_from_bytes(artifact: bytes) -> keras.Model:
+    use_inter_op_threads()
+    quiet_dropped_mask_warning()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(artifact)
@@ -196,9 +203,8 @@ def model_from_bytes(artifact: bytes) -> keras.Model:
 def for_scoring(network: keras.Model) -> keras.Model:
     """The network with its GRU cells projecting each gate on its own (Keras' implementation
     1) instead of slicing one joint projection at every step (2, the default). Same numbers;
-    the gradients of those slices were about a third of TensorFlow's time in reason codes
-    (40k customers: 1.07 s -> 0.64 s). Training keeps the default, which fits as fast or
-    faster."""
+    the gradients of those slices were a large share of reason codes' time. Training keeps
+    the default, which fits as fast or faster."""
     for layer in network.get_layer("head").layers:
         if isinstance(layer, layers.GRU):
             layer.cell.implementation = 1
@@ -210,71 +216,50 @@ class TrainedModel:
     """A fitted network plus everything needed to turn events into calibrated propensities."""
 
     network: keras.Model
-    config: ModelConfig
-    sequence_config: SequenceConfig
-    vocab: Vocabulary
-    calibrator: Calibrator
-    static_names: tuple[str, ...]
+    manifest: ModelManifest
 
     @cached_property
     def probability(self):
         return probability_function(
-            self.network, self.sequence_config.max_len, len(self.static_names)
+            self.network, self.manifest.sequence.max_len, len(self.manifest.static_names)
         )
 
     def raw_scores(self, features: Features) -> np.ndarray:
         return predict(self.probability, features)
 
     def propensity(self, features: Features) -> np.ndarray:
-        return self.calibrator.transform(self.raw_scores(features))
+        return self.manifest.calibrator.transform(self.raw_scores(features))
 
     @cached_property
     def attribution(self):
         return attribution_function(
-            self.network, self.sequence_config.max_len, len(self.static_names)
+            self.network, self.manifest.sequence.max_len, len(self.manifest.static_names)
         )
 
     def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
         """customer_id, calibrated propensity and (optionally) the top three reasons."""
         if with_reasons:
             raw, reasons = scores_with_reasons(
-                self.attribution, features, self.vocab, self.static_names
+                self.attribution, features, self.manifest.vocabulary, self.manifest.static_names
             )
         else:
             raw, reasons = self.raw_scores(features), pd.DataFrame(index=range(len(features)))
         frame = pd.DataFrame(
             {
                 "customer_id": features.customer_ids,
-                "propensity": self.calibrator.transform(raw),
+                "propensity": self.manifest.calibrator.transform(raw),
             }
         )
         return pd.concat([frame, reasons], axis=1)
 
     def features(self, events, customer_ids, cutoff) -> Features:
-        return build_features(events, customer_ids, cutoff, self.vocab, self.sequence_config)
+        return build_features(
+            events, customer_ids, cutoff, self.manifest.vocabulary, self.manifest.sequence
+        )
 
-    def sidecar(self) -> dict:
-        """JSON-safe description stored beside the .keras bytes."""
-        return {
-            "model": asdict(self.config),
-            "sequence": {
-                **asdict(self.sequence_config),
-                "windows_days": list(self.sequence_config.windows_days),
-            },
-            "vocabulary": self.vocab.to_dict(),
-            "calibrator": self.calibrator.to_dict(),
-            "static_names": list(self.static_names),
-        }
+    def to_bytes(self) -> bytes:
+        return model_to_bytes(self.network)
 
     @classmethod
-    def from_artifact(cls, artifact: bytes, sidecar: dict) -> "TrainedModel":
-        sequence = dict(sidecar["sequence"])
-        sequence["windows_days"] = tuple(sequence["windows_days"])
-        return cls(
-            network=for_scoring(model_from_bytes(artifact)),
-            config=ModelConfig(**sidecar["model"]),
-            sequence_config=SequenceConfig(**sequence),
-            vocab=Vocabulary.from_dict(sidecar["vocabulary"]),
-            calibrator=Calibrator.from_dict(sidecar["calibrator"]),
-            static_names=tuple(sidecar["static_names"]),
-        )
+    def from_artifact(cls, artifact: bytes, manifest: ModelManifest) -> "TrainedModel":
+        return cls(network=for_scoring(model_from_bytes(artifact)), manifest=manifest)

@@ -3,7 +3,7 @@ than the champion beyond a tolerance AND beats the best baseline on the same hol
 
 from dataclasses import dataclass
 
-from llm_model.training import Evaluation
+from llm_model.manifest import Evaluation
 
 
 @dataclass(frozen=True)

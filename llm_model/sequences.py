@@ -218,9 +218,9 @@ def _chronological_order(
 ) -> np.ndarray:
     """The permutation sorting by (customer, ts, event_type, amount).
 
-    Same result as a four-key ``np.lexsort`` at about 60% of its cost on millions of rows:
-    rank by (ts, event_type, amount), then a single argsort of ``customer * n + rank``, whose
-    keys are unique and stay below n**2, far from int64 overflow for any in-memory n.
+    Same result as a four-key ``np.lexsort``, cheaper on millions of rows: rank by
+    (ts, event_type, amount), then a single argsort of ``customer * n + rank``, whose keys
+    are unique and stay below n**2, far from int64 overflow for any in-memory n.
     """
     n = len(ts)
     if _strictly_increasing(customer, ts):
@@ -442,15 +442,6 @@ def build_features(
     ev = _prepare(events)
     ids, row_of = _requested(ev, customer_ids)
     return _features(ev, ids, row_of, _to_us(cutoff), vocab, config)
-
-
-def build_labels(
-    events: pd.DataFrame, customer_ids: CustomerIds, cutoff: pd.Timestamp, config: SequenceConfig
-) -> np.ndarray:
-    """float32 0/1 per customer: a ``target_event`` in ``(cutoff, cutoff + horizon_days]``."""
-    ev = _prepare(events)
-    ids, row_of = _requested(ev, customer_ids)
-    return _labels(ev, row_of, len(ids), _to_us(cutoff), config)
 
 
 def snapshot_cutoffs(

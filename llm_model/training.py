@@ -1,7 +1,7 @@
 """Fit the recurrent model on training snapshots, calibrate it, and compare it on the
 temporal holdout with the champion and the baselines."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -11,15 +11,22 @@ import tensorflow as tf
 from llm_model import metrics
 from llm_model.baselines import fit_baselines
 from llm_model.calibration import choose_calibrator
-from llm_model.model import (
+from llm_model.manifest import (
+    Evaluation,
     ModelConfig,
+    ModelManifest,
+    ModelMetrics,
+    TrainingData,
+)
+from llm_model.model import (
     TrainedModel,
     build_model,
     model_inputs,
     predict,
     probability_function,
+    use_inter_op_threads,
 )
-from llm_model.sequences import SequenceConfig, TrainingSet, build_training_set
+from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
 
 
 def validation_mask(customer_ids: np.ndarray, share: float) -> np.ndarray:
@@ -28,82 +35,86 @@ def validation_mask(customer_ids: np.ndarray, share: float) -> np.ndarray:
     return (hashed % 10_000) < int(share * 10_000)
 
 
+def validation_split(train: Snapshot, share: float) -> tuple[Snapshot, Snapshot]:
+    """The part the network fits and the customers it validates on (early stopping and
+    calibration)."""
+    held = validation_mask(train.features.customer_ids, share)
+    fit_part, validation = (
+        Snapshot(train.cutoff, train.features.take(np.flatnonzero(rows)), train.labels[rows])
+        for rows in (~held, held)
+    )
+    if fit_part.labels.sum() == 0 or validation.labels.sum() == 0:
+        raise ValueError("too few positive labels to train and validate: nothing to learn")
+    return fit_part, validation
+
+
+def fit_network(
+    fit_part: Snapshot,
+    validation: Snapshot,
+    vocab_size: int,
+    config: ModelConfig,
+    max_len: int,
+    verbose: int | str,
+) -> keras.Model:
+    """The network fitted with early stopping on the validation customers; deterministic
+    under the config's seed."""
+    use_inter_op_threads()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    static = fit_part.features.static
+    network = build_model(
+        config,
+        vocab_size=vocab_size,
+        max_len=max_len,
+        static_mean=static.mean(axis=0),
+        static_variance=np.maximum(static.var(axis=0), 1e-6),
+        base_rate=float(fit_part.labels.mean()),
+    )
+    stop_early = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    network.fit(
+        model_inputs(fit_part.features),
+        fit_part.labels,
+        validation_data=(model_inputs(validation.features), validation.labels),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        callbacks=[stop_early],
+        verbose=verbose,
+    )
+    return network
+
+
 def fit_model(
     training: TrainingSet,
     config: ModelConfig,
     sequence_config: SequenceConfig,
     verbose: int | str = "auto",
 ) -> tuple[TrainedModel, dict[str, float]]:
-    """Train with early stopping on a customer split of the training snapshots; choose the
-    calibrator fitted there by its log loss on the temporal holdout."""
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    train = training.train
-    held = validation_mask(train.features.customer_ids, config.validation_share)
-    fit_part, validation = (
-        train.features.take(np.flatnonzero(~held)),
-        train.features.take(np.flatnonzero(held)),
+    """Train on a customer split of the training snapshots; choose the calibrator fitted on
+    the validation customers by its log loss on the temporal holdout."""
+    fit_part, validation = validation_split(training.train, config.validation_share)
+    network = fit_network(
+        fit_part, validation, training.vocab.size, config, sequence_config.max_len, verbose
     )
-    fit_labels, validation_labels = train.labels[~held], train.labels[held]
-    if fit_labels.sum() == 0 or validation_labels.sum() == 0:
-        raise ValueError("too few positive labels to train and validate: nothing to learn")
-
-    network = build_model(
-        config,
-        vocab_size=training.vocab.size,
-        max_len=sequence_config.max_len,
-        static_mean=fit_part.static.mean(axis=0),
-        static_variance=np.maximum(fit_part.static.var(axis=0), 1e-6),
-        base_rate=float(fit_labels.mean()),
-    )
-    network.fit(
-        model_inputs(fit_part),
-        fit_labels,
-        validation_data=(model_inputs(validation), validation_labels),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            )
-        ],
-        verbose=verbose,
-    )
-    probability = probability_function(
-        network, sequence_config.max_len, len(train.features.static_names)
-    )
+    static_names = training.train.features.static_names
+    probability = probability_function(network, sequence_config.max_len, len(static_names))
     calibrator, calibration_report = choose_calibrator(
-        validation_labels,
-        predict(probability, validation),
+        validation.labels,
+        predict(probability, validation.features),
         training.holdout.labels,
         predict(probability, training.holdout.features),
     )
-    trained = TrainedModel(
-        network=network,
-        config=config,
-        sequence_config=sequence_config,
-        vocab=training.vocab,
+    manifest = ModelManifest(
+        model=config,
+        sequence=sequence_config,
+        vocabulary=training.vocab,
         calibrator=calibrator,
-        static_names=train.features.static_names,
+        static_names=static_names,
+        n_snapshots=len(training.train_cutoffs) + 1,
+        snapshot_stride_days=(training.holdout.cutoff - training.train_cutoffs[-1]).days,
     )
-    return trained, calibration_report
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Holdout metrics of every contender, keyed by name ("model", "model_raw", "champion",
-    and one per baseline); `scores` keeps the holdout predictions for charts (not stored)."""
-
-    table: dict[str, dict[str, float]]
-    baselines: tuple[str, ...]
-    labels: np.ndarray | None = None
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def best_baseline(self) -> str:
-        return max(self.baselines, key=lambda name: self.table[name]["roc_auc"])
-
-    def to_dict(self) -> dict:
-        return {"table": self.table, "baselines": list(self.baselines)}
+    return TrainedModel(network=network, manifest=manifest), calibration_report
 
 
 def evaluate(
@@ -118,7 +129,7 @@ def evaluate(
     holdout = training.holdout
     raw = candidate.raw_scores(holdout.features)
     scores = {
-        "model": candidate.calibrator.transform(raw),
+        "model": candidate.manifest.calibrator.transform(raw),
         "model_raw": np.clip(raw, 1e-6, 1 - 1e-6),
     }
     if champion is not None:
@@ -141,7 +152,17 @@ class RetrainResult:
     trained: TrainedModel
     evaluation: Evaluation
     calibration: dict[str, float]
-    data: dict
+    data: TrainingData
+
+    def metrics(self, champion_version_id: int | None) -> ModelMetrics:
+        """What the registry keeps of this retrain's evaluation."""
+        return ModelMetrics(
+            table=self.evaluation.table,
+            baselines=self.evaluation.baselines,
+            data=self.data,
+            champion_version_id=champion_version_id,
+            calibration_log_loss=self.calibration,
+        )
 
 
 def resolve_as_of(
@@ -172,15 +193,15 @@ def train_and_evaluate(
     training = build_training_set(events, as_of, sequence_config, n_snapshots, stride_days)
     trained, calibration = fit_model(training, model_config, sequence_config, verbose)
     evaluation = evaluate(trained, training, events, champion, model_config.seed)
-    data = {
-        "as_of": str(as_of),
-        "n_events": len(events),
-        "train_cutoffs": [str(c) for c in training.train_cutoffs],
-        "holdout_cutoff": str(training.holdout.cutoff),
-        "n_train": len(training.train.labels),
-        "n_holdout": len(training.holdout.labels),
-        "train_base_rate": float(training.train.labels.mean()),
-        "holdout_base_rate": float(training.holdout.labels.mean()),
-        "vocabulary": list(training.vocab.event_types),
-    }
+    data = TrainingData(
+        as_of=str(as_of),
+        n_events=len(events),
+        train_cutoffs=tuple(str(c) for c in training.train_cutoffs),
+        holdout_cutoff=str(training.holdout.cutoff),
+        n_train=len(training.train.labels),
+        n_holdout=len(training.holdout.labels),
+        train_base_rate=float(training.train.labels.mean()),
+        holdout_base_rate=float(training.holdout.labels.mean()),
+        vocabulary=training.vocab.event_types,
+    )
     return RetrainResult(trained, evaluation, calibration, data)

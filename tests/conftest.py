@@ -31,17 +31,6 @@ def server_url(backend: str) -> str:
     pytest.skip(f"{variable} not set: {backend} tests skipped")
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    from flows.resources import without_flow_heartbeats
-
-    # As in local_flow_runs: the harness's server ends with the session.
-    with prefect_test_harness(server_startup_timeout=90), without_flow_heartbeats():
-        yield
-
-
 def _fresh_server_database(backend: str) -> Iterator[str]:
     base = make_url(server_url(backend))
     name = f"propensity_test_{uuid.uuid4().hex[:10]}"

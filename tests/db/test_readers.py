@@ -234,8 +234,8 @@ def test_postgresql_timezone_aware_source_reads_by_range_in_utc(warehouse, mappe
     monkeypatch.setenv("PGTZ", "Asia/Tokyo")
     with warehouse.connect() as connection:
         connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
-        span = event_time_span(connection, mapped)
         columns = resolve_columns(connection, mapped)
+        span = event_time_span(connection, columns)
         query = events_query(columns, T0, None, ("u", None))
         bulk = bulk_read(connection, columns, query)
         generic = row_by_row_read(connection, query, ("u", None))

@@ -18,7 +18,7 @@ T0 = datetime(2026, 1, 1)
 
 def test_event_time_span_is_the_first_and_the_last_event(loaded):
     with loaded.connect() as connection:
-        assert event_time_span(connection, EventSource()) == (
+        assert event_time_span(connection, resolve_columns(connection, EventSource())) == (
             T0 + timedelta(days=1),
             T0 + timedelta(days=20),
         )
@@ -26,12 +26,15 @@ def test_event_time_span_is_the_first_and_the_last_event(loaded):
 
 def test_empty_source_has_no_time_span(engine):
     with engine.connect() as connection:
-        assert event_time_span(connection, EventSource()) is None
+        assert event_time_span(connection, resolve_columns(connection, EventSource())) is None
 
 
 def test_event_counts_by_type(loaded):
     with loaded.connect() as connection:
-        assert event_counts_by_type(connection, EventSource()) == {"visit": 4, "purchase": 2}
+        assert event_counts_by_type(connection, resolve_columns(connection, EventSource())) == {
+            "visit": 4,
+            "purchase": 2,
+        }
 
 
 def test_resolved_columns_say_whether_they_are_the_service_table(engine, warehouse, mapped):

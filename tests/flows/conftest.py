@@ -1,13 +1,32 @@
+"""Fixtures of the flow tests: one Prefect test server per session, tiny model settings,
+a populated service database and a champion trained once."""
+
+from collections.abc import Iterator
+
 import pytest
+from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.engine import make_engine
+from db.migrate import upgrade
 from db.models import ModelVersion
-from flows.resources import load_synthetic_events
+from flows.demo_data import load_synthetic_events
 from flows.retrain import retrain
+from flows.runtime import without_flow_heartbeats
 
 POPULATION, SEED = 400, 3
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    # As in local_flow_runs: the harness's server ends with the session. Offline, as the CLI
+    # runs it: no telemetry calls from the server.
+    offline = temporary_settings(updates={PREFECT_SERVER_ANALYTICS_ENABLED: False})
+    with offline, prefect_test_harness(server_startup_timeout=90), without_flow_heartbeats():
+        yield
+
 
 TINY_SERVICE = {
     "PROPENSITY_EPOCHS": "1",
@@ -54,6 +73,8 @@ def trained_champion(prefect_harness, tmp_path_factory) -> dict:
         for name, value in TINY_SERVICE.items():
             patch.setenv(name, value)
         engine = make_engine(url)
+        with engine.begin() as connection:
+            upgrade(connection)
         load_synthetic_events(engine, n_customers=POPULATION, seed=SEED)
         retrain(force_promote=True)
     with Session(engine) as session:

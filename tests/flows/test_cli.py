@@ -15,7 +15,7 @@ import llm_model.model  # noqa: F401
 from db.engine import make_engine
 from db.models import Customer, CustomerEvent
 from flows.cli import app
-from flows.resources import local_flow_runs
+from flows.runtime import local_flow_runs
 
 runner = CliRunner()
 
@@ -26,9 +26,24 @@ def invoke(*args: str):
 
 @pytest.fixture
 def sqlite_service(tmp_path, monkeypatch):
+    """A new database, set up as the README says: `propensity init-db`."""
     url = f"sqlite:///{tmp_path / 'service.db'}"
     monkeypatch.setenv("PROPENSITY_DATABASE_URL", url)
+    assert invoke("init-db").exit_code == 0
     return url
+
+
+def test_a_database_without_the_schema_is_named_in_one_line(tmp_path, monkeypatch):
+    """Commands other than init-db and the demo never migrate; they say what to run."""
+    monkeypatch.setenv("PROPENSITY_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    path = tmp_path / "events.csv"
+    path.write_text("customer_id,occurred_at,event_type,amount\nc1,2026-01-01,visit,\n")
+    for command in (["import-events", str(path)], ["report"]):
+        result = invoke(*command)
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines() == [
+            "error: database has no propensity schema: run `propensity init-db`"
+        ]
 
 
 def test_unreachable_database_is_one_line_naming_the_host_not_the_password(monkeypatch):

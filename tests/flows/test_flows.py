@@ -13,10 +13,13 @@ from db.engine import session_factory
 from db.locks import LockHeld, acquire_lock
 from db.models import Customer, CustomerEvent, ModelVersion, ScoreRun
 from db.registry import NoChampion
+from flows.events import source_columns
+from flows.partitions import ScoreJob, ScoreRunPlan, cached_model
 from flows.pipeline import retrain_and_score
-from flows.resources import collections_skip_what_is_alive
+from flows.registry import metrics_of
 from flows.retrain import retrain
-from flows.score import cached_model, configured_score_flow, score, warm_up_model
+from flows.runtime import collections_skip_what_is_alive
+from flows.score import configured_score_flow, score, warm_up_model
 from flows.settings import Settings
 
 
@@ -39,16 +42,17 @@ def test_retrain_on_an_empty_database_fails_clearly(service):
 
 def test_retrain_registers_a_model_with_every_contender_on_the_holdout(populated):
     result = retrain()
-    assert set(result["table"]) >= {"model", "model_raw", "recency", "rfm_logistic", "rfm_gbm"}
+    assert set(result.table) >= {"model", "model_raw", "recency", "rfm_logistic", "rfm_gbm"}
     with Session(populated) as session:
         version = session.scalars(select(ModelVersion)).one()
     assert version.status in {"champion", "rejected"}
-    assert version.status == result["status"]
-    assert version.status_reason == result["reason"]
-    assert 0.0 <= version.metrics["table"]["model"]["roc_auc"] <= 1.0
-    assert version.metrics["data"]["n_holdout"] > 0
-    assert "Holdout metrics" in result["card"]
-    charts = [Path(path) for path in version.metrics["charts"]]
+    assert version.status == result.status
+    assert version.status_reason == result.reason
+    metrics = metrics_of(version)
+    assert 0.0 <= metrics.table["model"]["roc_auc"] <= 1.0
+    assert metrics.data.n_holdout > 0
+    assert "Holdout metrics" in result.card
+    charts = [Path(path) for path in metrics.charts]
     assert [chart.name for chart in charts] == [
         "gains.png",
         "calibration.png",
@@ -57,7 +61,7 @@ def test_retrain_registers_a_model_with_every_contender_on_the_holdout(populated
     for chart in charts:
         assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert chart.stat().st_size > 5_000
-        assert chart.name in result["card"]
+        assert chart.name in result.card
 
 
 @pytest.mark.usefixtures("champion")
@@ -65,7 +69,7 @@ def test_score_publishes_one_row_per_active_customer_and_reruns_idempotently(pop
     summary = score()
     active = count(populated, select(func.count()).where(Customer.is_active.is_(True)))
     scores = current_scores(populated)
-    assert summary["n_scored"] == active == len(scores)
+    assert summary.n_scored == active == len(scores)
     assert scores["customer_id"].is_unique
     assert sorted(scores["rank"]) == list(range(1, active + 1))
     assert scores["propensity"].between(0, 1).all()
@@ -75,7 +79,7 @@ def test_score_publishes_one_row_per_active_customer_and_reruns_idempotently(pop
 
     again = score()
     rescored = current_scores(populated)
-    assert again["score_run_id"] != summary["score_run_id"]
+    assert again.score_run_id != summary.score_run_id
     pd.testing.assert_series_equal(rescored["propensity"], scores["propensity"])
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 1
 
@@ -110,7 +114,7 @@ def test_parent_flow_scores_with_the_champion_even_when_retrain_fails(populated,
         retrain_and_score()
     with Session(populated) as session:
         run = session.scalars(select(ScoreRun)).one()
-    assert (run.status, run.model_version_id) == ("succeeded", first["version_id"])
+    assert (run.status, run.model_version_id) == ("succeeded", first.version_id)
     assert len(current_scores(populated)) == run.n_scored > 0
 
 
@@ -121,8 +125,8 @@ def test_parent_flow_retrains_then_scores_with_whoever_is_champion(populated):
         champion = session.scalars(
             select(ModelVersion).where(ModelVersion.status == "champion")
         ).one()
-    assert result["retrain"]["status"] in {"champion", "rejected"}
-    assert result["score"]["model_version_id"] == champion.id
+    assert result.retrain.status in {"champion", "rejected"}
+    assert result.score.model_version_id == champion.id
 
 
 FAIL_STAGING = {
@@ -161,7 +165,7 @@ def test_a_failing_partition_write_fails_the_run_and_keeps_the_previous_scores(p
         on_table = " ON propensity_score_staging" if populated.dialect.name == "postgresql" else ""
         connection.execute(text(f"DROP TRIGGER fail_staging{on_table}"))
     rerun = score()
-    assert rerun["score_run_id"] > first["score_run_id"]
+    assert rerun.score_run_id > first.score_run_id
     assert len(current_scores(populated)) == len(before)
 
 
@@ -180,7 +184,7 @@ def test_dask_task_runner_gives_the_same_scores_as_threads(populated, monkeypatc
     monkeypatch.setenv("PROPENSITY_TASK_RUNNER", "dask")
     summary = configured_score_flow(Settings())()
     on_dask = current_scores(populated)
-    assert summary["n_scored"] == len(on_threads)
+    assert summary.n_scored == len(on_threads)
     pd.testing.assert_frame_equal(
         on_dask.drop(columns=["scored_at"]), on_threads.drop(columns=["scored_at"])
     )
@@ -251,13 +255,15 @@ def test_the_warm_up_traces_the_function_that_then_scores_every_partition(
     with Session(populated) as session:
         version_id = session.scalar(select(ModelVersion.id))
         as_of = session.scalar(select(func.max(CustomerEvent.occurred_at)))
+    job = ScoreJob.from_settings(Settings())
+    plan = ScoreRunPlan(0, as_of, version_id, source_columns(job.databases, job.source), [])
     cached_model.cache_clear()
-    model, _ = cached_model(Settings().database_url, version_id)
-    warm_up_model.fn(version_id, as_of)
+    model, _ = cached_model(job.databases, version_id)
+    warm_up_model.fn(job, plan)
     traced = model.attribution if reason_codes else model.probability
     assert traced.experimental_get_tracing_count() == 1
     summary = score()
-    n, size = summary["n_scored"], Settings().partition_size
+    n, size = summary.n_scored, Settings().partition_size
     assert n > size and n % size  # full partitions and a smaller last one
     assert traced.experimental_get_tracing_count() == 1
 
@@ -270,7 +276,7 @@ def test_collections_skip_the_loaded_model_while_partitions_run_and_only_then(po
     model that dies (evicted from the cache) must be collectable again."""
     with Session(populated) as session:
         version_id = session.scalar(select(ModelVersion.id))
-    model, _ = cached_model(Settings().database_url, version_id)
+    model, _ = cached_model(Settings().databases(), version_id)
 
     def walked() -> set[int]:
         return {id(tracked) for tracked in gc.get_objects()}

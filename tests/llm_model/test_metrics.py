@@ -94,31 +94,21 @@ def test_ece_is_zero_when_perfectly_calibrated_per_bin():
 
 def test_decile_table_hand_computed():
     table = metrics.decile_table(TINY_LABELS, TINY_SCORES)
-    assert list(table.columns) == [
-        "decile",
-        "count",
-        "positives",
-        "rate",
-        "mean_score",
-        "lift",
-        "cumulative_gain",
-        "cumulative_lift",
-    ]
-    assert table["decile"].tolist() == list(range(1, 11))
-    assert table["count"].tolist() == [2] * 10
-    assert table["positives"].tolist() == [2, 1, 0, 1, 0, 0, 1, 0, 0, 0]
-    np.testing.assert_allclose(table["rate"], [1, 0.5, 0, 0.5, 0, 0, 0.5, 0, 0, 0])
-    np.testing.assert_allclose(
-        table["mean_score"],
-        [0.975, 0.875, 0.775, 0.675, 0.575, 0.475, 0.375, 0.275, 0.175, 0.075],
+    # Every column, in order, with its hand-computed values.
+    expected = pd.DataFrame(
+        {
+            "decile": range(1, 11),
+            "count": [2] * 10,
+            "positives": [2, 1, 0, 1, 0, 0, 1, 0, 0, 0],
+            "rate": [1, 0.5, 0, 0.5, 0, 0, 0.5, 0, 0, 0],
+            "mean_score": [0.975, 0.875, 0.775, 0.675, 0.575, 0.475, 0.375, 0.275, 0.175, 0.075],
+            "lift": [4, 2, 0, 2, 0, 0, 2, 0, 0, 0],
+            "cumulative_gain": [0.4, 0.6, 0.6, 0.8, 0.8, 0.8, 1, 1, 1, 1],
+            # cumulative_gain / share contacted, e.g. decile 6: 0.8 / 0.6, decile 7: 1.0 / 0.7.
+            "cumulative_lift": [4, 3, 2, 2, 1.6, 0.8 / 0.6, 1 / 0.7, 1 / 0.8, 1 / 0.9, 1],
+        }
     )
-    np.testing.assert_allclose(table["lift"], [4, 2, 0, 2, 0, 0, 2, 0, 0, 0])
-    np.testing.assert_allclose(table["cumulative_gain"], [0.4, 0.6, 0.6, 0.8, 0.8, 0.8, 1, 1, 1, 1])
-    # cumulative_gain / share contacted, e.g. decile 6: 0.8 / 0.6, decile 7: 1.0 / 0.7.
-    np.testing.assert_allclose(
-        table["cumulative_lift"],
-        [4, 3, 2, 2, 1.6, 0.8 / 0.6, 1 / 0.7, 1 / 0.8, 1 / 0.9, 1],
-    )
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False, rtol=1e-12, atol=1e-12)
     assert metrics.top_decile_lift(TINY_LABELS, TINY_SCORES) == pytest.approx(4.0)
 
 

@@ -14,7 +14,6 @@ from llm_model.sequences import (
     SequenceConfig,
     Vocabulary,
     build_features,
-    build_labels,
     build_training_set,
     snapshot_cutoffs,
     static_names,
@@ -224,26 +223,44 @@ def test_features_take_and_concat() -> None:
 # --- labels ------------------------------------------------------------------------------------
 
 
+def _labels_by_hand(
+    events: pd.DataFrame, customer_ids: np.ndarray, cutoff: pd.Timestamp, config: SequenceConfig
+) -> np.ndarray:
+    """The reference labels, in plain pandas: a target event in (cutoff, cutoff + horizon]."""
+    end = cutoff + pd.Timedelta(days=config.horizon_days)
+    when = events["occurred_at"]
+    hits = events[(events["event_type"] == config.target_event) & (when > cutoff) & (when <= end)]
+    return pd.Index(customer_ids).isin(hits["customer_id"]).astype(np.float32)
+
+
 def test_label_window_edges() -> None:
     end = CUTOFF + pd.Timedelta(days=HAND_CONFIG.horizon_days)
-    events = _events(
-        [
-            ("at_cutoff", "purchase", str(CUTOFF), 1.0),
-            ("at_end", "purchase", str(end), 1.0),
-            ("after_end", "purchase", str(end + pd.Timedelta(microseconds=1)), 1.0),
-            ("just_after_cutoff", "purchase", str(CUTOFF + pd.Timedelta(microseconds=1)), 1.0),
-            ("other_type", "view", "2024-03-20", np.nan),
-        ]
-    )
-    ids = ["at_cutoff", "at_end", "after_end", "just_after_cutoff", "other_type", "no_events"]
+    edges = {
+        "at_cutoff": CUTOFF,  # a feature at the holdout cutoff, a label of the one before
+        "at_end": end,
+        "after_end": end + pd.Timedelta(microseconds=1),
+        "just_after_cutoff": CUTOFF + pd.Timedelta(microseconds=1),
+    }
+    rows = [(customer, "purchase", str(moment), 1.0) for customer, moment in edges.items()]
+    rows.append(("other_type", "view", "2024-03-20", np.nan))
+    # Before both cutoffs (Feb 9 and the holdout's Mar 10): everyone exists from Feb 1 on, and
+    # a purchase long before either label window puts "purchase" in the vocabulary.
+    rows += [(customer, "view", "2024-02-01", np.nan) for customer in [*edges, "other_type"]]
+    rows.append(("other_type", "purchase", "2024-01-20", 1.0))
 
-    labels = build_labels(events, ids, CUTOFF, HAND_CONFIG)
+    training = build_training_set(_events(rows), end, HAND_CONFIG, n_snapshots=2, stride_days=30)
 
-    np.testing.assert_array_equal(labels, [0, 1, 0, 1, 0, 0])
-    assert labels.dtype == np.float32
-    # The event exactly at the cutoff is a feature instead.
-    features = build_features(events, ["at_cutoff"], CUTOFF, VOCAB, HAND_CONFIG)
-    assert features.tokens[0, 0] == PURCHASE
+    assert training.holdout.cutoff == CUTOFF
+    assert training.vocab == VOCAB
+    ids = ["after_end", "at_cutoff", "at_end", "just_after_cutoff", "other_type"]
+    assert training.holdout.features.customer_ids.tolist() == ids
+    np.testing.assert_array_equal(training.holdout.labels, [0, 0, 1, 1, 0])
+    assert training.holdout.labels.dtype == np.float32
+    # The purchase exactly at the holdout cutoff is the last event of its features instead,
+    # and ends the label window (Feb 9, Mar 10] of the training snapshot.
+    np.testing.assert_array_equal(training.holdout.features.tokens[1], [VIEW, PURCHASE, PAD, PAD])
+    assert training.train.features.customer_ids.tolist() == ids
+    np.testing.assert_array_equal(training.train.labels, [0, 1, 0, 0, 0])
 
 
 # --- point in time -----------------------------------------------------------------------------
@@ -355,7 +372,7 @@ def test_each_snapshot_equals_features_from_events_up_to_its_cutoff() -> None:
         visible = events[events["occurred_at"] <= cutoff]
         ids = sorted(visible["customer_id"].unique())
         parts.append(build_features(visible, ids, cutoff, training.vocab, TS_CONFIG))
-        labels.append(build_labels(events, ids, cutoff, TS_CONFIG))
+        labels.append(_labels_by_hand(events, ids, cutoff, TS_CONFIG))
 
     _assert_same_features(training.train.features, Features.concat(parts[:-1]))
     _assert_same_features(training.holdout.features, parts[-1])
@@ -438,7 +455,7 @@ def test_bad_requests_and_configs_are_rejected() -> None:
     with pytest.raises(ValueError, match="duplicates"):
         build_features(_hand_events(), ["a", "b", "a"], CUTOFF, VOCAB, HAND_CONFIG)
     with pytest.raises(ValueError, match="null"):
-        build_labels(_hand_events(), ["a", None], CUTOFF, HAND_CONFIG)
+        build_features(_hand_events(), ["a", None], CUTOFF, VOCAB, HAND_CONFIG)
     with pytest.raises(ValueError, match="horizon_days"):
         SequenceConfig(horizon_days=0)
     with pytest.raises(ValueError, match="horizon_days"):

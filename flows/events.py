@@ -1,0 +1,30 @@
+"""The event source as a flow run reads it: its columns, resolved once per run, and the
+run's data cutoff."""
+
+from datetime import datetime
+
+import pandas as pd
+
+from db.registry import utc_now
+from db.source import EventColumns, EventSource, event_time_span, resolve_columns
+from flows.databases import Databases
+from llm_model.training import resolve_as_of
+
+
+def source_columns(databases: Databases, source: EventSource) -> EventColumns:
+    """The mapped columns, checked against the database before any work."""
+    with databases.events().connect() as connection:
+        return resolve_columns(connection, source)
+
+
+def data_cutoff(
+    databases: Databases, columns: EventColumns, requested: datetime | None
+) -> pd.Timestamp:
+    """The as_of of a retrain or score run: as requested, or the latest event; checked
+    against the event source (never in the future, never before the first event)."""
+    with databases.events().connect() as connection:
+        span = event_time_span(connection, columns)
+    if span is None:
+        raise ValueError("no events in the source: import events first")
+    first, last = (pd.Timestamp(moment) for moment in span)
+    return resolve_as_of(requested, first, last, pd.Timestamp(utc_now()))
