@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import DataLayerError
 from db.models import ServiceLock
-from db.registry import utc_now
+from db.timestamps import utc_now
 
 
 class LockHeld(DataLayerError):

@@ -2,7 +2,7 @@
 verified, and switch the champion in one transaction."""
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import DataLayerError
 from db.models import ModelStatus, ModelVersion
+from db.timestamps import utc_now
 
 
 class ArtifactError(DataLayerError):
@@ -18,10 +19,6 @@ class ArtifactError(DataLayerError):
 
 class NoChampion(DataLayerError):
     pass
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def register_model(
@@ -95,13 +92,6 @@ def promote(session: Session, version: ModelVersion, reason: str) -> None:
 def reject(session: Session, version: ModelVersion, reason: str) -> None:
     version.status = ModelStatus.REJECTED
     version.status_reason = reason
-    session.flush()
-
-
-def attach_charts(session: Session, version_id: int, paths: list[str]) -> None:
-    version = session.get(ModelVersion, version_id)
-    # A new dict: JSON columns only notice reassignment, not in-place changes.
-    version.metrics = {**version.metrics, "charts": paths}
     session.flush()
 
 

@@ -19,8 +19,8 @@ from db.models import (
     ScoreRun,
     ScoreRunStatus,
 )
-from db.registry import utc_now
 from db.source import CustomerRange, in_range
+from db.timestamps import utc_now
 
 STAGED_COLUMNS = ["score_run_id", "customer_id", "propensity", "reason_1", "reason_2", "reason_3"]
 N_DECILES = 10

@@ -37,3 +37,7 @@ def _to_datetime(text: pd.Series, utc: bool) -> pd.Series:
 def naive_utc(moment: datetime) -> datetime:
     """An aware datetime as the naive UTC time the service keeps; a naive one is UTC already."""
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

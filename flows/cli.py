@@ -105,6 +105,14 @@ def option(text: str):
     return typer.Option(help=text)
 
 
+def check_databases(settings: Settings) -> None:
+    """Both databases answer and the service's schema is current, checked before a flow
+    starts, so a problem with them is one line, not a failed flow run's traceback."""
+    databases = settings.databases()
+    databases.service()
+    databases.events()
+
+
 def rows_progress(description: str) -> Progress:
     return Progress(
         TextColumn(description),
@@ -224,6 +232,7 @@ def retrain(
     """Train a challenger, compare it with the champion and baselines, promote or reject it."""
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
+    check_databases(Settings())
     from flows.retrain import retrain as retrain_flow
 
     with local_flow_runs():
@@ -250,10 +259,12 @@ def score(
     partition_size: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Score every active customer with the champion and publish the run atomically."""
+    settings = Settings()
+    check_databases(settings)
     from flows.score import configured_score_flow
 
     with local_flow_runs():
-        summary = configured_score_flow(Settings())(as_of=as_of, partition_size=partition_size)
+        summary = configured_score_flow(settings)(as_of=as_of, partition_size=partition_size)
     show_score_summary(summary)
 
 

@@ -5,8 +5,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from db.registry import utc_now
 from db.source import EventColumns, EventSource, event_time_span, resolve_columns
+from db.timestamps import utc_now
 from flows.databases import Databases
 from llm_model.training import resolve_as_of
 

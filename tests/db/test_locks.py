@@ -6,7 +6,7 @@ from sqlalchemy import update
 from db.engine import session_factory
 from db.locks import LockHeld, acquire_lock, release_lock
 from db.models import ServiceLock
-from db.registry import utc_now
+from db.timestamps import utc_now
 
 HOUR = timedelta(hours=1)
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text, update
 
 from db.engine import transaction
 from db.models import PropensityScore, PropensityScoreStaging, ScoreRun
-from db.registry import register_model, utc_now
+from db.registry import register_model
 from db.scores import (
     ScoreRunConflict,
     clear_partition,
@@ -16,6 +16,7 @@ from db.scores import (
     stage_scores,
     start_score_run,
 )
+from db.timestamps import utc_now
 from db.types import Timestamp
 
 DAY_1, DAY_2, DAY_3, DAY_4 = (datetime(2026, 11, day) for day in (1, 2, 3, 4))

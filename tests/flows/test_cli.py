@@ -38,7 +38,7 @@ def test_a_database_without_the_schema_is_named_in_one_line(tmp_path, monkeypatc
     monkeypatch.setenv("PROPENSITY_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     path = tmp_path / "events.csv"
     path.write_text("customer_id,occurred_at,event_type,amount\nc1,2026-01-01,visit,\n")
-    for command in (["import-events", str(path)], ["report"]):
+    for command in (["import-events", str(path)], ["report"], ["score"], ["retrain"]):
         result = invoke(*command)
         assert result.exit_code == 1
         assert result.output.strip().splitlines() == [
