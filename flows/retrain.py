@@ -57,7 +57,7 @@ class RetrainJob:
             n_snapshots=settings.n_snapshots,
             stride_days=settings.stride_days(horizon),
             tolerance=settings.promotion_tolerance,
-            reports_dir=Path(settings.reports_dir),
+            reports_dir=Path(settings.reports_dir).resolve(),
             stale_after=timedelta(hours=settings.job_stale_hours),
         )
 

@@ -1,0 +1,147 @@
+"""Model packages as files and as model_versions rows, on every database."""
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from db.engine import transaction
+from db.models import ModelVersion
+from db.registry import ArtifactError, register_model
+from flows.registry import ModelPackage, manifest_of, metrics_of, publish_charts, register
+from llm_model.calibration import Calibrator
+from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, TrainingData
+from llm_model.sequences import SequenceConfig, Vocabulary
+
+# Not the defaults, so that a registration that ignored the manifest would show.
+MANIFEST = ModelManifest(
+    model=ModelConfig(cell="lstm", units=8),
+    sequence=SequenceConfig(horizon_days=21),
+    vocabulary=Vocabulary(("purchase", "visit")),
+    calibrator=Calibrator("identity"),
+    static_names=("frequency", "recency_days"),
+    n_snapshots=3,
+    snapshot_stride_days=21,
+)
+METRICS = ModelMetrics(
+    table={"model": {"roc_auc": 0.75, "log_loss": 0.3}, "recency": {"roc_auc": 0.625}},
+    baselines=("recency",),
+    # as_of, n_events, train_cutoffs, holdout_cutoff, n_train, n_holdout, base rates, vocabulary
+    data=TrainingData(
+        "2026-10-31", 90, ("2026-09-09",), "2026-09-30", 30, 20, 0.25, 0.2, ("visit",)
+    ),
+    calibration_log_loss={"identity": 0.3},
+    # Not in alphabetical order: publication keeps this order.
+    charts=("gains.png", "calibration.png", "score_histogram.png"),
+)
+# Every byte value, zero included.
+PACKAGE = ModelPackage(bytes(range(256)) * 4, MANIFEST, METRICS, datetime(2026, 10, 31, 6, 30))
+
+
+def registered(engine, package: ModelPackage = PACKAGE) -> int:
+    with transaction(engine) as session:
+        return register(session, package).id
+
+
+def stored(engine, version_id: int, **values) -> None:
+    """Overwrite columns of a model_versions row behind the registry's back."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(ModelVersion).where(ModelVersion.id == version_id).values(**values)
+        )
+
+
+def test_package_save_and_load_round_trip(tmp_path):
+    folder = PACKAGE.save(tmp_path / "challenger")
+    assert folder == tmp_path / "challenger"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "manifest.json",
+        "metrics.json",
+        "model.keras",
+        "trained_as_of.txt",
+    ]
+    assert (folder / "model.keras").read_bytes() == PACKAGE.artifact
+    assert json.loads((folder / "manifest.json").read_text()) == MANIFEST.to_json()
+    assert ModelPackage.load(folder) == PACKAGE
+
+
+def test_register_stores_the_records_json_and_the_manifest_columns(engine):
+    version_id = registered(engine)
+    with engine.connect() as connection:
+        row = connection.execute(select(ModelVersion).where(ModelVersion.id == version_id)).one()
+    assert row.config == MANIFEST.to_json()
+    assert row.metrics == METRICS.to_json()
+    assert (row.horizon_days, row.cell) == (21, "lstm")
+    assert (row.status, row.status_reason) == ("candidate", None)
+    assert row.trained_as_of == datetime(2026, 10, 31, 6, 30)
+    assert row.artifact == PACKAGE.artifact
+    assert row.artifact_sha256 == hashlib.sha256(PACKAGE.artifact).hexdigest()
+
+
+def test_package_of_a_registered_version_is_the_package(engine):
+    version_id = registered(engine)
+    with transaction(engine) as session:
+        assert ModelPackage.of_version(session.get(ModelVersion, version_id)) == PACKAGE
+
+
+def test_package_of_a_version_with_altered_bytes_is_refused(engine):
+    registered(engine)
+    version_id = registered(engine)
+    stored(engine, version_id, artifact=PACKAGE.artifact[:-1] + b"\x00")
+    with transaction(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        with pytest.raises(
+            ArtifactError, match=rf"^model version {version_id} artifact is corrupt"
+        ):
+            ModelPackage.of_version(version)
+
+
+def test_publish_charts_copies_the_named_charts_in_order_and_records_them(engine, tmp_path):
+    package = PACKAGE.save(tmp_path / "challenger")
+    (package / "charts").mkdir()
+    for name in (*METRICS.charts, "not_named.png"):
+        (package / "charts" / name).write_bytes(f"chart {name}".encode())
+    reports = tmp_path / "reports"
+    registered(engine)
+    version_id = registered(engine)
+    with transaction(engine) as session:
+        paths = publish_charts(session, session.get(ModelVersion, version_id), package, reports)
+    folder = reports / f"model-{version_id}"
+    expected = [str(folder / name) for name in METRICS.charts]
+    assert paths == expected
+    assert all(Path(path).is_absolute() for path in paths)
+    assert sorted(folder.iterdir()) == sorted(Path(path) for path in expected)
+    for name in METRICS.charts:
+        assert (folder / name).read_bytes() == f"chart {name}".encode()
+    with transaction(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        assert metrics_of(version) == replace(METRICS, charts=tuple(expected))
+        assert version.metrics["charts"] == expected
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"sidecar": {}, "n_snapshots": 3}, {**MANIFEST.to_json(), "n_snapshots": "three"}],
+    ids=["empty", "empty-sidecar", "text-count"],
+)
+def test_a_version_whose_config_is_no_manifest_is_refused(engine, config):
+    with transaction(engine) as session:
+        version = register_model(
+            session,
+            artifact=b"x",
+            trained_as_of=datetime(2026, 10, 31),
+            horizon_days=30,
+            cell="gru",
+            config=config,
+            metrics=METRICS.to_json(),
+        )
+        with pytest.raises(ArtifactError, match=rf"^model version {version.id}: not a model"):
+            manifest_of(version)
+        with pytest.raises(ArtifactError) as raised:
+            ModelPackage.of_version(version)
+    assert "\n" not in str(raised.value)
+    assert metrics_of(version) == METRICS

@@ -1,0 +1,335 @@
+"""The typed records kept beside a model: their JSON is the shape stored since the first model
+version (literal dicts below), so rows written by earlier versions still load."""
+
+import copy
+import json
+
+import pytest
+
+from llm_model.calibration import Calibrator
+from llm_model.manifest import (
+    Evaluation,
+    ManifestError,
+    ModelConfig,
+    ModelManifest,
+    ModelMetrics,
+    TrainingData,
+)
+from llm_model.sequences import SequenceConfig, Vocabulary
+
+# A model_versions.config row as the retrain flow stored it before the typed records.
+STORED_CONFIG = {
+    "sidecar": {
+        "model": {
+            "cell": "lstm",
+            "units": 16,
+            "recurrent_layers": 2,
+            "embedding_dim": 8,
+            "dense_units": 32,
+            "dropout": 0.2,
+            "l2": 0.0001,
+            "learning_rate": 0.003,
+            "batch_size": 256,
+            "epochs": 7,
+            "patience": 3,
+            "validation_share": 0.15,
+            "seed": 9,
+        },
+        "sequence": {
+            "max_len": 20,
+            "target_event": "purchase",
+            "horizon_days": 14,
+            "windows_days": [7, 30, 90, 365],
+            "lookback_days": None,
+        },
+        "vocabulary": {"event_types": ["add_to_cart", "purchase", "visit"]},
+        "calibrator": {
+            "method": "platt",
+            "x_thresholds": [],
+            "y_thresholds": [],
+            "slope": 1.25,
+            "intercept": -0.5,
+        },
+        "static_names": ["recency_days", "frequency", "monetary"],
+    },
+    "n_snapshots": 4,
+    "snapshot_stride_days": 30,
+}
+
+# The same manifest, built from its parts.
+MANIFEST = ModelManifest(
+    # The stored values of the other fields are ModelConfig's defaults.
+    model=ModelConfig(cell="lstm", units=16, recurrent_layers=2, embedding_dim=8, epochs=7, seed=9),
+    sequence=SequenceConfig(max_len=20, horizon_days=14, lookback_days=None),
+    vocabulary=Vocabulary(("add_to_cart", "purchase", "visit")),
+    calibrator=Calibrator("platt", slope=1.25, intercept=-0.5),
+    static_names=("recency_days", "frequency", "monetary"),
+    n_snapshots=4,
+    snapshot_stride_days=30,
+)
+
+
+def contender(roc_auc: float) -> dict:
+    """A table entry as llm_model.metrics.summary writes it."""
+    return {
+        "roc_auc": roc_auc,
+        "pr_auc": 0.25,
+        "log_loss": 0.31,
+        "brier": 0.09,
+        "ece": 0.02,
+        "top_decile_lift": 2.5,
+        "gini": 2 * roc_auc - 1,
+        "base_rate": 0.1,
+        "n": 400,
+    }
+
+
+# A model_versions.metrics row as stored before the typed records, charts attached.
+STORED_METRICS = {
+    "table": {
+        "model": contender(0.9),
+        "model_raw": contender(0.875),
+        "champion": contender(0.75),
+        "recency": contender(0.625),
+        "rfm_logistic": contender(0.8),
+        "frequency": contender(0.5),
+    },
+    "baselines": ["recency", "rfm_logistic", "frequency"],
+    "champion_version_id": 3,
+    "calibration_log_loss": {"identity": 0.33, "isotonic": 0.32, "platt": 0.31},
+    "data": {
+        "as_of": "2026-10-31 00:00:00",
+        "n_events": 12345,
+        "train_cutoffs": ["2026-08-02 00:00:00", "2026-09-01 00:00:00"],
+        "holdout_cutoff": "2026-10-01 00:00:00",
+        "n_train": 800,
+        "n_holdout": 400,
+        "train_base_rate": 0.125,
+        "holdout_base_rate": 0.1,
+        "vocabulary": ["purchase", "visit"],
+    },
+    "charts": ["reports/model-4/gains.png", "reports/model-4/calibration.png"],
+}
+
+DATA = TrainingData(
+    as_of="2026-10-31 00:00:00",
+    n_events=12345,
+    train_cutoffs=("2026-08-02 00:00:00", "2026-09-01 00:00:00"),
+    holdout_cutoff="2026-10-01 00:00:00",
+    n_train=800,
+    n_holdout=400,
+    train_base_rate=0.125,
+    holdout_base_rate=0.1,
+    vocabulary=("purchase", "visit"),
+)
+
+
+def through_json(record: dict) -> dict:
+    return json.loads(json.dumps(record))
+
+
+DROP = object()
+
+
+def edited(record, *path: str, to=DROP):
+    """A deep copy of `record` with the value at `path` replaced by `to`, or removed."""
+    copied = copy.deepcopy(record)
+    *parents, key = path
+    inner = copied
+    for parent in parents:
+        inner = inner[parent]
+    if to is DROP:
+        del inner[key]
+    else:
+        inner[key] = to
+    return copied
+
+
+# --- manifests ---------------------------------------------------------------------------
+
+
+def test_a_stored_manifest_loads_as_its_parts():
+    assert ModelManifest.from_json(STORED_CONFIG) == MANIFEST
+
+
+def test_manifest_json_is_the_stored_shape():
+    assert MANIFEST.to_json() == STORED_CONFIG
+    assert json.dumps(MANIFEST.to_json(), sort_keys=True) == json.dumps(
+        STORED_CONFIG, sort_keys=True
+    )
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        MANIFEST,
+        ModelManifest(
+            model=ModelConfig(),
+            sequence=SequenceConfig(windows_days=(3, 10)),
+            vocabulary=Vocabulary(("purchase", "visit")),
+            calibrator=Calibrator("isotonic", x_thresholds=[0.0, 0.5], y_thresholds=[0.1, 0.7]),
+            static_names=(),
+            n_snapshots=2,
+            snapshot_stride_days=45,
+        ),
+    ],
+    ids=["platt-lstm", "isotonic-defaults"],
+)
+def test_manifest_round_trips_through_json(manifest):
+    assert ModelManifest.from_json(through_json(manifest.to_json())) == manifest
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def stored_metrics_record() -> ModelMetrics:
+    return ModelMetrics(
+        table=STORED_METRICS["table"],
+        baselines=("recency", "rfm_logistic", "frequency"),
+        data=DATA,
+        champion_version_id=3,
+        calibration_log_loss={"identity": 0.33, "isotonic": 0.32, "platt": 0.31},
+        charts=("reports/model-4/gains.png", "reports/model-4/calibration.png"),
+    )
+
+
+def test_stored_metrics_load_as_their_parts():
+    assert ModelMetrics.from_json(STORED_METRICS) == stored_metrics_record()
+
+
+def test_metrics_json_is_the_stored_shape():
+    assert stored_metrics_record().to_json() == STORED_METRICS
+    assert DATA.to_json() == STORED_METRICS["data"]
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        stored_metrics_record(),
+        ModelMetrics(
+            table={"model": contender(0.7), "recency": contender(0.6)},
+            baselines=("recency",),
+            data=DATA,
+        ),
+    ],
+    ids=["full", "defaults"],
+)
+def test_metrics_round_trip_through_json(metrics):
+    assert ModelMetrics.from_json(through_json(metrics.to_json())) == metrics
+
+
+def test_training_data_round_trips_through_json():
+    assert TrainingData.from_json(through_json(DATA.to_json())) == DATA
+
+
+@pytest.mark.parametrize(
+    ("missing", "default"),
+    [
+        ("champion_version_id", None),
+        ("calibration_log_loss", {}),
+        ("charts", ()),
+    ],
+)
+def test_metrics_without_an_optional_key_load_with_its_default(missing, default):
+    loaded = ModelMetrics.from_json(edited(STORED_METRICS, missing))
+    assert getattr(loaded, missing) == default
+    assert loaded.table == STORED_METRICS["table"]
+    assert loaded.data == DATA
+
+
+def test_metrics_of_the_first_versions_load_with_defaults():
+    first = {key: STORED_METRICS[key] for key in ("table", "baselines", "data")}
+    loaded = ModelMetrics.from_json(first)
+    assert (loaded.champion_version_id, loaded.calibration_log_loss, loaded.charts) == (
+        None,
+        {},
+        (),
+    )
+    assert loaded.baselines == ("recency", "rfm_logistic", "frequency")
+
+
+def test_null_optional_metrics_load_with_defaults():
+    nulls = {**STORED_METRICS, "champion_version_id": None, "calibration_log_loss": None}
+    loaded = ModelMetrics.from_json({**nulls, "charts": None})
+    assert (loaded.champion_version_id, loaded.calibration_log_loss, loaded.charts) == (
+        None,
+        {},
+        (),
+    )
+
+
+# (record, dotted key path, replacement or DROP, the start of what the error message says)
+BROKEN = [
+    (ModelManifest, "sidecar", DROP, "KeyError: 'sidecar'"),
+    (ModelManifest, "n_snapshots", DROP, "KeyError: 'n_snapshots'"),
+    (ModelManifest, "sidecar.calibrator", DROP, "KeyError: 'calibrator'"),
+    (ModelManifest, "sidecar.sequence.windows_days", DROP, "KeyError: 'windows_days'"),
+    (ModelManifest, "sidecar.sequence.windows_days", 7, "TypeError"),
+    (ModelManifest, "sidecar.model", {"neurons": 8}, "TypeError"),
+    (ModelManifest, "snapshot_stride_days", None, "TypeError"),
+    (ModelManifest, "n_snapshots", "four", "ValueError"),
+    (ModelManifest, "sidecar.calibrator", {"method": "sigmoid"}, "ValueError"),
+    (ModelManifest, "sidecar.vocabulary", {"event_types": ["visit", "add"]}, "ValueError"),
+    (ModelMetrics, "table", DROP, "KeyError: 'table'"),
+    (ModelMetrics, "baselines", DROP, "KeyError: 'baselines'"),
+    (ModelMetrics, "data", DROP, "KeyError: 'data'"),
+    (ModelMetrics, "data.n_holdout", DROP, "KeyError: 'n_holdout'"),
+    (ModelMetrics, "baselines", 5, "TypeError"),
+    (ModelMetrics, "data", ["as_of"], "TypeError"),
+    (ModelMetrics, "data.train_cutoffs", 3, "TypeError"),
+    (ModelMetrics, "charts", 2, "TypeError"),
+]
+STORED = {ModelManifest: STORED_CONFIG, ModelMetrics: STORED_METRICS}
+PREFIX = {ModelManifest: "not a model manifest (", ModelMetrics: "not a metrics record ("}
+
+
+def raised_message(record_type, record) -> str:
+    with pytest.raises(ManifestError) as raised:
+        record_type.from_json(record)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("record_type", "path", "to", "reason"),
+    [
+        pytest.param(
+            *case, id=f"{case[0].__name__}-{case[1]}-{'dropped' if case[2] is DROP else 'bad'}"
+        )
+        for case in BROKEN
+    ],
+)
+def test_broken_json_raises_manifest_error_saying_why(record_type, path, to, reason):
+    record = edited(STORED[record_type], *path.split("."), to=to)
+    assert raised_message(record_type, record).startswith(PREFIX[record_type] + reason)
+
+
+@pytest.mark.parametrize("record_type", [ModelManifest, ModelMetrics])
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [([], "TypeError"), ("text", "TypeError"), (None, "TypeError"), ({}, "KeyError")],
+)
+def test_json_that_is_no_record_raises_manifest_error(record_type, record, reason):
+    assert raised_message(record_type, record).startswith(PREFIX[record_type] + reason)
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+
+def test_evaluation_of_metrics_keeps_table_and_baselines():
+    evaluation = ModelMetrics.from_json(STORED_METRICS).evaluation()
+    assert evaluation == Evaluation(
+        table=STORED_METRICS["table"], baselines=("recency", "rfm_logistic", "frequency")
+    )
+    assert (evaluation.labels, evaluation.scores) == (None, {})
+
+
+def test_best_baseline_has_the_highest_roc_auc_among_baselines():
+    # rfm_logistic (0.8) beats the other baselines; model and model_raw are better still
+    # but are no baselines.
+    assert ModelMetrics.from_json(STORED_METRICS).evaluation().best_baseline() == "rfm_logistic"
+    reordered = edited(STORED_METRICS, "baselines", to=["frequency", "rfm_logistic", "recency"])
+    assert ModelMetrics.from_json(reordered).evaluation().best_baseline() == "rfm_logistic"
+    recency_best = edited(STORED_METRICS, "table", "recency", to=contender(0.85))
+    assert ModelMetrics.from_json(recency_best).evaluation().best_baseline() == "recency"
