@@ -138,6 +138,7 @@ def score(as_of: datetime | None = None, partition_size: int | None = None) -> S
 def configured_score_flow(settings: Settings):
     """The score flow on the task runner the settings ask for; the flow code is the same."""
     if settings.task_runner == "dask":
+        # Dask loads only for runs that ask for it.
         from prefect_dask import DaskTaskRunner
 
         runner = (
