@@ -20,10 +20,11 @@ import pandas as pd
 from db.engine import make_engine
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
+from llm_model.baselines import STATIC_KINDS, fit_static_model
 from llm_model.manifest import ModelConfig
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
-from llm_model.training import Evaluation, evaluate, fit_model, resolve_as_of
+from llm_model.training import evaluate, fit_model, resolve_as_of
 
 COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
@@ -104,7 +105,7 @@ def cdnow_events() -> pd.DataFrame:
 
 
 def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """Events (only the window the snapshots need, for a database) and the data cutoff."""
+    """Events (every one up to the data cutoff) and the data cutoff."""
     if args.database_url is None:
         events = cdnow_events() if args.cdnow else generate(args.customers, seed=args.seed).events
         last = events["occurred_at"].max()
@@ -117,20 +118,13 @@ def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
         if span is None:
             raise SystemExit("no events in the source")
         as_of = resolve_as_of(args.as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), now())
-        reach = args.horizon_days + args.stride_days * (args.snapshots - 1)
-        since = None
-        if args.lookback_days is not None:
-            since = (as_of - pd.Timedelta(days=reach + args.lookback_days)).to_pydatetime()
-        events = read_events(connection, columns, as_of.to_pydatetime(), since=since)
+        # The whole history, as the retrain reads it: the static features cover all of it.
+        events = read_events(connection, columns, as_of.to_pydatetime())
     return events, as_of
 
 
 def now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_convert(None)
-
-
-def table_rows(evaluation: Evaluation, cell: str) -> dict[str, dict[str, float]]:
-    return {cell: evaluation.table["model"], f"{cell} (raw)": evaluation.table["model_raw"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,18 +154,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows: dict[str, dict[str, float]] = {}
     timing: dict[str, str] = {}
-    evaluation: Evaluation | None = None
+    static = {
+        kind: fit_static_model(kind, training, sequence_config, config.seed)
+        for kind in STATIC_KINDS
+    }
     for cell in args.cells:
         started = time.perf_counter()
         trained, _ = fit_model(training, replace(config, cell=cell), sequence_config, verbose=0)
         seconds = time.perf_counter() - started
         epochs = len(trained.network.history.epoch)
         timing[cell] = f"{seconds:.1f}s, {epochs} epochs, {n_train * epochs / seconds:,.0f} rows/s"
-        evaluation = evaluate(trained, training, events, seed=config.seed)
-        rows.update(table_rows(evaluation, cell))
-    assert evaluation is not None  # parse_args requires at least one cell
-    for name in evaluation.baselines:
-        rows[name] = evaluation.table[name]
+        table = evaluate({cell: trained, **static}, training, events).table
+        rows.update({cell: table[cell], f"{cell} (raw)": table[f"{cell}_raw"]})
+    for name in (*STATIC_KINDS, "recency"):
+        rows[name] = table[name]
 
     print(
         f"\n{'model':<12}"
@@ -181,8 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, row in rows.items():
         values = "".join(f"{row[c]:>16.4f}" for c in COLUMNS)
         print(f"{name:<12}{values}  {timing.get(name, '')}")
-    best = evaluation.best_baseline()
-    best_loss = min(evaluation.baselines, key=lambda name: rows[name]["log_loss"])
+    best = max(STATIC_KINDS, key=lambda name: rows[name]["roc_auc"])
+    best_loss = min(STATIC_KINDS, key=lambda name: rows[name]["log_loss"])
     print()
     for cell in timing:
         auc = rows[cell]["roc_auc"] - rows[best]["roc_auc"]

@@ -271,7 +271,9 @@ def train_champion(args: argparse.Namespace) -> ModelPackage:
         settings.stride_days(settings.horizon_days),
         verbose=0,
     )
-    return ModelPackage.of(result, as_of.to_pydatetime(), champion_version_id=None)
+    # The recurrent contender, whichever won: the benchmark measures the network's scoring.
+    metric = settings.selection_metric
+    return ModelPackage.of(result, settings.cell, metric, as_of.to_pydatetime(), None)
 
 
 def register_champion(database: Database, champion: ModelPackage) -> None:

@@ -95,8 +95,13 @@ class ModelVersion(Base):
         Timestamp, nullable=False, comment="Data cutoff of the training run (UTC)."
     )
     horizon_days: Mapped[int] = mapped_column(Integer, nullable=False)
-    cell: Mapped[str] = mapped_column(String(16), nullable=False, comment="gru or lstm")
+    cell: Mapped[str] = mapped_column(
+        String(16), nullable=False, comment="kept for compatibility: equals kind"
+    )
     config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    kind: Mapped[str] = mapped_column(
+        String(16), nullable=False, comment="gru, lstm, logistic or gbm"
+    )
     metrics: Mapped[dict[str, Any]] = mapped_column(
         JSON, nullable=False, comment="Holdout metrics of this model, the champion and baselines."
     )

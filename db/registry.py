@@ -27,7 +27,7 @@ def register_model(
     artifact: bytes,
     trained_as_of: datetime,
     horizon_days: int,
-    cell: str,
+    kind: str,
     config: dict[str, Any],
     metrics: dict[str, Any],
 ) -> ModelVersion:
@@ -37,7 +37,8 @@ def register_model(
         created_at=utc_now(),
         trained_as_of=trained_as_of,
         horizon_days=horizon_days,
-        cell=cell,
+        kind=kind,
+        cell=kind,
         config=config,
         metrics=metrics,
         status=ModelStatus.CANDIDATE,

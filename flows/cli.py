@@ -26,7 +26,7 @@ from db.engine import safe_url, transaction
 from db.errors import DataLayerError
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
-from db.registry import current_champion, latest_version
+from db.registry import latest_version
 from db.source import event_counts_by_type, resolve_columns
 from flows.databases import reachable_engine, service_engine
 from flows.demo_data import load_synthetic_events
@@ -225,11 +225,13 @@ def retrain(
     horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
     cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    snapshots: Annotated[int | None, option("Labelled cutoffs, holdout included.")] = None,
+    stride_days: Annotated[int | None, option("Days between cutoffs.")] = None,
     force_promote: Annotated[
         bool, typer.Option(help="Make the new model champion whatever its metrics.")
     ] = False,
 ) -> None:
-    """Train a challenger, compare it with the champion and baselines, promote or reject it."""
+    """Train every contender, judge them and the champion on one holdout, promote the best."""
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
     check_databases(Settings())
@@ -241,6 +243,8 @@ def retrain(
             horizon_days=horizon_days,
             cell=cell,
             epochs=epochs,
+            snapshots=snapshots,
+            stride_days=stride_days,
             force_promote=force_promote,
         )
     show_retrain(outcome)
@@ -329,15 +333,8 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
         console.print(f"generating {customers:,} synthetic customers (seed {seed})")
         counts = load_synthetic_events(engine, customers, seed)
     show_event_counts(counts)
-    with transaction(engine) as session:
-        bootstrap = current_champion(session) is None
-    if bootstrap:
-        console.print(
-            "no champion yet: the demo promotes its first model whatever the comparison says, "
-            "so that there is something to score (`propensity retrain` always applies the rule)"
-        )
     with local_flow_runs():
-        outcome = retrain_and_score(force_promote=bootstrap)
+        outcome = retrain_and_score()
     show_retrain(outcome.retrain)
     show_score_summary(outcome.score)
     console.print(f"\nscores are in {safe_url(settings.database_url)}; query them with:")

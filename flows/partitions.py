@@ -18,8 +18,9 @@ from db.source import CustomerRange, EventColumns, EventSource
 from flows.databases import Databases
 from flows.registry import ModelPackage
 from flows.settings import Settings
-from llm_model.model import TrainedModel
+from llm_model.kinds import load_servable
 from llm_model.sequences import Features
+from llm_model.servable import ServableModel
 
 # One partition predicting while the next reads and builds its features, or both reading
 # while the model waits: two reads at once overlap their database servers' work.
@@ -33,7 +34,6 @@ class ScoreJob:
     databases: Databases
     source: EventSource
     rule: ActiveRule
-    lookback_days: int
     reason_codes: bool
     stale_after: timedelta
     retention: int
@@ -44,7 +44,6 @@ class ScoreJob:
             databases=settings.databases(),
             source=settings.event_source,
             rule=settings.active(),
-            lookback_days=settings.lookback_days,
             reason_codes=settings.reason_codes,
             stale_after=timedelta(hours=settings.job_stale_hours),
             retention=settings.score_retention,
@@ -53,10 +52,6 @@ class ScoreJob:
     def rule_engine(self) -> Engine:
         """is_active lives in the service's customers table; recent activity in the events."""
         return self.databases.events() if self.rule.reads_events else self.databases.service()
-
-    def history_days(self, model: TrainedModel) -> int:
-        """How far back a partition's events are read: the model's lookback."""
-        return model.manifest.sequence.lookback_days or self.lookback_days
 
 
 @dataclass(frozen=True)
@@ -71,14 +66,15 @@ class ScoreRunPlan:
     ranges: list[CustomerRange]
 
 
-def load_model(version: ModelVersion) -> TrainedModel:
-    """Rebuild a registered model; its bytes are checked against the recorded sha256 first."""
+def load_model(version: ModelVersion) -> ServableModel:
+    """Rebuild a registered model of any kind; its bytes are checked against the recorded
+    sha256 first."""
     package = ModelPackage.of_version(version)
-    return TrainedModel.from_artifact(package.artifact, package.manifest)
+    return load_servable(package.artifact, package.manifest)
 
 
 @functools.lru_cache(maxsize=2)
-def cached_model(databases: Databases, version_id: int) -> tuple[TrainedModel, threading.Lock]:
+def cached_model(databases: Databases, version_id: int) -> tuple[ServableModel, threading.Lock]:
     """One model per process; the lock keeps partition threads from predicting at once."""
     with transaction(databases.service()) as session:
         model = load_model(session.get(ModelVersion, version_id))
@@ -93,19 +89,18 @@ def partitions_in_memory() -> threading.BoundedSemaphore:
 
 
 def partition_events(
-    job: ScoreJob, plan: ScoreRunPlan, model: TrainedModel, customer_range: CustomerRange
+    job: ScoreJob, plan: ScoreRunPlan, model: ServableModel, customer_range: CustomerRange
 ) -> pd.DataFrame:
-    """The range's events within the model's lookback."""
-    since = plan.as_of - timedelta(days=job.history_days(model))
+    """The range's events up to as_of, its whole history: the static features cover it all."""
     with job.databases.events().connect() as connection:
-        return read_events(connection, plan.columns, plan.as_of, since, customer_range)
+        return read_events(connection, plan.columns, plan.as_of, None, customer_range)
 
 
 def partition_features(
-    job: ScoreJob, plan: ScoreRunPlan, model: TrainedModel, customer_range: CustomerRange
+    job: ScoreJob, plan: ScoreRunPlan, model: ServableModel, customer_range: CustomerRange
 ) -> Features:
     events = partition_events(job, plan, model, customer_range)
-    if job.rule.answered_by_events(job.history_days(model)):
+    if job.rule.answered_by_events(days_read=None):
         # The events just read answer the rule: no second scan of the range.
         customer_ids = job.rule.ids_in(events, plan.as_of)
     else:

@@ -43,15 +43,20 @@ class ModelPackage:
     def of(
         cls,
         result: RetrainResult,
+        contender: str,
+        metric: str,
         trained_as_of: datetime,
         champion_version_id: int | None,
         charts: tuple[str, ...] = (),
     ) -> ModelPackage:
-        """`charts` names the chart files drawn into the package's CHARTS folder."""
+        """One contender of a retrain (its winner by `metric`, as a rule); `charts` names the
+        chart files drawn into the package's CHARTS folder."""
+        model = result.contenders.models[contender]
+        metrics = result.metrics(contender, metric, champion_version_id)
         return cls(
-            artifact=result.trained.to_bytes(),
-            manifest=result.trained.manifest,
-            metrics=replace(result.metrics(champion_version_id), charts=charts),
+            artifact=model.to_bytes(),
+            manifest=model.manifest,
+            metrics=replace(metrics, charts=charts),
             trained_as_of=trained_as_of,
         )
 
@@ -90,7 +95,7 @@ def register(session: Session, package: ModelPackage) -> ModelVersion:
         artifact=package.artifact,
         trained_as_of=package.trained_as_of,
         horizon_days=package.manifest.sequence.horizon_days,
-        cell=package.manifest.model.cell,
+        kind=package.manifest.kind,
         config=package.manifest.to_json(),
         metrics=package.metrics.to_json(),
     )

@@ -35,13 +35,14 @@ class RetrainOutcome:
     """A registered challenger and the champion/challenger decision on it."""
 
     version_id: int
+    kind: str
     status: str
     reason: str
     table: dict[str, dict[str, float]]
     card: str = ""
 
     def decision(self) -> str:
-        return f"model version {self.version_id}: {self.status} — {self.reason}"
+        return f"model version {self.version_id} ({self.kind}): {self.status} — {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,22 @@ def metrics_table(table: dict[str, dict[str, float]]) -> TextTable:
 def metrics_markdown(version: ModelVersion) -> str:
     metrics, manifest = metrics_of(version), manifest_of(version)
     data = metrics.data
-    return f"""# Model card: version {version.id} ({version.cell.upper()})
+    skipped = ", ".join(data.skipped_cutoffs) or "none"
+    not_trained = "; ".join(f"{k}: {why}" for k, why in metrics.skipped_contenders.items())
+    not_trained = f" Not trained: {not_trained}." if not_trained else ""
+    return f"""# Model card: version {version.id} ({version.kind})
 
 **Status:** {version.status} — {version.status_reason or ""}
+
+**Contenders:** {", ".join(metrics.contenders)}; registered: `{metrics.winner}`, the best
+by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
 
 | data | |
 |---|---|
 | as of | {data.as_of} |
 | horizon | {version.horizon_days} days |
 | training cutoffs | {", ".join(data.train_cutoffs)} |
+| skipped cutoffs (no customers yet) | {skipped} |
 | holdout cutoff | {data.holdout_cutoff} |
 | events read | {data.n_events:,} |
 | training rows / base rate | {data.n_train:,} / {data.train_base_rate:.3f} |
@@ -153,8 +161,9 @@ def metrics_markdown(version: ModelVersion) -> str:
 
 {metrics_table(metrics.table).markdown()}
 
-`model` is the calibrated challenger, `model_raw` its uncalibrated output, `champion` the
-model in production before this run; the rest are baselines on static RFM features.
+`gru` / `lstm` is the recurrent model (calibrated; `_raw` before calibration), `logistic`
+and `gbm` the models on the static RFM features, `recency` the reference heuristic (never
+served), `champion` the model in production before this run.
 
 ## Charts
 

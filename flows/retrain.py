@@ -23,8 +23,8 @@ from flows.report import RetrainOutcome, metrics_markdown
 from flows.settings import Settings
 from flows.tasks import compute_task, io_task
 from llm_model.charts import model_charts
+from llm_model.kinds import load_servable
 from llm_model.manifest import ModelConfig
-from llm_model.model import TrainedModel
 from llm_model.promotion import decide_promotion
 from llm_model.sequences import SequenceConfig
 from llm_model.training import train_and_evaluate
@@ -40,22 +40,22 @@ class RetrainJob:
     network: ModelConfig
     n_snapshots: int
     stride_days: int
+    metric: str
     tolerance: float
     reports_dir: Path
     stale_after: timedelta
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, horizon_days: int | None, cell: str | None, epochs: int | None
-    ) -> "RetrainJob":
-        horizon = horizon_days or settings.horizon_days
+    def from_settings(cls, settings: Settings) -> "RetrainJob":
+        horizon = settings.horizon_days
         return cls(
             databases=settings.databases(),
             source=settings.event_source,
             sequence=settings.sequence_config(horizon),
-            network=settings.network_config(cell, epochs),
+            network=settings.network_config(),
             n_snapshots=settings.n_snapshots,
             stride_days=settings.stride_days(horizon),
+            metric=settings.selection_metric,
             tolerance=settings.promotion_tolerance,
             reports_dir=Path(settings.reports_dir).resolve(),
             stale_after=timedelta(hours=settings.job_stale_hours),
@@ -73,13 +73,10 @@ class TrainingWindow:
 
 @io_task
 def resolve_training_window(job: RetrainJob, as_of: datetime | None) -> TrainingWindow:
+    """Every event up to the data cutoff: the static features cover the whole history."""
     columns = source_columns(job.databases, job.source)
     cutoff = data_cutoff(job.databases, columns, as_of)
-    reach = job.sequence.horizon_days + job.stride_days * (job.n_snapshots - 1)
-    oldest_cutoff = cutoff - timedelta(days=reach)
-    lookback = job.sequence.lookback_days
-    since = None if lookback is None else (oldest_cutoff - timedelta(days=lookback)).to_pydatetime()
-    return TrainingWindow(cutoff.to_pydatetime(), since, columns)
+    return TrainingWindow(cutoff.to_pydatetime(), None, columns)
 
 
 @io_task
@@ -108,12 +105,12 @@ def export_champion(job: RetrainJob, folder: Path) -> int | None:
 def train_challenger(
     job: RetrainJob, window: TrainingWindow, events: Path, champion_id: int | None, folder: Path
 ) -> Path:
-    """Train and evaluate against the champion and the baselines; the package for the
-    registry, with its charts, goes to folder."""
+    """Train every contender and judge them, with the champion, on one holdout; the
+    winner's package for the registry, with its charts, goes to folder."""
     champion = None
     if champion_id is not None:
         package = ModelPackage.load(folder / "champion")
-        champion = TrainedModel.from_artifact(package.artifact, package.manifest)
+        champion = load_servable(package.artifact, package.manifest)
     result = train_and_evaluate(
         pd.read_parquet(events),
         pd.Timestamp(window.as_of),
@@ -125,11 +122,17 @@ def train_challenger(
         # A live progress bar on a terminal; one line per epoch in logs.
         verbose="auto" if sys.stdout.isatty() else 2,
     )
+    if result.data.skipped_cutoffs:
+        get_run_logger().warning(
+            "skipped cutoffs before the first event: %s", ", ".join(result.data.skipped_cutoffs)
+        )
     challenger = folder / "challenger"
     evaluation = result.evaluation
-    charts = model_charts(evaluation.labels, evaluation.scores, "model", challenger / CHARTS)
+    winner = evaluation.winner(job.metric)
+    charts = model_charts(evaluation.labels, evaluation.scores, winner, challenger / CHARTS)
     names = tuple(chart.name for chart in charts)
-    return ModelPackage.of(result, window.as_of, champion_id, names).save(challenger)
+    package = ModelPackage.of(result, winner, job.metric, window.as_of, champion_id, names)
+    return package.save(challenger)
 
 
 @io_task
@@ -147,13 +150,15 @@ def promote_or_reject(job: RetrainJob, version_id: int, force: bool) -> RetrainO
     with transaction(job.databases.service()) as session:
         version = session.get(ModelVersion, version_id)
         evaluation = metrics_of(version).evaluation()
-        decision = decide_promotion(evaluation, job.tolerance, force)
+        decision = decide_promotion(evaluation, job.metric, job.tolerance, force)
         if decision.promote:
             promote(session, version, decision.reason)
         else:
             reject(session, version, decision.reason)
     get_run_logger().info("model version %s %s: %s", version_id, version.status, decision.reason)
-    return RetrainOutcome(version_id, version.status, decision.reason, evaluation.table)
+    return RetrainOutcome(
+        version_id, version.kind, version.status, decision.reason, evaluation.table
+    )
 
 
 @io_task
@@ -170,9 +175,18 @@ def retrain(
     horizon_days: int | None = None,
     cell: str | None = None,
     epochs: int | None = None,
+    snapshots: int | None = None,
+    stride_days: int | None = None,
     force_promote: bool = False,
 ) -> RetrainOutcome:
-    job = RetrainJob.from_settings(Settings(), horizon_days, cell, epochs)
+    settings = Settings().overridden(
+        horizon_days=horizon_days,
+        cell=cell,
+        epochs=epochs,
+        n_snapshots=snapshots,
+        snapshot_stride_days=stride_days,
+    )
+    job = RetrainJob.from_settings(settings)
     with exclusive("retrain", job.databases, job.stale_after):
         window = resolve_training_window(job, as_of)
         with tempfile.TemporaryDirectory() as temporary:

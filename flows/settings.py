@@ -46,13 +46,23 @@ class Settings(BaseSettings):
     n_snapshots: int = Field(4, ge=2, description="Labelled cutoffs: all but the newest train.")
     snapshot_stride_days: int = Field(30, gt=0)
     max_len: int = Field(50, gt=0, description="Most recent events per customer fed to the model.")
-    lookback_days: int = Field(365, gt=0, description="Events older than this are not read.")
+    lookback_days: int = Field(
+        365,
+        gt=0,
+        description="Events older than this stay out of the event sequence; the static "
+        "features use the whole history.",
+    )
     cell: Literal["gru", "lstm"] = "gru"
     units: int = Field(32, gt=0)
     epochs: int = Field(20, gt=0, description="Most epochs; early stopping usually ends sooner.")
     seed: int = 42
+    selection_metric: Literal[
+        "roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift"
+    ] = Field("roc_auc", description="Picks the best contender on the holdout; ties by log loss.")
     promotion_tolerance: float = Field(
-        0.005, ge=0, description="A challenger may trail the champion's holdout AUC by this much."
+        0.005,
+        ge=0,
+        description="The best contender may trail the champion's holdout figure by this much.",
     )
 
     partition_size: int = Field(20_000, gt=0, description="Customers per scoring partition.")
@@ -86,6 +96,11 @@ class Settings(BaseSettings):
     def stride_days(self, horizon_days: int) -> int:
         """Snapshot stride, widened to the horizon so no training label reaches the holdout."""
         return max(self.snapshot_stride_days, horizon_days)
+
+    def overridden(self, **values) -> "Settings":
+        """These settings with the values given (None: keep the setting), checked again."""
+        given = {name: value for name, value in values.items() if value is not None}
+        return self.model_validate({**self.model_dump(), **given}) if given else self
 
     def active(self) -> ActiveRule:
         return ActiveRule(self.active_rule, self.active_within_days)

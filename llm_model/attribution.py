@@ -89,23 +89,38 @@ def scores_with_reasons(
     """Raw scores and, per customer, the names of the three largest contributions;
     ``attribute`` is the model's ``attribution_function``."""
     n = len(features)
-    names = np.array(
-        token_names(vocab) + [static_label(name) for name in static_names], dtype=object
-    )
+    names = np.array([*token_names(vocab), *static_labels(static_names)], dtype=object)
     scores, reasons = [], []
     for part in batches(n, batch_size):
         p, per_event, per_static = attribute(
             features.tokens[part], features.numeric[part], features.static[part]
         )
-        by_token = sum_by_token(features.tokens[part], per_event.numpy(), vocab.size)
+        tokens = features.tokens[part]
+        by_token = sum_by_token(tokens, per_event.numpy(), vocab.size)
+        # A type the customer never had contributes nothing: it is no reason, even where
+        # every real contribution is negative.
+        absent = sum_by_token(tokens, np.ones(tokens.shape), vocab.size) == 0
+        by_token[absent] = -np.inf
         contributions = np.concatenate([by_token, per_static.numpy()], axis=1)
         contributions[:, PAD] = -np.inf
-        top = np.argsort(-contributions, axis=1, kind="stable")[:, :N_REASONS]
-        reasons.append(names[top])
+        reasons.append(top_reasons(contributions, names))
         scores.append(p.numpy().astype(np.float64))
     table = np.concatenate(reasons) if reasons else np.empty((0, N_REASONS), dtype=object)
-    columns = [f"reason_{i + 1}" for i in range(N_REASONS)]
-    return np.concatenate(scores) if scores else np.zeros(0), pd.DataFrame(table, columns=columns)
+    return np.concatenate(scores) if scores else np.zeros(0), reasons_frame(table)
+
+
+def static_labels(static_names: tuple[str, ...]) -> list[str]:
+    return [static_label(name) for name in static_names]
+
+
+def top_reasons(contributions: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Per row, the names of its N_REASONS largest contributions, largest first."""
+    top = np.argsort(-contributions, axis=1, kind="stable")[:, :N_REASONS]
+    return names[top]
+
+
+def reasons_frame(table: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(table, columns=[f"reason_{i + 1}" for i in range(N_REASONS)])
 
 
 def sum_by_token(tokens: np.ndarray, per_event: np.ndarray, vocab_size: int) -> np.ndarray:

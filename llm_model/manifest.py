@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from llm_model.calibration import Calibrator
-from llm_model.sequences import SequenceConfig, Vocabulary
+from llm_model.sequences import SequenceConfig, TrainingSet, Vocabulary
 
 JSON = dict[str, Any]
 
@@ -40,36 +40,81 @@ class ModelConfig:
     seed: int = 42
 
 
+# Metrics where a lower value is better; for the others higher is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """Holdout metrics of every contender, keyed by name ("model", "model_raw", "champion",
-    and one per baseline); `scores` keeps the holdout predictions for charts (not stored)."""
+    """Holdout metrics keyed by name: every servable contender (by kind), references that
+    are not served (the recency heuristic, the recurrent model before calibration) and
+    the champion in production; `scores` keeps the holdout predictions for charts (not
+    stored)."""
 
     table: dict[str, dict[str, float]]
-    baselines: tuple[str, ...]
+    contenders: tuple[str, ...]
     labels: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def best_baseline(self) -> str:
-        return max(self.baselines, key=lambda name: self.table[name]["roc_auc"])
+    def ranked(self, metric: str) -> list[str]:
+        """Contenders best first by `metric`, ties broken by log loss."""
+
+        def key(name: str) -> tuple[float, float]:
+            row = self.table[name]
+            value = row[metric] if metric in LOWER_IS_BETTER else -row[metric]
+            return value, row["log_loss"]
+
+        return sorted(self.contenders, key=key)
+
+    def winner(self, metric: str) -> str:
+        return self.ranked(metric)[0]
 
 
 @dataclass(frozen=True)
 class ModelManifest:
-    """Everything besides the network's weights that turns events into propensities."""
+    """Everything besides a model's fitted parameters that turns events into propensities:
+    its kind, how its inputs are built, its calibrator, and for the recurrent kinds the
+    network's hyperparameters."""
 
-    model: ModelConfig
+    kind: str
     sequence: SequenceConfig
     vocabulary: Vocabulary
     calibrator: Calibrator
     static_names: tuple[str, ...]
     n_snapshots: int
     snapshot_stride_days: int
+    network: ModelConfig | None = None
+    # Training means of the static features: the reference occlusion reasons measure from.
+    static_mean: tuple[float, ...] = ()
+
+    @classmethod
+    def for_training(
+        cls,
+        training: TrainingSet,
+        sequence: SequenceConfig,
+        kind: str,
+        calibrator: Calibrator,
+        **fitted: Any,
+    ) -> "ModelManifest":
+        """The manifest of a model of `kind` fitted on these snapshots; `fitted` adds the
+        kind's own parts (its network, its static means)."""
+        return cls(
+            kind=kind,
+            sequence=sequence,
+            vocabulary=training.vocab,
+            calibrator=calibrator,
+            static_names=training.train.features.static_names,
+            n_snapshots=len(training.train_cutoffs) + 1,
+            snapshot_stride_days=(training.holdout.cutoff - training.train_cutoffs[-1]).days,
+            **fitted,
+        )
 
     def to_json(self) -> JSON:
         return {
+            "kind": self.kind,
             "sidecar": {
-                "model": asdict(self.model),
+                "model": asdict(self.network) if self.network else None,
+                "static_mean": list(self.static_mean),
                 "sequence": {
                     **asdict(self.sequence),
                     "windows_days": list(self.sequence.windows_days),
@@ -90,8 +135,12 @@ class ModelManifest:
                 **sidecar["sequence"],
                 "windows_days": tuple(sidecar["sequence"]["windows_days"]),
             }
+            network = ModelConfig(**sidecar["model"]) if sidecar.get("model") else None
             return cls(
-                model=ModelConfig(**sidecar["model"]),
+                # Rows written before kinds existed hold a recurrent network: its cell.
+                kind=data.get("kind") or network.cell,
+                network=network,
+                static_mean=tuple(float(v) for v in sidecar.get("static_mean", ())),
                 sequence=SequenceConfig(**sequence),
                 vocabulary=Vocabulary.from_dict(sidecar["vocabulary"]),
                 calibrator=Calibrator.from_dict(sidecar["calibrator"]),
@@ -99,7 +148,7 @@ class ModelManifest:
                 n_snapshots=int(data["n_snapshots"]),
                 snapshot_stride_days=int(data["snapshot_stride_days"]),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ManifestError(f"not a model manifest ({type(error).__name__}: {error})") from None
 
 
@@ -116,57 +165,73 @@ class TrainingData:
     train_base_rate: float
     holdout_base_rate: float
     vocabulary: tuple[str, ...]
+    # Cutoffs left out because no customer existed yet; absent from rows written before.
+    skipped_cutoffs: tuple[str, ...] = ()
 
     def to_json(self) -> JSON:
         return {
             **asdict(self),
             "train_cutoffs": list(self.train_cutoffs),
             "vocabulary": list(self.vocabulary),
+            "skipped_cutoffs": list(self.skipped_cutoffs),
         }
 
     @classmethod
     def from_json(cls, data: JSON) -> "TrainingData":
-        values = {f.name: data[f.name] for f in fields(cls)}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name != "skipped_cutoffs"}
         lists = {name: tuple(data[name]) for name in ("train_cutoffs", "vocabulary")}
-        return cls(**{**values, **lists})
+        skipped = tuple(data.get("skipped_cutoffs") or ())
+        return cls(**{**values, **lists}, skipped_cutoffs=skipped)
 
 
 @dataclass(frozen=True)
 class ModelMetrics:
-    """Holdout metrics of every contender (`table`, keyed by contender), which of them are
-    baselines, the data, the champion it was compared with, the calibrators' holdout log
-    loss and the chart files."""
+    """How a retrain's contenders did on its temporal holdout (`table`, keyed by contender),
+    which of them could be served, the one registered (`winner`) and by which metric, the
+    data, the champion it was compared with, the calibrators' holdout log loss and the
+    chart files."""
 
     table: dict[str, dict[str, float]]
-    baselines: tuple[str, ...]
+    contenders: tuple[str, ...]
+    winner: str
     data: TrainingData
+    selection_metric: str = "roc_auc"
     champion_version_id: int | None = None
     calibration_log_loss: dict[str, float] = field(default_factory=dict)
+    skipped_contenders: dict[str, str] = field(default_factory=dict)
     charts: tuple[str, ...] = ()
 
     def to_json(self) -> JSON:
         return {
             "table": self.table,
-            "baselines": list(self.baselines),
+            "contenders": list(self.contenders),
+            "winner": self.winner,
+            "selection_metric": self.selection_metric,
             "data": self.data.to_json(),
             "champion_version_id": self.champion_version_id,
             "calibration_log_loss": self.calibration_log_loss,
+            "skipped_contenders": self.skipped_contenders,
             "charts": list(self.charts),
         }
 
     def evaluation(self) -> Evaluation:
-        return Evaluation(table=self.table, baselines=self.baselines)
+        return Evaluation(table=self.table, contenders=self.contenders)
 
     @classmethod
     def from_json(cls, data: JSON) -> "ModelMetrics":
         try:
             return cls(
-                table=data["table"],
-                baselines=tuple(data["baselines"]),
+                table=dict(data["table"]),
+                # Rows written before every contender was servable registered the recurrent
+                # model, named "model", beside its baselines.
+                contenders=tuple(data.get("contenders") or ("model", *data["baselines"])),
+                winner=data.get("winner", "model"),
+                selection_metric=data.get("selection_metric", "roc_auc"),
                 data=TrainingData.from_json(data["data"]),
                 champion_version_id=data.get("champion_version_id"),
                 calibration_log_loss=data.get("calibration_log_loss") or {},
+                skipped_contenders=data.get("skipped_contenders") or {},
                 charts=tuple(data.get("charts") or ()),
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ManifestError(f"not a metrics record ({type(error).__name__}: {error})") from None

@@ -24,7 +24,8 @@ from llm_model.attribution import (
     scores_with_reasons,
 )
 from llm_model.manifest import ModelConfig, ModelManifest
-from llm_model.sequences import PAD, Features, build_features
+from llm_model.sequences import PAD, Features
+from llm_model.servable import ServableModel
 
 N_EVENT_NUMBERS = 3
 
@@ -212,8 +213,8 @@ def for_scoring(network: keras.Model) -> keras.Model:
 
 
 @dataclass(frozen=True)
-class TrainedModel:
-    """A fitted network plus everything needed to turn events into calibrated propensities."""
+class TrainedModel(ServableModel):
+    """A fitted recurrent network (kind gru or lstm) with its manifest."""
 
     network: keras.Model
     manifest: ModelManifest
@@ -227,34 +228,16 @@ class TrainedModel:
     def raw_scores(self, features: Features) -> np.ndarray:
         return predict(self.probability, features)
 
-    def propensity(self, features: Features) -> np.ndarray:
-        return self.manifest.calibrator.transform(self.raw_scores(features))
-
     @cached_property
     def attribution(self):
         return attribution_function(
             self.network, self.manifest.sequence.max_len, len(self.manifest.static_names)
         )
 
-    def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
-        """customer_id, calibrated propensity and (optionally) the top three reasons."""
-        if with_reasons:
-            raw, reasons = scores_with_reasons(
-                self.attribution, features, self.manifest.vocabulary, self.manifest.static_names
-            )
-        else:
-            raw, reasons = self.raw_scores(features), pd.DataFrame(index=range(len(features)))
-        frame = pd.DataFrame(
-            {
-                "customer_id": features.customer_ids,
-                "propensity": self.manifest.calibrator.transform(raw),
-            }
-        )
-        return pd.concat([frame, reasons], axis=1)
-
-    def features(self, events, customer_ids, cutoff) -> Features:
-        return build_features(
-            events, customer_ids, cutoff, self.manifest.vocabulary, self.manifest.sequence
+    def raw_scores_with_reasons(self, features: Features) -> tuple[np.ndarray, pd.DataFrame]:
+        """Gradient x input, in the same pass that computes the score."""
+        return scores_with_reasons(
+            self.attribution, features, self.manifest.vocabulary, self.manifest.static_names
         )
 
     def to_bytes(self) -> bytes:

@@ -1,9 +1,10 @@
-"""Champion/challenger rule: a new model replaces the champion only when it is not worse
-than the champion beyond a tolerance AND beats the best baseline on the same holdout."""
+"""Champion/challenger rule: the best contender on the holdout (by the selection metric,
+ties by log loss) replaces the champion unless it is worse than the champion, on the same
+holdout, by more than the tolerance. The first retrain always leaves a champion."""
 
 from dataclasses import dataclass
 
-from llm_model.manifest import Evaluation
+from llm_model.manifest import LOWER_IS_BETTER, Evaluation
 
 
 @dataclass(frozen=True)
@@ -12,31 +13,24 @@ class Decision:
     reason: str
 
 
-def decide_promotion(evaluation: Evaluation, tolerance: float, force: bool = False) -> Decision:
-    table = evaluation.table
-    model_auc = table["model"]["roc_auc"]
-    best = evaluation.best_baseline()
-    best_auc = table[best]["roc_auc"]
+def contenders_line(evaluation: Evaluation, metric: str) -> str:
+    ranked = evaluation.ranked(metric)
+    return ", ".join(f"{name} {evaluation.table[name][metric]:.4f}" for name in ranked)
+
+
+def decide_promotion(
+    evaluation: Evaluation, metric: str, tolerance: float, force: bool = False
+) -> Decision:
+    winner = evaluation.winner(metric)
+    score = evaluation.table[winner][metric]
+    best_of = f"{winner} has the best holdout {metric} of {contenders_line(evaluation, metric)}"
     if force:
-        return Decision(True, f"forced by operator (holdout AUC {model_auc:.4f})")
-    if model_auc <= best_auc:
-        return Decision(
-            False,
-            f"holdout AUC {model_auc:.4f} does not beat the best baseline {best} ({best_auc:.4f})",
-        )
-    if "champion" in table:
-        champion_auc = table["champion"]["roc_auc"]
-        if model_auc < champion_auc - tolerance:
-            return Decision(
-                False,
-                f"holdout AUC {model_auc:.4f} is below the champion's {champion_auc:.4f} "
-                f"by more than the tolerance {tolerance}",
-            )
-        return Decision(
-            True,
-            f"holdout AUC {model_auc:.4f} vs champion {champion_auc:.4f} "
-            f"(tolerance {tolerance}) and best baseline {best} {best_auc:.4f}",
-        )
-    return Decision(
-        True, f"first champion: holdout AUC {model_auc:.4f} beats {best} ({best_auc:.4f})"
-    )
+        return Decision(True, f"forced by operator; {best_of}")
+    if "champion" not in evaluation.table:
+        return Decision(True, f"first champion: {best_of}")
+    champion = evaluation.table["champion"][metric]
+    shortfall = score - champion if metric in LOWER_IS_BETTER else champion - score
+    versus = f"the champion's {champion:.4f} (tolerance {tolerance})"
+    if shortfall > tolerance:
+        return Decision(False, f"{best_of}, worse than {versus}")
+    return Decision(True, f"{best_of}, against {versus}")

@@ -1,8 +1,10 @@
 """Point-in-time model inputs: event sequences, static RFM features, labels and snapshots.
 
 A snapshot at cutoff ``t`` describes every customer as they looked at ``t``: features use only
-events with ``occurred_at <= t`` (and ``> t - lookback_days`` when a lookback is set), the label
-is whether a ``target_event`` happened in ``(t, t + horizon_days]``. Training uses several
+events with ``occurred_at <= t``, the label is whether a ``target_event`` happened in
+``(t, t + horizon_days]``. The static features cover a customer's whole history up to ``t``; only
+the event sequence is bounded, by ``max_len`` and (when set) ``lookback_days``: events in
+``(t - lookback_days, t]``. Training uses several
 cutoffs ``stride_days`` apart; the newest one, whose label window ends exactly at ``as_of``, is
 the temporal holdout, and the vocabulary is fit only on events up to the newest training cutoff.
 
@@ -33,7 +35,11 @@ CustomerIds = Sequence[str] | np.ndarray | pd.Series | pd.Index
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """How snapshots are cut and encoded."""
+    """How snapshots are cut and encoded.
+
+    ``max_len`` and ``lookback_days`` (None: no bound) bound only the event sequence; the static
+    features use the whole history at or before the cutoff.
+    """
 
     max_len: int = 50
     target_event: str = "purchase"
@@ -151,12 +157,17 @@ class Snapshot:
 
 @dataclass(frozen=True, eq=False)
 class TrainingSet:
-    """Training snapshots concatenated, the temporal holdout, and the vocabulary fit for both."""
+    """Training snapshots concatenated, the temporal holdout, and the vocabulary fit for both.
+
+    ``train_cutoffs`` are the training cutoffs used, oldest first; ``skipped_cutoffs`` the older
+    ones left out because no customer existed yet (no event at or before them).
+    """
 
     train: Snapshot
     holdout: Snapshot
     train_cutoffs: tuple[pd.Timestamp, ...]
     vocab: Vocabulary
+    skipped_cutoffs: tuple[pd.Timestamp, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +282,7 @@ def _days(us: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class _History:
-    """The events visible at a cutoff for the requested customers, in ``_Events`` order."""
+    """Events of the requested customers at or before a cutoff, in ``_Events`` order."""
 
     rows: np.ndarray  # output row of each event
     tokens: np.ndarray
@@ -280,15 +291,29 @@ class _History:
     amount: np.ndarray
     is_target: np.ndarray
 
+    def within(self, days: int | None) -> "_History":
+        """The events in (cutoff - days, cutoff], still in order; all of them for None."""
+        if days is None:
+            return self
+        keep = self.age_us < days * US_PER_DAY
+        if keep.all():
+            return self
+        return _History(
+            rows=self.rows[keep],
+            tokens=self.tokens[keep],
+            ts=self.ts[keep],
+            age_us=self.age_us[keep],
+            amount=self.amount[keep],
+            is_target=self.is_target[keep],
+        )
+
 
 def _history(
     ev: _Events, row_of: np.ndarray, cutoff_us: int, vocab: Vocabulary, config: SequenceConfig
 ) -> _History:
+    """Every event at or before the cutoff of the customers with a row (the whole history)."""
     rows = row_of[ev.customer]
-    visible = (rows >= 0) & (ev.ts <= cutoff_us)
-    if config.lookback_days is not None:
-        visible &= ev.ts > cutoff_us - config.lookback_days * US_PER_DAY
-    idx = np.flatnonzero(visible)
+    idx = np.flatnonzero((rows >= 0) & (ev.ts <= cutoff_us))
     # Null event types have type -1, which picks the trailing UNKNOWN.
     token_of_type = np.r_[vocab.encode(ev.types), UNKNOWN].astype(np.int32)
     event_type = ev.type[idx]
@@ -356,20 +381,22 @@ def _type_counts(h: _History, n: int, vocab: Vocabulary, windows: tuple[int, ...
 
 
 def static_names(vocab: Vocabulary, config: SequenceConfig) -> tuple[str, ...]:
-    """Names of the static feature columns, in order; every value is log1p of:
+    """Names of the static feature columns, in order; every value is log1p of a figure over
+    the customer's whole history at or before the cutoff (not only the lookback):
 
-    recency: days since the last event in the lookback (``config.no_history_days`` without
-    one); frequency: events in the lookback; monetary: summed target-event amounts (NaN as 0,
-    floored at 0); target_recency: days since the last target event (``no_history_days``
-    without one); tenure: days since the first event in the lookback (0 without one);
-    count_<type>_<w>d: events of that vocabulary type in (cutoff - w days, cutoff].
+    recency: days since the last event (``config.no_history_days`` without one); frequency:
+    number of events; monetary: summed target-event amounts (NaN as 0, floored at 0);
+    target_recency: days since the last target event (``no_history_days`` without one);
+    tenure: days since the first event (0 without one); count_<type>_<w>d: events of that
+    vocabulary type in (cutoff - w days, cutoff].
     """
     counts = [f"count_{t}_{w}d" for t in vocab.event_types for w in config.windows_days]
     return (*BASE_STATIC_NAMES, *counts)
 
 
 def _static(h: _History, n: int, vocab: Vocabulary, config: SequenceConfig) -> np.ndarray:
-    """log1p of the columns named by ``static_names``; all finite and >= 0."""
+    """log1p of the columns named by ``static_names`` from the whole history ``h``; all finite
+    and >= 0."""
     none_days = config.no_history_days
     target_rows = h.rows[h.is_target]
     target_amount = np.bincount(target_rows, np.nan_to_num(h.amount[h.is_target]), n)
@@ -396,13 +423,14 @@ def _features(
     vocab: Vocabulary,
     config: SequenceConfig,
 ) -> Features:
-    h = _history(ev, row_of, cutoff_us, vocab, config)
-    tokens, numeric = _sequences(h, len(ids), config.max_len)
+    history = _history(ev, row_of, cutoff_us, vocab, config)
+    sequence = history.within(config.lookback_days)
+    tokens, numeric = _sequences(sequence, len(ids), config.max_len)
     return Features(
         customer_ids=ids,
         tokens=tokens,
         numeric=numeric,
-        static=_static(h, len(ids), vocab, config),
+        static=_static(history, len(ids), vocab, config),
         static_names=static_names(vocab, config),
     )
 
@@ -436,8 +464,9 @@ def build_features(
 ) -> Features:
     """Features of ``customer_ids`` (rows in that order) as of ``cutoff``.
 
-    Customers without events in the lookback get a ``[NO_HISTORY, PAD, ...]`` row; duplicate
-    or null ids are a ValueError.
+    Static features use every event at or before ``cutoff`` that ``events`` holds: pass the whole
+    history. Customers without events in the lookback get a ``[NO_HISTORY, PAD, ...]``
+    sequence; duplicate or null ids are a ValueError.
     """
     ev = _prepare(events)
     ids, row_of = _requested(ev, customer_ids)
@@ -468,8 +497,6 @@ def _snapshot(
     """All customers that exist at ``cutoff`` (an event at or before it), sorted by id."""
     cutoff_us = _to_us(cutoff)
     present = first_seen_us <= cutoff_us
-    if not present.any():
-        raise ValueError(f"no customers in the snapshot at {cutoff}: no events at or before it")
     row_of = np.where(present, np.cumsum(present) - 1, -1)
     n = int(present.sum())
     return Snapshot(
@@ -477,6 +504,23 @@ def _snapshot(
         features=_features(ev, ev.customers[present], row_of, cutoff_us, vocab, config),
         labels=_labels(ev, row_of, n, cutoff_us, config),
     )
+
+
+def _split_usable(
+    cutoffs: list[pd.Timestamp], first_event_us: int
+) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
+    """The cutoffs (oldest first) before the first event, whose snapshots would hold no
+    customers, and the usable rest; fewer than two usable ones is a ValueError."""
+    usable = [c for c in cutoffs if _to_us(c) >= first_event_us]
+    skipped = cutoffs[: len(cutoffs) - len(usable)]
+    if len(usable) < 2:
+        first = pd.Timestamp(first_event_us, unit="us")
+        raise ValueError(
+            f"{len(usable)} of the snapshot cutoffs {[str(c) for c in cutoffs]} fall at or after "
+            f"the first event ({first}), the others would have no customers; a training set "
+            "needs two (training + holdout): use fewer snapshots, a shorter stride or a later as_of"
+        )
+    return skipped, usable
 
 
 def build_training_set(
@@ -488,6 +532,8 @@ def build_training_set(
 ) -> TrainingSet:
     """Training snapshots at the older cutoffs, the newest labelled cutoff as holdout.
 
+    Cutoffs before the first event (a snapshot without customers) are skipped and listed in
+    ``skipped_cutoffs``; fewer than two usable cutoffs (training + holdout) is a ValueError.
     With ``stride_days < horizon_days`` the newest training label window overlaps the holdout
     label window; keep ``stride_days >= horizon_days`` for a clean temporal holdout.
     """
@@ -501,7 +547,8 @@ def build_training_set(
     ev = _prepare(events)
     if len(ev.ts) == 0 or _to_us(as_of) < ev.ts.min():
         raise ValueError(f"as_of {as_of} is before the first event (or there are no events)")
-    cutoffs = snapshot_cutoffs(as_of, config.horizon_days, n_snapshots, stride_days)
+    all_cutoffs = snapshot_cutoffs(as_of, config.horizon_days, n_snapshots, stride_days)
+    skipped, cutoffs = _split_usable(all_cutoffs, int(ev.ts.min()))
     train_cutoffs = cutoffs[:-1]
     seen_by_newest_train = _timestamps_us(events["occurred_at"]) <= _to_us(train_cutoffs[-1])
     vocab = Vocabulary.fit(events[seen_by_newest_train])
@@ -523,4 +570,5 @@ def build_training_set(
         holdout=snapshots[-1],
         train_cutoffs=tuple(train_cutoffs),
         vocab=vocab,
+        skipped_cutoffs=tuple(skipped),
     )

@@ -1,5 +1,6 @@
-"""Fit the recurrent model on training snapshots, calibrate it, and compare it on the
-temporal holdout with the champion and the baselines."""
+"""Fit every contender (the recurrent model and the static models) on the same training
+snapshots, calibrate the recurrent one, and compare them all on the temporal holdout with
+the champion and the recency reference."""
 
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ import pandas as pd
 import tensorflow as tf
 
 from llm_model import metrics
-from llm_model.baselines import fit_baselines
+from llm_model.baselines import STATIC_KINDS, RecencyReference, fit_static_model
 from llm_model.calibration import choose_calibrator
 from llm_model.manifest import (
     Evaluation,
@@ -27,6 +28,7 @@ from llm_model.model import (
     use_inter_op_threads,
 )
 from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
+from llm_model.servable import ServableModel
 
 
 def validation_mask(customer_ids: np.ndarray, share: float) -> np.ndarray:
@@ -105,63 +107,94 @@ def fit_model(
         training.holdout.labels,
         predict(probability, training.holdout.features),
     )
-    manifest = ModelManifest(
-        model=config,
-        sequence=sequence_config,
-        vocabulary=training.vocab,
-        calibrator=calibrator,
-        static_names=static_names,
-        n_snapshots=len(training.train_cutoffs) + 1,
-        snapshot_stride_days=(training.holdout.cutoff - training.train_cutoffs[-1]).days,
+    manifest = ModelManifest.for_training(
+        training, sequence_config, config.cell, calibrator, network=config
     )
     return TrainedModel(network=network, manifest=manifest), calibration_report
 
 
+@dataclass(frozen=True)
+class Contenders:
+    """The models a retrain fitted, by kind, the calibrators' holdout log loss of the
+    recurrent one, and why any kind could not be trained."""
+
+    models: dict[str, ServableModel]
+    calibration: dict[str, float]
+    failures: dict[str, str]
+
+
+def fit_contenders(
+    training: TrainingSet,
+    config: ModelConfig,
+    sequence_config: SequenceConfig,
+    verbose: int | str = "auto",
+) -> Contenders:
+    """Every servable kind on the same snapshots. One that cannot be trained (one class in
+    its data, too few positives to validate) is reported and skipped; none at all is an
+    error."""
+    models, failures, calibration = {}, {}, {}
+    try:
+        recurrent, calibration = fit_model(training, config, sequence_config, verbose)
+        models[config.cell] = recurrent
+    except ValueError as error:
+        failures[config.cell] = str(error)
+    for kind in STATIC_KINDS:
+        try:
+            models[kind] = fit_static_model(kind, training, sequence_config, config.seed)
+        except ValueError as error:
+            failures[kind] = str(error)
+    if not models:
+        reasons = "; ".join(f"{kind}: {reason}" for kind, reason in failures.items())
+        raise ValueError(f"no contender could be trained ({reasons})")
+    return Contenders(models, calibration, failures)
+
+
 def evaluate(
-    candidate: TrainedModel,
+    contenders: dict[str, ServableModel],
     training: TrainingSet,
     events: pd.DataFrame,
-    champion: TrainedModel | None = None,
-    seed: int = 0,
+    champion: ServableModel | None = None,
 ) -> Evaluation:
-    """Score every contender on the same temporal holdout. The champion rebuilds the holdout
-    features with its own vocabulary and sequence settings."""
+    """Score every contender, the recency reference and the champion on the same temporal
+    holdout. The champion rebuilds the holdout features with its own vocabulary and
+    sequence settings."""
     holdout = training.holdout
-    raw = candidate.raw_scores(holdout.features)
-    scores = {
-        "model": candidate.manifest.calibrator.transform(raw),
-        "model_raw": np.clip(raw, 1e-6, 1 - 1e-6),
-    }
+    scores = {}
+    for kind, model in contenders.items():
+        raw = model.raw_scores(holdout.features)
+        scores[kind] = model.manifest.calibrator.transform(raw)
+        if kind not in STATIC_KINDS:
+            scores[f"{kind}_raw"] = np.clip(raw, 1e-6, 1 - 1e-6)
+    scores["recency"] = RecencyReference.fit(training.train).propensity(holdout.features)
     if champion is not None:
         champion_features = champion.features(events, holdout.features.customer_ids, holdout.cutoff)
         scores["champion"] = champion.propensity(champion_features)
-    baselines = fit_baselines(training.train, seed)
-    for baseline in baselines:
-        scores[baseline.name] = baseline.propensity(holdout.features)
     table = {name: metrics.summary(holdout.labels, score) for name, score in scores.items()}
     return Evaluation(
-        table=table,
-        baselines=tuple(b.name for b in baselines),
-        labels=holdout.labels,
-        scores=scores,
+        table=table, contenders=tuple(contenders), labels=holdout.labels, scores=scores
     )
 
 
 @dataclass(frozen=True)
 class RetrainResult:
-    trained: TrainedModel
+    contenders: Contenders
     evaluation: Evaluation
-    calibration: dict[str, float]
     data: TrainingData
 
-    def metrics(self, champion_version_id: int | None) -> ModelMetrics:
-        """What the registry keeps of this retrain's evaluation."""
+    def metrics(
+        self, registered: str, metric: str, champion_version_id: int | None
+    ) -> ModelMetrics:
+        """What the registry keeps of this retrain's evaluation, beside the contender
+        `registered` (the winner by `metric`, unless a benchmark asks for another)."""
         return ModelMetrics(
             table=self.evaluation.table,
-            baselines=self.evaluation.baselines,
+            contenders=self.evaluation.contenders,
+            winner=registered,
+            selection_metric=metric,
             data=self.data,
             champion_version_id=champion_version_id,
-            calibration_log_loss=self.calibration,
+            calibration_log_loss=self.contenders.calibration,
+            skipped_contenders=self.contenders.failures,
         )
 
 
@@ -187,12 +220,12 @@ def train_and_evaluate(
     model_config: ModelConfig,
     n_snapshots: int,
     stride_days: int,
-    champion: TrainedModel | None = None,
+    champion: ServableModel | None = None,
     verbose: int | str = "auto",
 ) -> RetrainResult:
     training = build_training_set(events, as_of, sequence_config, n_snapshots, stride_days)
-    trained, calibration = fit_model(training, model_config, sequence_config, verbose)
-    evaluation = evaluate(trained, training, events, champion, model_config.seed)
+    contenders = fit_contenders(training, model_config, sequence_config, verbose)
+    evaluation = evaluate(contenders.models, training, events, champion)
     data = TrainingData(
         as_of=str(as_of),
         n_events=len(events),
@@ -203,5 +236,6 @@ def train_and_evaluate(
         train_base_rate=float(training.train.labels.mean()),
         holdout_base_rate=float(training.holdout.labels.mean()),
         vocabulary=training.vocab.event_types,
+        skipped_cutoffs=tuple(str(c) for c in training.skipped_cutoffs),
     )
-    return RetrainResult(trained, evaluation, calibration, data)
+    return RetrainResult(contenders, evaluation, data)

@@ -22,14 +22,14 @@ TRAINED_AS_OF = datetime(2026, 10, 31)
 ARTIFACT = bytes(range(256)) * 64
 
 
-def register(engine, artifact: bytes = ARTIFACT, cell: str = "gru") -> int:
+def register(engine, artifact: bytes = ARTIFACT, kind: str = "gru") -> int:
     with transaction(engine) as session:
         version = register_model(
             session,
             artifact=artifact,
             trained_as_of=TRAINED_AS_OF,
             horizon_days=30,
-            cell=cell,
+            kind=kind,
             config={"units": 32, "sidecar": {"vocabulary": ["visit", "purchase"]}},
             metrics={"table": {"model": {"auc": 0.81}}, "baselines": ["recency"]},
         )
@@ -60,7 +60,7 @@ def test_register_model_stores_artifact_and_sha256(engine):
         assert version.status == "candidate"
         assert version.status_reason is None
         assert version.trained_as_of == TRAINED_AS_OF
-        assert (version.horizon_days, version.cell) == (30, "gru")
+        assert (version.horizon_days, version.kind, version.cell) == (30, "gru", "gru")
         assert version.config["sidecar"] == {"vocabulary": ["visit", "purchase"]}
         assert version.metrics["baselines"] == ["recency"]
         assert verified_artifact(version) == ARTIFACT
@@ -103,7 +103,7 @@ def test_register_model_refuses_an_empty_artifact(engine):
 
 
 def test_promote_keeps_exactly_one_champion(engine):
-    first, second = register(engine), register(engine, cell="lstm")
+    first, second = register(engine), register(engine, kind="lstm")
     with transaction(engine) as session:
         promote(session, session.get(ModelVersion, first), "first model")
     assert statuses(engine) == {first: ("champion", "first model"), second: ("candidate", None)}

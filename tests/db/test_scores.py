@@ -34,7 +34,7 @@ def model(engine) -> int:
             artifact=b"not a real model",
             trained_as_of=datetime(2026, 10, 1),
             horizon_days=30,
-            cell="gru",
+            kind="gru",
             config={},
             metrics={},
         ).id

@@ -1,20 +1,21 @@
 """Fixtures of the flow tests: one Prefect test server per session, tiny model settings,
-a populated service database and a champion trained once."""
+a populated service database and champions of each kind trained once."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import pandas as pd
 import pytest
 from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from db.engine import make_engine
-from db.migrate import upgrade
-from db.models import ModelVersion
+from db.engine import transaction
+from db.registry import promote
 from flows.demo_data import load_synthetic_events
-from flows.retrain import retrain
+from flows.registry import ModelPackage, register
 from flows.runtime import without_flow_heartbeats
+from flows.settings import Settings
+from llm_model.synthetic import generate
+from llm_model.training import train_and_evaluate
 
 POPULATION, SEED = 400, 3
 
@@ -59,35 +60,58 @@ def populated(service):
 
 
 @pytest.fixture(scope="session")
-def trained_champion(prefect_harness, tmp_path_factory) -> dict:
-    """The retrain flow's champion on the `populated` data, trained once per test session.
+def trained_packages() -> dict[str, ModelPackage]:
+    """Every contender of a retrain on the `populated` data, by kind, trained once per test
+    session with the flows' tiny settings, as the retrain flow would package it.
 
-    Retraining is most of a flow test's time; tests that only need some champion copy this
-    one's model_versions row instead. The data is the same: the generator is seeded.
+    Retraining is most of a flow test's time; tests that only need some champion register
+    one of these instead. The data is the same: the generator is seeded.
     """
-    folder = tmp_path_factory.mktemp("champion")
-    url = f"sqlite:///{folder / 'propensity.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PROPENSITY_DATABASE_URL", url)
-        patch.setenv("PROPENSITY_REPORTS_DIR", str(folder / "reports"))
         for name, value in TINY_SERVICE.items():
             patch.setenv(name, value)
-        engine = make_engine(url)
-        with engine.begin() as connection:
-            upgrade(connection)
-        load_synthetic_events(engine, n_customers=POPULATION, seed=SEED)
-        retrain(force_promote=True)
-    with Session(engine) as session:
-        version = session.scalars(select(ModelVersion)).one()
-        row = {column.key: getattr(version, column.key) for column in ModelVersion.__table__.c}
-    engine.dispose()
-    del row["id"]
-    return row
+        settings = Settings(_env_file=None)
+    events = generate(POPULATION, seed=SEED).events
+    as_of = pd.Timestamp(events["occurred_at"].max())
+    result = train_and_evaluate(
+        events,
+        as_of,
+        settings.sequence_config(settings.horizon_days),
+        settings.network_config(),
+        settings.n_snapshots,
+        settings.stride_days(settings.horizon_days),
+        verbose=0,
+    )
+    metric = settings.selection_metric
+    return {
+        kind: ModelPackage.of(result, kind, metric, as_of.to_pydatetime(), None)
+        for kind in result.contenders.models
+    }
 
 
 @pytest.fixture
-def champion(populated, trained_champion):
-    """`populated` with that champion registered."""
-    with Session(populated) as session, session.begin():
-        session.add(ModelVersion(**trained_champion))
+def make_champion(populated, trained_packages) -> Callable[[str], int]:
+    """make_champion(kind): that contender registered as champion in `populated`; its id."""
+
+    def register_as_champion(kind: str) -> int:
+        package = trained_packages[kind]
+        with transaction(populated) as session:
+            version = register(session, package)
+            promote(session, version, f"test champion ({kind})")
+            return version.id
+
+    return register_as_champion
+
+
+@pytest.fixture
+def champion(populated, make_champion):
+    """`populated` with the recurrent contender registered as champion."""
+    make_champion("gru")
+    return populated
+
+
+@pytest.fixture
+def gbm_champion(populated, make_champion):
+    """`populated` with the gradient boosting contender registered as champion."""
+    make_champion("gbm")
     return populated

@@ -124,6 +124,9 @@ def test_demo_reuses_the_events_already_in_the_database(
         assert connection.scalar(select(func.count()).select_from(CustomerEvent)) == events
         assert connection.scalar(select(func.count()).select_from(Customer)) == 200
     assert "top customers" in second.output
+    # The ordinary rule, never a forced promotion: the first retrain's best contender won.
+    assert "forced" not in first.output
+    assert "champion — first champion:" in first.output
 
 
 def test_flow_heartbeats_are_off_only_without_a_lasting_prefect_server():

@@ -19,7 +19,8 @@ from llm_model.sequences import SequenceConfig, Vocabulary
 
 # Not the defaults, so that a registration that ignored the manifest would show.
 MANIFEST = ModelManifest(
-    model=ModelConfig(cell="lstm", units=8),
+    kind="lstm",
+    network=ModelConfig(cell="lstm", units=8),
     sequence=SequenceConfig(horizon_days=21),
     vocabulary=Vocabulary(("purchase", "visit")),
     calibrator=Calibrator("identity"),
@@ -28,8 +29,9 @@ MANIFEST = ModelManifest(
     snapshot_stride_days=21,
 )
 METRICS = ModelMetrics(
-    table={"model": {"roc_auc": 0.75, "log_loss": 0.3}, "recency": {"roc_auc": 0.625}},
-    baselines=("recency",),
+    table={"lstm": {"roc_auc": 0.75, "log_loss": 0.3}, "recency": {"roc_auc": 0.625}},
+    contenders=("lstm",),
+    winner="lstm",
     # as_of, n_events, train_cutoffs, holdout_cutoff, n_train, n_holdout, base rates, vocabulary
     data=TrainingData(
         "2026-10-31", 90, ("2026-09-09",), "2026-09-30", 30, 20, 0.25, 0.2, ("visit",)
@@ -75,7 +77,7 @@ def test_register_stores_the_records_json_and_the_manifest_columns(engine):
         row = connection.execute(select(ModelVersion).where(ModelVersion.id == version_id)).one()
     assert row.config == MANIFEST.to_json()
     assert row.metrics == METRICS.to_json()
-    assert (row.horizon_days, row.cell) == (21, "lstm")
+    assert (row.horizon_days, row.kind, row.cell) == (21, "lstm", "lstm")
     assert (row.status, row.status_reason) == ("candidate", None)
     assert row.trained_as_of == datetime(2026, 10, 31, 6, 30)
     assert row.artifact == PACKAGE.artifact
@@ -135,7 +137,7 @@ def test_a_version_whose_config_is_no_manifest_is_refused(engine, config):
             artifact=b"x",
             trained_as_of=datetime(2026, 10, 31),
             horizon_days=30,
-            cell="gru",
+            kind="gru",
             config=config,
             metrics=METRICS.to_json(),
         )

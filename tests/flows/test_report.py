@@ -49,15 +49,18 @@ DATA = TrainingData(
 PACKAGE = ModelPackage(
     artifact=b"x",
     manifest=ModelManifest(
-        ModelConfig(cell="lstm"),
+        "lstm",
         SequenceConfig(horizon_days=14),
         Vocabulary(("purchase", "visit")),
         Calibrator("platt", slope=1.5, intercept=-0.25),
         ("frequency",),
         3,
         30,
+        network=ModelConfig(cell="lstm"),
     ),
-    metrics=ModelMetrics(TABLE, ("recency",), DATA, charts=("/srv/reports/model-9/gains.png",)),
+    metrics=ModelMetrics(
+        TABLE, ("model",), "model", DATA, charts=("/srv/reports/model-9/gains.png",)
+    ),
     trained_as_of=datetime(2026, 10, 31),
 )
 
@@ -153,9 +156,9 @@ def test_metrics_table_rows_in_contender_order():
 
 
 def test_retrain_outcome_decision():
-    outcome = RetrainOutcome(4, "rejected", "roc_auc 0.70 below the champion's 0.75", TABLE)
+    outcome = RetrainOutcome(4, "gbm", "rejected", "roc_auc 0.70 below the champion's", TABLE)
     assert outcome.decision() == (
-        "model version 4: rejected — roc_auc 0.70 below the champion's 0.75"
+        "model version 4 (gbm): rejected — roc_auc 0.70 below the champion's"
     )
 
 
@@ -168,7 +171,7 @@ def test_model_card_of_a_registered_version(engine):
         version = session.get(ModelVersion, version_id)
         reject(session, version, "no better than the champion")
         card = metrics_markdown(version).splitlines()
-    assert card[0] == f"# Model card: version {version_id} (LSTM)"
+    assert card[0] == f"# Model card: version {version_id} (lstm)"
     assert "**Status:** rejected — no better than the champion" in card
     for line in [
         "| as of | 2026-10-31 |",

@@ -1,9 +1,12 @@
-"""Tiny shared fixtures for the llm_model tests: a small synthetic event log, its training set
-and one tiny model trained on it once per session (several test files score or retrain it)."""
+"""Tiny shared fixtures for the llm_model tests: a small synthetic event log, its training set,
+one tiny recurrent model and the static contenders trained on it once per session (several
+test files score, store or retrain them)."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from llm_model.baselines import StaticModel, fit_static_model
 from llm_model.manifest import ModelConfig
 from llm_model.model import TrainedModel
 from llm_model.sequences import SequenceConfig, TrainingSet, build_training_set
@@ -38,3 +41,33 @@ def training(events, sequence_config) -> TrainingSet:
 def trained(training, tiny_config, sequence_config) -> TrainedModel:
     model, _ = fit_model(training, tiny_config, sequence_config, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def static_models(training, tiny_config, sequence_config) -> dict[str, StaticModel]:
+    """The static contenders by kind, fitted on the same snapshots as `trained`."""
+    return {
+        kind: fit_static_model(kind, training, sequence_config, tiny_config.seed)
+        for kind in ("logistic", "gbm")
+    }
+
+
+def assert_reasons_are_the_largest(
+    reasons: pd.DataFrame, contributions: np.ndarray, labels: list[str]
+) -> None:
+    """reason_1..3 name the three largest contributions of each row, largest first (ties
+    either way); `labels` names the contributions' columns."""
+    assert len(set(labels)) == len(labels)
+    rows = np.arange(len(contributions))
+    largest = -np.sort(-contributions, axis=1)
+    for rank in range(3):
+        named = reasons[f"reason_{rank + 1}"].map(labels.index).to_numpy()
+        np.testing.assert_allclose(
+            contributions[rows, named], largest[:, rank], atol=1e-6, err_msg=f"reason_{rank + 1}"
+        )
+
+
+@pytest.fixture(scope="session")
+def reasons_are_the_largest():
+    """The check above, for the tests of every kind's reason codes."""
+    return assert_reasons_are_the_largest

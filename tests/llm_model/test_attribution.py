@@ -1,8 +1,12 @@
-"""Reason codes: summing contributions per event type and naming static features."""
+"""Reason codes: summing contributions per event type, naming static features, and the
+recurrent model's gradient x input against finite differences."""
 
 import numpy as np
+from scipy.special import logit
 
-from llm_model.attribution import static_label, sum_by_token
+from llm_model.attribution import attribution_function, static_label, sum_by_token, token_names
+from llm_model.sequences import PAD, Features
+from llm_model.training import validation_split
 
 
 def test_sum_by_token_against_a_hand_computed_example():
@@ -15,3 +19,87 @@ def test_sum_by_token_against_a_hand_computed_example():
 def test_static_labels_read_as_words():
     assert static_label("count_add_to_cart_7d") == "add_to_cart events, last 7 days"
     assert static_label("recency") == "days since last event"
+
+
+# --- the recurrent model's gradient x input ----------------------------------------------
+
+# Central differences of a float32 network. Its log-odds carry rounding errors of ~1e-6; over
+# a step of 2h = 2e-2 that is ~1e-4 in a slope (times |static - mean|, at most ~5), and the
+# truncation error (h^2 times the third derivative) is as small: hence rtol 1e-2 and atol
+# 2e-3 against contributions up to ~1. A smaller step would drown the slope in rounding.
+STEP = 1e-2
+
+
+def log_odds(trained, features: Features, static: np.ndarray) -> np.ndarray:
+    p = trained.probability(features.tokens, features.numeric, static).numpy()
+    return logit(p.astype(np.float64))
+
+
+def test_static_contributions_match_finite_differences(training, trained, tiny_config):
+    """d logit / d static_j * (static_j - training mean_j), the gradient taken by the library
+    in one traced pass, against central differences of the network's own log-odds."""
+    features = training.holdout.features
+    static = features.static
+    n_static = static.shape[1]
+    attribute = attribution_function(trained.network, features.tokens.shape[1], n_static)
+    _, _, per_static = attribute(features.tokens, features.numeric, static)
+    fit_part, _ = validation_split(training.train, tiny_config.validation_share)
+    mean = fit_part.features.static.astype(np.float64).mean(axis=0)
+
+    base = log_odds(trained, features, static)
+    estimate, smooth = np.empty(static.shape), np.empty(static.shape, dtype=bool)
+    for j in range(n_static):
+        up, down = static.copy(), static.copy()
+        up[:, j] += STEP
+        down[:, j] -= STEP
+        # The steps as float32 rounded them, not STEP itself (a 1e-4 relative difference).
+        step_up = up[:, j].astype(np.float64) - static[:, j]
+        step_down = static[:, j] - down[:, j].astype(np.float64)
+        above, below = log_odds(trained, features, up), log_odds(trained, features, down)
+        slope = (above - below) / (step_up + step_down)
+        estimate[:, j] = slope * (static[:, j] - mean[j])
+        # The dense layer is a ReLU: where a unit switches inside [x - h, x + h] the central
+        # difference averages two slopes. The one-sided differences then disagree; those
+        # points say nothing about the gradient and are left out.
+        smooth[:, j] = np.isclose(
+            (above - base) / step_up, (base - below) / step_down, rtol=5e-2, atol=5e-3
+        )
+
+    assert smooth.mean() > 0.95
+    assert np.abs(estimate[smooth]).max() > 0.1  # the static inputs matter: a real check
+    np.testing.assert_allclose(per_static.numpy()[smooth], estimate[smooth], rtol=1e-2, atol=2e-3)
+
+
+def contributions_by_name(training, trained) -> tuple[np.ndarray, list[str]]:
+    """Every contribution per customer (event types summed over their occurrences, then the
+    static features) and its label, summed here without the library's bincount."""
+    features = training.holdout.features
+    vocab = training.vocab
+    attribute = attribution_function(
+        trained.network, features.tokens.shape[1], features.static.shape[1]
+    )
+    _, per_event, per_static = attribute(features.tokens, features.numeric, features.static)
+    by_token = np.zeros((len(features), vocab.size))
+    rows = np.repeat(np.arange(len(features)), features.tokens.shape[1])
+    np.add.at(by_token, (rows, features.tokens.ravel()), per_event.numpy().ravel())
+    by_token[:, PAD] = -np.inf  # padding is no reason
+    names = [*token_names(vocab), *(static_label(n) for n in features.static_names)]
+    return np.concatenate([by_token, per_static.numpy()], axis=1), names
+
+
+def test_the_recurrent_reasons_are_the_largest_contributions(
+    training, trained, reasons_are_the_largest
+):
+    contributions, names = contributions_by_name(training, trained)
+    _, reasons = trained.raw_scores_with_reasons(training.holdout.features)
+    reasons_are_the_largest(reasons, contributions, names)
+
+
+def test_no_reason_names_an_event_type_missing_from_the_sequence(training, trained):
+    features = training.holdout.features
+    names = token_names(training.vocab)
+    _, reasons = trained.raw_scores_with_reasons(features)
+    for row, customer in enumerate(reasons.itertuples(index=False)):
+        held = {names[token] for token in np.unique(features.tokens[row])}
+        missing = {reason for reason in customer if reason in names} - held
+        assert not missing, f"{features.customer_ids[row]}: {sorted(missing)}"

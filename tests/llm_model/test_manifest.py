@@ -1,7 +1,9 @@
 """The typed records kept beside a model: their JSON is the shape stored since the first model
-version (literal dicts below), so rows written by earlier versions still load."""
+version plus what later versions added (literal dicts below), so rows written by earlier
+versions still load; and how an evaluation ranks its contenders."""
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -17,7 +19,8 @@ from llm_model.manifest import (
 )
 from llm_model.sequences import SequenceConfig, Vocabulary
 
-# A model_versions.config row as the retrain flow stored it before the typed records.
+# A model_versions.config row as the retrain flow stored it before the typed records (and
+# before kinds: no "kind", no "static_mean").
 STORED_CONFIG = {
     "sidecar": {
         "model": {
@@ -56,16 +59,52 @@ STORED_CONFIG = {
     "snapshot_stride_days": 30,
 }
 
-# The same manifest, built from its parts.
+# The same manifest, built from its parts: a row without a kind held a recurrent network.
 MANIFEST = ModelManifest(
+    kind="lstm",
     # The stored values of the other fields are ModelConfig's defaults.
-    model=ModelConfig(cell="lstm", units=16, recurrent_layers=2, embedding_dim=8, epochs=7, seed=9),
+    network=ModelConfig(
+        cell="lstm", units=16, recurrent_layers=2, embedding_dim=8, epochs=7, seed=9
+    ),
     sequence=SequenceConfig(max_len=20, horizon_days=14, lookback_days=None),
     vocabulary=Vocabulary(("add_to_cart", "purchase", "visit")),
     calibrator=Calibrator("platt", slope=1.25, intercept=-0.5),
     static_names=("recency_days", "frequency", "monetary"),
     n_snapshots=4,
     snapshot_stride_days=30,
+)
+
+# The row this version writes for it: the same plus its kind and (empty) static means.
+CONFIG = {
+    **STORED_CONFIG,
+    "kind": "lstm",
+    "sidecar": {**STORED_CONFIG["sidecar"], "static_mean": []},
+}
+
+# A static kind: no network, the training means its occlusion reasons measure from.
+STATIC_CONFIG = {
+    "kind": "gbm",
+    "sidecar": {
+        **STORED_CONFIG["sidecar"],
+        "model": None,
+        "static_mean": [1.5, 0.25, 3.0],
+        "calibrator": {
+            "method": "identity",
+            "x_thresholds": [],
+            "y_thresholds": [],
+            "slope": 1.0,
+            "intercept": 0.0,
+        },
+    },
+    "n_snapshots": 4,
+    "snapshot_stride_days": 30,
+}
+STATIC_MANIFEST = dataclasses.replace(
+    MANIFEST,
+    kind="gbm",
+    network=None,
+    static_mean=(1.5, 0.25, 3.0),
+    calibrator=Calibrator("identity"),
 )
 
 
@@ -152,11 +191,20 @@ def test_a_stored_manifest_loads_as_its_parts():
     assert ModelManifest.from_json(STORED_CONFIG) == MANIFEST
 
 
-def test_manifest_json_is_the_stored_shape():
-    assert MANIFEST.to_json() == STORED_CONFIG
-    assert json.dumps(MANIFEST.to_json(), sort_keys=True) == json.dumps(
-        STORED_CONFIG, sort_keys=True
-    )
+def test_manifest_json_is_the_stored_shape_with_its_kind():
+    assert MANIFEST.to_json() == CONFIG
+    assert json.dumps(MANIFEST.to_json(), sort_keys=True) == json.dumps(CONFIG, sort_keys=True)
+    assert ModelManifest.from_json(CONFIG) == MANIFEST
+
+
+def test_a_static_manifest_has_no_network_and_keeps_its_training_means():
+    assert STATIC_MANIFEST.to_json() == STATIC_CONFIG
+    assert ModelManifest.from_json(STATIC_CONFIG) == STATIC_MANIFEST
+
+
+def test_the_stored_kind_wins_over_the_network_cell():
+    manifest = ModelManifest.from_json({**STORED_CONFIG, "kind": "gru"})
+    assert (manifest.kind, manifest.network.cell) == ("gru", "lstm")
 
 
 @pytest.mark.parametrize(
@@ -164,7 +212,8 @@ def test_manifest_json_is_the_stored_shape():
     [
         MANIFEST,
         ModelManifest(
-            model=ModelConfig(),
+            kind="gru",
+            network=ModelConfig(),
             sequence=SequenceConfig(windows_days=(3, 10)),
             vocabulary=Vocabulary(("purchase", "visit")),
             calibrator=Calibrator("isotonic", x_thresholds=[0.0, 0.5], y_thresholds=[0.1, 0.7]),
@@ -172,8 +221,9 @@ def test_manifest_json_is_the_stored_shape():
             n_snapshots=2,
             snapshot_stride_days=45,
         ),
+        STATIC_MANIFEST,
     ],
-    ids=["platt-lstm", "isotonic-defaults"],
+    ids=["platt-lstm", "isotonic-defaults", "gbm"],
 )
 def test_manifest_round_trips_through_json(manifest):
     assert ModelManifest.from_json(through_json(manifest.to_json())) == manifest
@@ -183,9 +233,12 @@ def test_manifest_round_trips_through_json(manifest):
 
 
 def stored_metrics_record() -> ModelMetrics:
+    """STORED_METRICS as this version reads it: the recurrent model, named "model", was the
+    one registered, beside its baselines."""
     return ModelMetrics(
         table=STORED_METRICS["table"],
-        baselines=("recency", "rfm_logistic", "frequency"),
+        contenders=("model", "recency", "rfm_logistic", "frequency"),
+        winner="model",
         data=DATA,
         champion_version_id=3,
         calibration_log_loss={"identity": 0.33, "isotonic": 0.32, "platt": 0.31},
@@ -193,26 +246,66 @@ def stored_metrics_record() -> ModelMetrics:
     )
 
 
+# A model_versions.metrics row as this version writes it: every contender servable.
+METRICS = {
+    "table": {
+        "gru": contender(0.9),
+        "gru_raw": contender(0.875),
+        "champion": contender(0.75),
+        "recency": contender(0.625),
+        "logistic": contender(0.8),
+        "gbm": contender(0.85),
+    },
+    "contenders": ["gru", "logistic", "gbm"],
+    "winner": "gru",
+    "selection_metric": "log_loss",
+    "data": {**STORED_METRICS["data"], "skipped_cutoffs": ["2026-07-03 00:00:00"]},
+    "champion_version_id": 3,
+    "calibration_log_loss": {"identity": 0.33, "platt": 0.31},
+    "skipped_contenders": {"lstm": "too few positive labels to train and validate"},
+    "charts": ["reports/model-5/gains.png"],
+}
+
+
+def metrics_record() -> ModelMetrics:
+    return ModelMetrics(
+        table=METRICS["table"],
+        contenders=("gru", "logistic", "gbm"),
+        winner="gru",
+        selection_metric="log_loss",
+        data=dataclasses.replace(DATA, skipped_cutoffs=("2026-07-03 00:00:00",)),
+        champion_version_id=3,
+        calibration_log_loss={"identity": 0.33, "platt": 0.31},
+        skipped_contenders={"lstm": "too few positive labels to train and validate"},
+        charts=("reports/model-5/gains.png",),
+    )
+
+
 def test_stored_metrics_load_as_their_parts():
     assert ModelMetrics.from_json(STORED_METRICS) == stored_metrics_record()
+    assert ModelMetrics.from_json(METRICS) == metrics_record()
 
 
 def test_metrics_json_is_the_stored_shape():
-    assert stored_metrics_record().to_json() == STORED_METRICS
-    assert DATA.to_json() == STORED_METRICS["data"]
+    assert metrics_record().to_json() == METRICS
+    # Data rows written before skipped cutoffs existed load with none.
+    assert TrainingData.from_json(STORED_METRICS["data"]) == DATA
+    assert DATA.to_json() == {**STORED_METRICS["data"], "skipped_cutoffs": []}
 
 
 @pytest.mark.parametrize(
     "metrics",
     [
         stored_metrics_record(),
+        metrics_record(),
         ModelMetrics(
-            table={"model": contender(0.7), "recency": contender(0.6)},
-            baselines=("recency",),
+            table={"gru": contender(0.7), "recency": contender(0.6)},
+            contenders=("gru",),
+            winner="gru",
             data=DATA,
         ),
     ],
-    ids=["full", "defaults"],
+    ids=["stored", "full", "defaults"],
 )
 def test_metrics_round_trip_through_json(metrics):
     assert ModelMetrics.from_json(through_json(metrics.to_json())) == metrics
@@ -227,14 +320,16 @@ def test_training_data_round_trips_through_json():
     [
         ("champion_version_id", None),
         ("calibration_log_loss", {}),
+        ("skipped_contenders", {}),
+        ("selection_metric", "roc_auc"),
         ("charts", ()),
     ],
 )
 def test_metrics_without_an_optional_key_load_with_its_default(missing, default):
-    loaded = ModelMetrics.from_json(edited(STORED_METRICS, missing))
+    loaded = ModelMetrics.from_json(edited(METRICS, missing))
     assert getattr(loaded, missing) == default
-    assert loaded.table == STORED_METRICS["table"]
-    assert loaded.data == DATA
+    assert loaded.table == METRICS["table"]
+    assert (loaded.contenders, loaded.winner) == (("gru", "logistic", "gbm"), "gru")
 
 
 def test_metrics_of_the_first_versions_load_with_defaults():
@@ -245,17 +340,28 @@ def test_metrics_of_the_first_versions_load_with_defaults():
         {},
         (),
     )
-    assert loaded.baselines == ("recency", "rfm_logistic", "frequency")
+    assert loaded.contenders == ("model", "recency", "rfm_logistic", "frequency")
+    assert (loaded.winner, loaded.selection_metric, loaded.skipped_contenders) == (
+        "model",
+        "roc_auc",
+        {},
+    )
 
 
 def test_null_optional_metrics_load_with_defaults():
-    nulls = {**STORED_METRICS, "champion_version_id": None, "calibration_log_loss": None}
+    nulls = {
+        **METRICS,
+        "champion_version_id": None,
+        "calibration_log_loss": None,
+        "skipped_contenders": None,
+    }
     loaded = ModelMetrics.from_json({**nulls, "charts": None})
-    assert (loaded.champion_version_id, loaded.calibration_log_loss, loaded.charts) == (
-        None,
-        {},
-        (),
-    )
+    assert (
+        loaded.champion_version_id,
+        loaded.calibration_log_loss,
+        loaded.skipped_contenders,
+        loaded.charts,
+    ) == (None, {}, {}, ())
 
 
 # (record, dotted key path, replacement or DROP, the start of what the error message says)
@@ -266,6 +372,8 @@ BROKEN = [
     (ModelManifest, "sidecar.sequence.windows_days", DROP, "KeyError: 'windows_days'"),
     (ModelManifest, "sidecar.sequence.windows_days", 7, "TypeError"),
     (ModelManifest, "sidecar.model", {"neurons": 8}, "TypeError"),
+    # Without a kind the row must hold a network to take the kind from.
+    (ModelManifest, "sidecar.model", None, "AttributeError"),
     (ModelManifest, "snapshot_stride_days", None, "TypeError"),
     (ModelManifest, "n_snapshots", "four", "ValueError"),
     (ModelManifest, "sidecar.calibrator", {"method": "sigmoid"}, "ValueError"),
@@ -305,6 +413,21 @@ def test_broken_json_raises_manifest_error_saying_why(record_type, path, to, rea
     assert raised_message(record_type, record).startswith(PREFIX[record_type] + reason)
 
 
+@pytest.mark.parametrize(
+    ("record_type", "record", "path", "to", "reason"),
+    [
+        (ModelManifest, STATIC_CONFIG, "sidecar.static_mean", 5, "TypeError"),
+        (ModelManifest, STATIC_CONFIG, "sidecar.static_mean", ["high"], "ValueError"),
+        (ModelMetrics, METRICS, "contenders", 5, "TypeError"),
+        (ModelMetrics, METRICS, "table", 5, "TypeError"),
+    ],
+    ids=["static_mean-number", "static_mean-text", "contenders", "table"],
+)
+def test_broken_json_of_this_version_raises_manifest_error(record_type, record, path, to, reason):
+    broken = edited(record, *path.split("."), to=to)
+    assert raised_message(record_type, broken).startswith(PREFIX[record_type] + reason)
+
+
 @pytest.mark.parametrize("record_type", [ModelManifest, ModelMetrics])
 @pytest.mark.parametrize(
     ("record", "reason"),
@@ -317,19 +440,48 @@ def test_json_that_is_no_record_raises_manifest_error(record_type, record, reaso
 # --- evaluation --------------------------------------------------------------------------
 
 
-def test_evaluation_of_metrics_keeps_table_and_baselines():
-    evaluation = ModelMetrics.from_json(STORED_METRICS).evaluation()
-    assert evaluation == Evaluation(
-        table=STORED_METRICS["table"], baselines=("recency", "rfm_logistic", "frequency")
-    )
+def test_evaluation_of_metrics_keeps_table_and_contenders():
+    evaluation = ModelMetrics.from_json(METRICS).evaluation()
+    assert evaluation == Evaluation(table=METRICS["table"], contenders=("gru", "logistic", "gbm"))
     assert (evaluation.labels, evaluation.scores) == (None, {})
 
 
-def test_best_baseline_has_the_highest_roc_auc_among_baselines():
-    # rfm_logistic (0.8) beats the other baselines; model and model_raw are better still
-    # but are no baselines.
-    assert ModelMetrics.from_json(STORED_METRICS).evaluation().best_baseline() == "rfm_logistic"
-    reordered = edited(STORED_METRICS, "baselines", to=["frequency", "rfm_logistic", "recency"])
-    assert ModelMetrics.from_json(reordered).evaluation().best_baseline() == "rfm_logistic"
-    recency_best = edited(STORED_METRICS, "table", "recency", to=contender(0.85))
-    assert ModelMetrics.from_json(recency_best).evaluation().best_baseline() == "recency"
+def row(roc_auc: float, log_loss: float, brier: float = 0.1) -> dict[str, float]:
+    return {"roc_auc": roc_auc, "log_loss": log_loss, "brier": brier}
+
+
+# References and the champion lead on every metric: only contenders are ranked.
+TABLE = {
+    "gru": row(0.80, 0.300, brier=0.090),
+    "logistic": row(0.82, 0.320, brier=0.095),
+    "gbm": row(0.78, 0.290, brier=0.085),
+    "gru_raw": row(0.99, 0.010, brier=0.001),
+    "recency": row(0.99, 0.010, brier=0.001),
+    "champion": row(0.99, 0.010, brier=0.001),
+}
+
+
+@pytest.mark.parametrize(
+    ("metric", "ranked"),
+    [
+        ("roc_auc", ["logistic", "gru", "gbm"]),  # higher is better
+        ("log_loss", ["gbm", "gru", "logistic"]),  # lower is better
+        ("brier", ["gbm", "gru", "logistic"]),  # lower is better
+    ],
+)
+def test_contenders_rank_best_first_in_the_metric_direction(metric, ranked):
+    evaluation = Evaluation(table=TABLE, contenders=("gru", "logistic", "gbm"))
+    assert evaluation.ranked(metric) == ranked
+    assert evaluation.winner(metric) == ranked[0]
+
+
+@pytest.mark.parametrize("contenders", [("gru", "logistic", "gbm"), ("gbm", "logistic", "gru")])
+def test_a_tie_goes_to_the_lower_log_loss_whatever_the_order(contenders):
+    table = {
+        "gru": row(0.80, 0.300),
+        "logistic": row(0.80, 0.290),  # as good by AUC, better calibrated
+        "gbm": row(0.75, 0.100),
+    }
+    evaluation = Evaluation(table=table, contenders=contenders)
+    assert evaluation.ranked("roc_auc") == ["logistic", "gru", "gbm"]
+    assert evaluation.winner("roc_auc") == "logistic"

@@ -43,7 +43,8 @@ def _hand_events() -> pd.DataFrame:
     rows = [
         ("a", "purchase", "2024-03-11", 7.0),  # after the cutoff: label, not a feature
         ("a", "view", "2024-03-09", nan),
-        ("b", "view", "2024-01-01", nan),  # older than the 60-day lookback
+        # Older than the 60-day lookback: not in the sequence, in the static features.
+        ("b", "view", "2024-01-01", nan),
         ("b", "view", "2024-01-10", nan),  # exactly cutoff - 60 days: outside (t - 60d, t]
         ("a", "purchase", "2024-03-03", 20.0),
         ("b", "search", "2024-03-05", nan),  # not in the vocabulary
@@ -124,7 +125,9 @@ def test_hand_computed_static_features() -> None:
         "c": [no_history, 0, 0, no_history, 0, 0, 0, 0, 0],
         # Mar 3 is exactly 7 days back, outside (cutoff - 7d, cutoff]
         "a": [0, 4, 25, 0, 9, 1, 2, 1, 2],
-        "b": [5, 1, 0, no_history, 5, 0, 0, 0, 0],  # only the Mar 5 "search" counts
+        # The whole history: the January views count in frequency and tenure (Jan 1 is 69
+        # days before Mar 10), not in the 7- and 30-day counts.
+        "b": [5, 3, 0, no_history, 69, 0, 0, 0, 0],
     }
     for row, customer in enumerate(["c", "a", "b"]):
         actual = _static_row(features, row)
@@ -181,6 +184,137 @@ def test_customers_without_history_get_a_no_history_row() -> None:
     only_empty = build_features(empty, ["x", "y"], CUTOFF, VOCAB, HAND_CONFIG)
     np.testing.assert_array_equal(only_empty.tokens[:, 0], [NO_HISTORY, NO_HISTORY])
     np.testing.assert_array_equal(only_empty.static, np.repeat(features.static[:1], 2, axis=0))
+
+
+# --- static features over the whole history -----------------------------------------------------
+
+WHOLE_CUTOFF = pd.Timestamp("2024-04-10")
+# A 90-day count window reaches past the 60-day lookback: it counts from the whole history too.
+WHOLE_CONFIG = SequenceConfig(max_len=5, windows_days=(7, 30, 90), lookback_days=60)
+WHOLE_VOCAB = Vocabulary(("cart", "purchase", "view"))
+
+
+def _whole_history_events(seed: int = 11) -> pd.DataFrame:
+    """Customers seen only before the 60-day lookback, only inside it, in both, and a refund;
+    each also with events after the cutoff, which must change nothing."""
+    rng = np.random.default_rng(seed)
+    spans = {  # days before the cutoff: (most, least); negative is after the cutoff
+        "before": [(400, 61)],
+        "inside": [(59, 0)],
+        "both": [(300, 61), (59, 0)],
+        "refund": [(200, 0)],
+    }
+    frames = []
+    for customer, ranges in spans.items():
+        for most, least in ranges:
+            n = 15
+            seconds = rng.integers(least * 86_400, most * 86_400, n)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": customer,
+                        "event_type": rng.choice(["view", "cart", "purchase", "search"], n),
+                        "occurred_at": WHOLE_CUTOFF - pd.to_timedelta(seconds, unit="s"),
+                        "amount": np.where(rng.random(n) < 0.7, rng.gamma(2.0, 20.0, n), np.nan),
+                    }
+                )
+            )
+        after = WHOLE_CUTOFF + pd.to_timedelta(rng.integers(1, 40 * 86_400, 3), unit="s")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": customer,
+                    "event_type": "purchase",
+                    "occurred_at": after,
+                    "amount": 9.0,
+                }
+            )
+        )
+    events = pd.concat(frames, ignore_index=True)
+    # Net refunds: the monetary feature floors the sum at 0.
+    refunds = (events["customer_id"] == "refund") & (events["event_type"] == "purchase")
+    events.loc[refunds, "amount"] = -events.loc[refunds, "amount"].fillna(1.0)
+    return events
+
+
+def _static_by_hand(
+    events: pd.DataFrame,
+    customer_ids: list[str],
+    cutoff: pd.Timestamp,
+    vocab: Vocabulary,
+    config: SequenceConfig,
+) -> pd.DataFrame:
+    """The reference static features in plain pandas, customer by customer, from every event
+    at or before the cutoff; log1p of each, as the library stores them."""
+    day = pd.Timedelta(days=1)
+    none_days = config.no_history_days
+    rows = []
+    for customer in customer_ids:
+        own = events[(events["customer_id"] == customer) & (events["occurred_at"] <= cutoff)]
+        target = own[own["event_type"] == config.target_event]
+        row = {
+            "recency": (cutoff - own["occurred_at"].max()) / day if len(own) else none_days,
+            "frequency": len(own),
+            "monetary": max(target["amount"].fillna(0.0).sum(), 0.0),
+            "target_recency": (
+                (cutoff - target["occurred_at"].max()) / day if len(target) else none_days
+            ),
+            "tenure": (cutoff - own["occurred_at"].min()) / day if len(own) else 0.0,
+        }
+        for event_type in vocab.event_types:
+            for w in config.windows_days:
+                recent = own["occurred_at"] > cutoff - pd.Timedelta(days=w)
+                row[f"count_{event_type}_{w}d"] = int(
+                    (recent & (own["event_type"] == event_type)).sum()
+                )
+        rows.append(row)
+    return np.log1p(pd.DataFrame(rows, index=customer_ids, dtype=np.float64))
+
+
+def test_static_features_cover_the_whole_history_as_a_plain_computation_does() -> None:
+    events = _whole_history_events()
+    ids = ["before", "inside", "both", "refund", "none"]
+
+    features = build_features(events, ids, WHOLE_CUTOFF, WHOLE_VOCAB, WHOLE_CONFIG)
+
+    expected = _static_by_hand(events, ids, WHOLE_CUTOFF, WHOLE_VOCAB, WHOLE_CONFIG)
+    assert features.static_names == tuple(expected.columns)
+    np.testing.assert_allclose(features.static, expected.to_numpy(), rtol=1e-6)
+    # The reference is not trivially satisfied: the history before the lookback matters.
+    in_lookback = events[events["occurred_at"] > WHOLE_CUTOFF - pd.Timedelta(days=60)]
+    lookback_only = _static_by_hand(in_lookback, ids, WHOLE_CUTOFF, WHOLE_VOCAB, WHOLE_CONFIG)
+    assert not np.allclose(features.static[[0, 2]], lookback_only.to_numpy()[[0, 2]])
+    np.testing.assert_allclose(features.static[1], lookback_only.to_numpy()[1], rtol=1e-6)
+
+
+def test_the_sequence_stays_within_the_lookback() -> None:
+    events = _whole_history_events()
+    ids = ["before", "inside", "both", "refund", "none"]
+    in_lookback = events[events["occurred_at"] > WHOLE_CUTOFF - pd.Timedelta(days=60)]
+
+    whole = build_features(events, ids, WHOLE_CUTOFF, WHOLE_VOCAB, WHOLE_CONFIG)
+    recent = build_features(in_lookback, ids, WHOLE_CUTOFF, WHOLE_VOCAB, WHOLE_CONFIG)
+
+    np.testing.assert_array_equal(whole.tokens, recent.tokens)
+    np.testing.assert_array_equal(whole.numeric, recent.numeric)
+
+
+def test_a_customer_seen_only_before_the_lookback_has_statics_and_an_empty_sequence() -> None:
+    rows = [
+        ("old", "view", "2023-10-01", np.nan),
+        ("old", "purchase", "2023-10-03", 30.0),
+        ("old", "view", "2024-01-10", np.nan),  # exactly cutoff - 60 days: outside the lookback
+    ]
+
+    features = build_features(_events(rows), ["old"], CUTOFF, VOCAB, HAND_CONFIG)
+
+    np.testing.assert_array_equal(features.tokens, [[NO_HISTORY, PAD, PAD, PAD]])
+    assert not features.numeric.any()
+    # Oct 1 and Oct 3 are 161 and 159 days before Mar 10; Jan 10 is 60.
+    expected = np.log1p([60, 3, 30, 159, 161, 0, 0, 0, 0])
+    assert _static_row(features, 0) == pytest.approx(
+        dict(zip(features.static_names, expected, strict=True)), rel=1e-6
+    )
 
 
 def test_vocabulary_encodes_unknown_and_null_types_as_unknown() -> None:
@@ -413,7 +547,8 @@ def test_snapshot_customers_are_those_existing_at_the_cutoff() -> None:
 
     training = build_training_set(_vocab_events(), AS_OF, config, n_snapshots=3, stride_days=30)
 
-    # Apr 2 and May 2 snapshots: "late" does not exist yet; "dormant" exists without history.
+    # Apr 2 and May 2 snapshots: "late" does not exist yet; "dormant" exists, with no event in
+    # the lookback (its sequence) but with its December view in the static features.
     assert training.train.features.customer_ids.tolist() == ["a", "dormant", "a", "dormant"]
     click, purchase, view = 3, 4, 5
     expected_tokens = [
@@ -424,6 +559,53 @@ def test_snapshot_customers_are_those_existing_at_the_cutoff() -> None:
     ]
     np.testing.assert_array_equal(training.train.features.tokens, expected_tokens)
     np.testing.assert_array_equal(training.train.labels, [1, 0, 0, 0])
+    dormant = _static_row(training.train.features, 3)
+    assert dormant["frequency"] == pytest.approx(np.log1p(1))
+    assert dormant["tenure"] == pytest.approx(np.log1p(153))  # Dec 1 to May 2
+
+
+def test_a_training_set_uses_every_cutoff_when_each_has_customers() -> None:
+    training = build_training_set(_random_events(), AS_OF, TS_CONFIG, n_snapshots=4, stride_days=30)
+
+    cutoffs = snapshot_cutoffs(AS_OF, TS_CONFIG.horizon_days, n_snapshots=4, stride_days=30)
+    assert training.train_cutoffs == tuple(cutoffs[:-1])
+    assert training.holdout.cutoff == cutoffs[-1]
+    assert training.skipped_cutoffs == ()
+
+
+def test_cutoffs_before_the_first_event_are_skipped() -> None:
+    # Events from Jan 1 on; 8 cutoffs 30 days apart from Jun 1 back reach Nov 4 and Dec 4, 2023.
+    events = _random_events()
+
+    training = build_training_set(events, AS_OF, TS_CONFIG, n_snapshots=8, stride_days=30)
+
+    cutoffs = snapshot_cutoffs(AS_OF, TS_CONFIG.horizon_days, n_snapshots=8, stride_days=30)
+    assert training.skipped_cutoffs == (pd.Timestamp("2023-11-04"), pd.Timestamp("2023-12-04"))
+    assert training.skipped_cutoffs == tuple(cutoffs[:2])
+    assert training.train_cutoffs == tuple(cutoffs[2:-1])
+    # The same training set as asking for the usable cutoffs only.
+    usable = build_training_set(events, AS_OF, TS_CONFIG, n_snapshots=6, stride_days=30)
+    assert usable.skipped_cutoffs == ()
+    assert usable.train_cutoffs == training.train_cutoffs
+    assert usable.vocab == training.vocab
+    _assert_same_features(training.train.features, usable.train.features)
+    _assert_same_features(training.holdout.features, usable.holdout.features)
+    np.testing.assert_array_equal(training.train.labels, usable.train.labels)
+    np.testing.assert_array_equal(training.holdout.labels, usable.holdout.labels)
+
+
+def test_fewer_than_two_usable_cutoffs_name_the_cutoffs_and_the_first_event() -> None:
+    events = _random_events()
+    as_of = pd.Timestamp("2024-02-15")  # cutoffs Oct 18, Nov 17, Dec 17, Jan 16
+
+    with pytest.raises(ValueError) as raised:
+        build_training_set(events, as_of, TS_CONFIG, n_snapshots=4, stride_days=30)
+
+    message = str(raised.value)
+    assert "1 of the snapshot cutoffs" in message
+    for cutoff in snapshot_cutoffs(as_of, TS_CONFIG.horizon_days, 4, 30):
+        assert str(cutoff) in message
+    assert f"first event ({events['occurred_at'].min()})" in message
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -469,7 +651,10 @@ def test_bad_requests_and_configs_are_rejected() -> None:
         (_random_events(), AS_OF, {"stride_days": 20}, "reach into the holdout"),
         (_random_events(), pd.Timestamp("2023-06-01"), {}, "before the first event"),
         (_random_events().iloc[:0], AS_OF, {}, "before the first event"),
-        (_random_events(), AS_OF, {"n_snapshots": 8, "stride_days": 30}, "no events at or before"),
+        # Only the holdout cutoff (Jan 16) is after the first event (Jan 1): one of two.
+        (_random_events(), pd.Timestamp("2024-02-15"), {}, r"1 of the snapshot cutoffs"),
+        # Even the holdout cutoff (Dec 21) is before the first event.
+        (_random_events(), pd.Timestamp("2024-01-20"), {}, r"0 of the snapshot cutoffs"),
         (
             _random_events().replace({"event_type": {"purchase": "view"}}),
             AS_OF,
@@ -482,7 +667,8 @@ def test_bad_requests_and_configs_are_rejected() -> None:
         "stride_shorter_than_horizon",
         "as_of_too_early",
         "no_events",
-        "oldest_cutoff_too_early",
+        "one_usable_cutoff",
+        "no_usable_cutoff",
         "no_target",
     ],
 )

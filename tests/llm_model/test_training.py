@@ -1,4 +1,5 @@
-"""Training and evaluation: determinism, every contender on one holdout, refused inputs."""
+"""Training and evaluation: determinism, every contender on one holdout (a kind that cannot
+be trained skipped with its reason), refused inputs."""
 
 import dataclasses
 import random
@@ -8,7 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_model.training import fit_model, resolve_as_of, train_and_evaluate
+from llm_model import metrics
+from llm_model.manifest import ModelConfig
+from llm_model.sequences import Snapshot
+from llm_model.training import (
+    evaluate,
+    fit_contenders,
+    fit_model,
+    resolve_as_of,
+    train_and_evaluate,
+)
 
 
 def test_same_data_and_seed_give_the_same_predictions(
@@ -44,10 +54,22 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
         stride_days=30,
     )
     table = result.evaluation.table
-    assert set(table) == {"model", "model_raw", "recency", "rfm_logistic", "rfm_gbm"}
+    assert set(table) == {"gru", "gru_raw", "recency", "logistic", "gbm"}
+    assert result.evaluation.contenders == ("gru", "logistic", "gbm")
     n = {scores["n"] for scores in table.values()}
     assert n == {result.data.n_holdout}
-    assert result.calibration.keys() >= {"identity"}
+    assert result.contenders.calibration.keys() >= {"identity"}
+    assert result.contenders.failures == {}
+
+    record = result.metrics("gbm", "log_loss", champion_version_id=4)
+    assert (record.winner, record.selection_metric, record.champion_version_id) == (
+        "gbm",
+        "log_loss",
+        4,
+    )
+    assert (record.table, record.contenders) == (table, ("gru", "logistic", "gbm"))
+    assert record.calibration_log_loss == result.contenders.calibration
+    assert record.data == result.data
 
 
 @pytest.mark.parametrize(
@@ -74,11 +96,11 @@ def test_a_purchases_only_log_with_one_time_buyers_trains(events, tiny_config, s
         stride_days=30,
     )
     assert result.data.vocabulary == ("purchase",)
-    assert 0.0 <= result.evaluation.table["model"]["roc_auc"] <= 1.0
+    assert 0.0 <= result.evaluation.table["gru"]["roc_auc"] <= 1.0
 
 
 def test_a_horizon_longer_than_the_data_is_refused(events, tiny_config, sequence_config):
-    with pytest.raises(ValueError, match="no events at or before"):
+    with pytest.raises(ValueError, match=r"0 of the snapshot cutoffs .* fall at or after"):
         train_and_evaluate(
             events,
             events["occurred_at"].max(),
@@ -87,3 +109,53 @@ def test_a_horizon_longer_than_the_data_is_refused(events, tiny_config, sequence
             n_snapshots=3,
             stride_days=400,
         )
+
+
+def test_evaluate_scores_each_contender_the_recency_reference_and_the_champion(
+    training, events, trained, static_models
+):
+    holdout = training.holdout
+    logistic = static_models["logistic"]
+
+    evaluation = evaluate({"logistic": logistic}, training, events, champion=trained)
+
+    assert evaluation.contenders == ("logistic",)
+    assert set(evaluation.table) == {"logistic", "recency", "champion"}
+    # The champion was trained on the same vocabulary and settings: the same features.
+    expected = {
+        "logistic": logistic.propensity(holdout.features),
+        "champion": trained.propensity(holdout.features),
+    }
+    for name, scores in expected.items():
+        np.testing.assert_allclose(evaluation.scores[name], scores, rtol=1e-6)
+        assert evaluation.table[name] == pytest.approx(metrics.summary(holdout.labels, scores))
+    np.testing.assert_array_equal(evaluation.labels, holdout.labels)
+
+
+def test_a_recurrent_model_without_validation_positives_leaves_the_static_ones(
+    training, tiny_config, sequence_config
+):
+    # 0.0001 of the customers: the validation split holds none of them, so no positives.
+    config = dataclasses.replace(tiny_config, validation_share=0.0001)
+    with pytest.raises(ValueError, match="too few positive labels"):
+        fit_model(training, config, sequence_config, verbose=0)
+
+    contenders = fit_contenders(training, config, sequence_config, verbose=0)
+
+    assert list(contenders.models) == ["logistic", "gbm"]
+    assert list(contenders.failures) == ["gru"]
+    assert "too few positive labels" in contenders.failures["gru"]
+    assert contenders.calibration == {}
+
+
+def test_no_trainable_contender_is_an_error_naming_each_reason(training, sequence_config):
+    train = training.train
+    no_positives = dataclasses.replace(
+        training, train=Snapshot(train.cutoff, train.features, np.zeros_like(train.labels))
+    )
+    config = ModelConfig(cell="lstm", units=4, embedding_dim=4, dense_units=4, epochs=1)
+    with pytest.raises(ValueError, match=r"^no contender could be trained") as raised:
+        fit_contenders(no_positives, config, sequence_config, verbose=0)
+    message = str(raised.value)
+    for kind in ("lstm: too few positive labels", "logistic: the training", "gbm: the training"):
+        assert kind in message
