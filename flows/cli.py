@@ -238,14 +238,9 @@ def retrain(
     from flows.retrain import retrain as retrain_flow
 
     with local_flow_runs():
+        # The flow's parameters, in its order.
         outcome = retrain_flow(
-            as_of=as_of,
-            horizon_days=horizon_days,
-            cell=cell,
-            epochs=epochs,
-            snapshots=snapshots,
-            stride_days=stride_days,
-            force_promote=force_promote,
+            as_of, horizon_days, cell, epochs, snapshots, stride_days, force_promote
         )
     show_retrain(outcome)
 

@@ -128,7 +128,9 @@ def metrics_table(table: dict[str, dict[str, float]]) -> TextTable:
         for name, scores in table.items()
     ]
     return TextTable(
-        "holdout metrics (model vs champion vs baselines)", ("contender", *METRIC_COLUMNS), rows
+        "holdout metrics (every contender, the champion, the recency reference)",
+        ("contender", *METRIC_COLUMNS),
+        rows,
     )
 
 

@@ -150,7 +150,7 @@ def test_reasons_text_skips_missing_reasons(reasons, text):
 
 def test_metrics_table_rows_in_contender_order():
     table = metrics_table(TABLE)
-    assert table.title == "holdout metrics (model vs champion vs baselines)"
+    assert table.title == "holdout metrics (every contender, the champion, the recency reference)"
     assert table.header == ("contender", *COLUMNS)
     assert table.rows == TABLE_ROWS
 
