@@ -5,26 +5,42 @@ Synthetic data (the default) or an event log in any database the project can rea
     python benchmarks/model_quality.py --customers 20000 --seed 0
     python benchmarks/model_quality.py --database-url sqlite:///propensity.db --as-of 2026-10-01
     python benchmarks/model_quality.py --cdnow  # real purchase log, see CDNOW_DEFAULTS
+    python benchmarks/model_quality.py --cdnow --forward 1997-12-31,1998-03-31 --horizon-days 90
 
 Training goes through the library's own path (build_training_set, fit_model, evaluate: what
 train_and_evaluate runs), so the figures are those the retrain flow would register. Offline.
+
+--forward judges the service as it runs, not a holdout: the whole log goes into a fresh
+SQLite database, and at each cutoff in turn the real retrain and score flows run with the
+service's default settings (the champion rule included, so a later cutoff's challenger
+meets the earlier champion). The published scores, and every contender fitted on the same
+snapshots and scored at the cutoff, are judged against the target events that happened in
+(cutoff, cutoff + horizon].
 """
 
 import argparse
 import importlib.metadata
+import os
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import text
 
-from db.engine import make_engine
+from db.engine import make_engine, transaction
+from db.event_import import event_keys, store_customers, store_events
+from db.migrate import upgrade
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
 from llm_model.baselines import STATIC_KINDS, fit_static_model
 from llm_model.manifest import ModelConfig
+from llm_model.metrics import summary as summary_of
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
-from llm_model.training import evaluate, fit_model, resolve_as_of
+from llm_model.training import evaluate, fit_model, resolve_as_of, train_and_evaluate
 
 COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
@@ -73,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=defaults.patience)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument(
+        "--forward",
+        type=lambda text: [pd.Timestamp(d) for d in text.split(",")],
+        help="comma-separated cutoffs: run the service's flows at each and judge its scores",
+    )
     args = parser.parse_args(argv)
     if args.cdnow and args.database_url:
         parser.error("--cdnow and --database-url are alternatives")
@@ -129,6 +150,9 @@ def now() -> pd.Timestamp:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.forward:
+        forward(args)
+        return
     events, as_of = load_events(args)
     sequence_config = SequenceConfig(
         max_len=args.max_len,
@@ -154,10 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows: dict[str, dict[str, float]] = {}
     timing: dict[str, str] = {}
-    static = {
-        kind: fit_static_model(kind, training, sequence_config, config.seed)
-        for kind in STATIC_KINDS
-    }
+    static = {}
+    for kind in STATIC_KINDS:
+        started = time.perf_counter()
+        static[kind] = fit_static_model(kind, training, sequence_config, config.seed)
+        timing[kind] = f"{time.perf_counter() - started:.1f}s"
     for cell in args.cells:
         started = time.perf_counter()
         trained, _ = fit_model(training, replace(config, cell=cell), sequence_config, verbose=0)
@@ -169,24 +194,109 @@ def main(argv: list[str] | None = None) -> None:
     for name in (*STATIC_KINDS, "recency"):
         rows[name] = table[name]
 
-    print(
-        f"\n{'model':<12}"
-        + "".join(f"{c:>16}" for c in COLUMNS)
-        + "  training: time, epochs, rows x epochs / s"
-    )
-    for name, row in rows.items():
-        values = "".join(f"{row[c]:>16.4f}" for c in COLUMNS)
-        print(f"{name:<12}{values}  {timing.get(name, '')}")
+    print("\nafter each model: its training time (for the networks: epochs, rows x epochs / s)")
+    print_table(rows, timing)
     best = max(STATIC_KINDS, key=lambda name: rows[name]["roc_auc"])
     best_loss = min(STATIC_KINDS, key=lambda name: rows[name]["log_loss"])
     print()
-    for cell in timing:
+    for cell in args.cells:
         auc = rows[cell]["roc_auc"] - rows[best]["roc_auc"]
         loss = rows[cell]["log_loss"] - rows[best_loss]["log_loss"]
         print(
             f"{cell} - best baseline AUC delta: {auc:+.4f} ({best}), "
             f"log loss delta: {loss:+.4f} ({best_loss}; negative is better)"
         )
+
+
+def print_table(rows: dict[str, dict[str, float]], notes: dict[str, str] | None = None) -> None:
+    print(f"{'model':<18}" + "".join(f"{c:>16}" for c in COLUMNS))
+    for name, row in rows.items():
+        values = "".join(f"{row[c]:>16.4f}" for c in COLUMNS)
+        print(f"{name:<18}{values}  {(notes or {}).get(name, '')}")
+
+
+def converted(
+    events: pd.DataFrame, customer_ids: pd.Series, cutoff: pd.Timestamp, horizon_days: int
+) -> np.ndarray:
+    """1 for each customer with a purchase in (cutoff, cutoff + horizon], else 0."""
+    window = events[
+        (events["event_type"] == "purchase")
+        & (events["occurred_at"] > cutoff)
+        & (events["occurred_at"] <= cutoff + pd.Timedelta(days=horizon_days))
+    ]
+    return customer_ids.isin(set(window["customer_id"])).to_numpy(dtype=float)
+
+
+def forward(args: argparse.Namespace) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="forward-"))
+    os.environ["PROPENSITY_DATABASE_URL"] = f"sqlite:///{folder / 'forward.db'}"
+    os.environ["PROPENSITY_REPORTS_DIR"] = str(folder / "reports")
+    os.environ["PROPENSITY_HORIZON_DAYS"] = str(args.horizon_days)
+    # The flows load TensorFlow and Prefect: only this mode needs them.
+    from flows.retrain import retrain
+    from flows.runtime import local_flow_runs
+    from flows.score import score
+    from flows.settings import Settings
+
+    events = load_into_service(args, os.environ["PROPENSITY_DATABASE_URL"])
+    settings = Settings()
+    horizon = settings.horizon_days
+    print(f"{len(events):,} events; service defaults, horizon {horizon} days; database {folder}")
+    for cutoff in args.forward:
+        started = time.perf_counter()
+        with local_flow_runs():
+            outcome = retrain(as_of=cutoff.to_pydatetime())
+            summary = score(as_of=cutoff.to_pydatetime())
+        seconds = time.perf_counter() - started
+        with make_engine(settings.database_url).connect() as connection:
+            published = pd.read_sql(
+                text("SELECT customer_id, propensity FROM current_propensity_scores"), connection
+            )
+        labels = converted(events, published["customer_id"], cutoff, horizon)
+        rows = {f"published: {outcome.kind}": summary_of(labels, published["propensity"])}
+        history = events[events["occurred_at"] <= cutoff]
+        result = train_and_evaluate(
+            history,
+            cutoff,
+            settings.sequence_config(horizon),
+            settings.network_config(),
+            settings.n_snapshots,
+            settings.stride_days(horizon),
+            verbose=0,
+        )
+        for kind, model in result.contenders.models.items():
+            features = model.features(history, published["customer_id"], cutoff)
+            rows[kind] = summary_of(labels, model.propensity(features))
+        holdout = {
+            kind: f"holdout AUC {result.evaluation.table[kind]['roc_auc']:.4f}"
+            for kind in rows
+            if kind in result.evaluation.table
+        }
+        print(
+            f"\ncutoff {cutoff:%Y-%m-%d}: {summary.n_scored:,} customers scored by model version "
+            f"{outcome.version_id} ({outcome.kind}, {outcome.status}: {outcome.reason}); "
+            f"base rate {labels.mean():.3f}; retrain + score {seconds:.0f}s"
+        )
+        print_table(rows, holdout)
+
+
+def load_into_service(args: argparse.Namespace, url: str) -> pd.DataFrame:
+    """The whole log (CDNOW or synthetic) in the service's own tables of a new database."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        upgrade(connection)
+    if args.cdnow:
+        events = cdnow_events()
+        customers = None
+    else:
+        data = generate(args.customers, seed=args.seed)
+        events, customers = data.events, data.customers
+    with transaction(engine) as session:
+        if customers is not None:
+            store_customers(session, customers)
+        store_events(session, events.assign(event_id=event_keys(events)))
+    engine.dispose()
+    return events
 
 
 if __name__ == "__main__":
