@@ -232,6 +232,7 @@ def forward(args: argparse.Namespace) -> None:
     os.environ["PROPENSITY_DATABASE_URL"] = f"sqlite:///{folder / 'forward.db'}"
     os.environ["PROPENSITY_REPORTS_DIR"] = str(folder / "reports")
     os.environ["PROPENSITY_HORIZON_DAYS"] = str(args.horizon_days)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline, as the CLI
     # The flows load TensorFlow and Prefect: only this mode needs them.
     from flows.retrain import retrain
     from flows.runtime import local_flow_runs
