@@ -64,29 +64,25 @@ class RetrainJob:
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """The data cutoff, the oldest event any snapshot needs, and the source's columns."""
+    """The data cutoff and the source's columns; the retrain reads every event up to the
+    cutoff, as the static features cover the whole history."""
 
     as_of: datetime
-    since: datetime | None
     columns: EventColumns
 
 
 @io_task
 def resolve_training_window(job: RetrainJob, as_of: datetime | None) -> TrainingWindow:
-    """Every event up to the data cutoff: the static features cover the whole history."""
     columns = source_columns(job.databases, job.source)
-    cutoff = data_cutoff(job.databases, columns, as_of)
-    return TrainingWindow(cutoff.to_pydatetime(), None, columns)
+    return TrainingWindow(data_cutoff(job.databases, columns, as_of).to_pydatetime(), columns)
 
 
 @io_task
 def extract_events(job: RetrainJob, window: TrainingWindow, folder: Path) -> Path:
     path = folder / "events.parquet"
     with job.databases.events().connect() as connection:
-        rows = export_events(connection, window.columns, path, window.as_of, window.since)
-    get_run_logger().info(
-        "extracted %s events from %s to %s", f"{rows:,}", window.since, window.as_of
-    )
+        rows = export_events(connection, window.columns, path, window.as_of)
+    get_run_logger().info("extracted %s events up to %s", f"{rows:,}", window.as_of)
     return path
 
 
