@@ -144,3 +144,25 @@ def test_require_current_schema_refuses_a_revision_from_a_newer_version(engine):
         f"database schema is at revision f00d, unknown to this version (which needs "
         f"{head_revision()}): a newer propensity migrated it; upgrade propensity"
     )
+
+
+def test_existing_models_get_their_cell_as_kind_and_the_kind_goes_on_downgrade(database_url):
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        upgrade(connection, "0003")
+        for version_id, cell in ((1, "gru"), (2, "lstm")):
+            connection.execute(
+                text(
+                    "INSERT INTO model_versions (id, created_at, trained_as_of, horizon_days,"
+                    " cell, config, metrics, status, artifact, artifact_sha256) VALUES (:id, :t,"
+                    " :t, 30, :cell, '{}', '{}', 'retired', :artifact, 'x')"
+                ),
+                {"id": version_id, "t": datetime(2026, 1, 1), "cell": cell, "artifact": b"m"},
+            )
+        upgrade(connection)
+        rows = connection.execute(text("SELECT id, kind, cell FROM model_versions ORDER BY id"))
+        assert [tuple(row) for row in rows] == [(1, "gru", "gru"), (2, "lstm", "lstm")]
+        downgrade(connection, "0003")
+        columns = {column["name"] for column in inspect(connection).get_columns("model_versions")}
+        assert "kind" not in columns and "cell" in columns
+    engine.dispose()
