@@ -36,11 +36,18 @@ from db.migrate import upgrade
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
 from llm_model.baselines import STATIC_KINDS, fit_static_model
+from llm_model.hybrid import hybrid_kind
 from llm_model.manifest import ModelConfig
 from llm_model.metrics import summary as summary_of
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
-from llm_model.training import evaluate, fit_model, resolve_as_of, train_and_evaluate
+from llm_model.training import (
+    evaluate,
+    fit_hybrid,
+    fit_model,
+    resolve_as_of,
+    train_and_evaluate,
+)
 
 COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
@@ -183,14 +190,18 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         static[kind] = fit_static_model(kind, training, sequence_config, config.seed)
         timing[kind] = f"{time.perf_counter() - started:.1f}s"
+    networks = {}
     for cell in args.cells:
+        cell_config = replace(config, cell=cell)
         started = time.perf_counter()
-        trained, _ = fit_model(training, replace(config, cell=cell), sequence_config, verbose=0)
-        seconds = time.perf_counter() - started
-        epochs = len(trained.network.history.epoch)
-        timing[cell] = f"{seconds:.1f}s, {epochs} epochs, {n_train * epochs / seconds:,.0f} rows/s"
-        table = evaluate({cell: trained, **static}, training, events).table
-        rows.update({cell: table[cell], f"{cell} (raw)": table[f"{cell}_raw"]})
+        networks[cell], _ = fit_model(training, cell_config, sequence_config, verbose=0)
+        timing[cell] = network_timing(networks[cell].network, started, n_train)
+        hybrid, started = hybrid_kind(cell), time.perf_counter()
+        networks[hybrid], _ = fit_hybrid(training, static["gbm"], cell_config, sequence_config, 0)
+        timing[hybrid] = network_timing(networks[hybrid].network, started, n_train)
+    table = evaluate({**networks, **static}, training, events).table
+    for kind in networks:
+        rows.update({kind: table[kind], f"{kind} (raw)": table[f"{kind}_raw"]})
     for name in (*STATIC_KINDS, "recency"):
         rows[name] = table[name]
 
@@ -199,13 +210,19 @@ def main(argv: list[str] | None = None) -> None:
     best = max(STATIC_KINDS, key=lambda name: rows[name]["roc_auc"])
     best_loss = min(STATIC_KINDS, key=lambda name: rows[name]["log_loss"])
     print()
-    for cell in args.cells:
-        auc = rows[cell]["roc_auc"] - rows[best]["roc_auc"]
-        loss = rows[cell]["log_loss"] - rows[best_loss]["log_loss"]
+    for kind in networks:
+        auc = rows[kind]["roc_auc"] - rows[best]["roc_auc"]
+        loss = rows[kind]["log_loss"] - rows[best_loss]["log_loss"]
         print(
-            f"{cell} - best baseline AUC delta: {auc:+.4f} ({best}), "
+            f"{kind} - best baseline AUC delta: {auc:+.4f} ({best}), "
             f"log loss delta: {loss:+.4f} ({best_loss}; negative is better)"
         )
+
+
+def network_timing(network, started: float, n_train: int) -> str:
+    seconds = time.perf_counter() - started
+    epochs = len(network.history.epoch)
+    return f"{seconds:.1f}s, {epochs} epochs, {n_train * epochs / seconds:,.0f} rows/s"
 
 
 def print_table(rows: dict[str, dict[str, float]], notes: dict[str, str] | None = None) -> None:

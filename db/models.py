@@ -100,7 +100,7 @@ class ModelVersion(Base):
     )
     config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     kind: Mapped[str] = mapped_column(
-        String(16), nullable=False, comment="gru, lstm, logistic or gbm"
+        String(16), nullable=False, comment="gru, lstm, gru_hybrid, lstm_hybrid, logistic or gbm"
     )
     metrics: Mapped[dict[str, Any]] = mapped_column(
         JSON, nullable=False, comment="Holdout metrics of this model, the champion and baselines."

@@ -163,9 +163,10 @@ by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
 
 {metrics_table(metrics.table).markdown()}
 
-`gru` / `lstm` is the recurrent model (calibrated; `_raw` before calibration), `logistic`
-and `gbm` the models on the static RFM features, `recency` the reference heuristic (never
-served), `champion` the model in production before this run.
+`gru` / `lstm` is the recurrent model (calibrated; `_raw` before calibration),
+`gru_hybrid` / `lstm_hybrid` the same network also fed gradient boosting's out-of-fold
+score, `logistic` and `gbm` the models on the static RFM features, `recency` the reference
+heuristic (never served), `champion` the model in production before this run.
 
 ## Charts
 

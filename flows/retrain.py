@@ -38,6 +38,7 @@ class RetrainJob:
     source: EventSource
     sequence: SequenceConfig
     network: ModelConfig
+    hybrid: bool
     n_snapshots: int
     stride_days: int
     metric: str
@@ -53,6 +54,7 @@ class RetrainJob:
             source=settings.event_source,
             sequence=settings.sequence_config(horizon),
             network=settings.network_config(),
+            hybrid=settings.hybrid,
             n_snapshots=settings.n_snapshots,
             stride_days=settings.stride_days(horizon),
             metric=settings.selection_metric,
@@ -117,6 +119,7 @@ def train_challenger(
         champion,
         # A live progress bar on a terminal; one line per epoch in logs.
         verbose="auto" if sys.stdout.isatty() else 2,
+        hybrid=job.hybrid,
     )
     if result.data.skipped_cutoffs:
         get_run_logger().warning(

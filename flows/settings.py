@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         "features use the whole history.",
     )
     cell: Literal["gru", "lstm"] = "gru"
+    hybrid: bool = Field(
+        True,
+        description="Also train the recurrent model on top of gradient boosting's "
+        "out-of-fold score (the gru_hybrid / lstm_hybrid contender).",
+    )
     units: int = Field(32, gt=0)
     epochs: int = Field(20, gt=0, description="Most epochs; early stopping usually ends sooner.")
     seed: int = 42

@@ -2,12 +2,13 @@
 bytes the registry keeps."""
 
 from llm_model.baselines import STATIC_KINDS, StaticModel
+from llm_model.hybrid import HYBRID_KINDS, HybridModel
 from llm_model.manifest import ModelManifest
 from llm_model.model import TrainedModel
 from llm_model.servable import ServableModel
 
 RECURRENT_KINDS = ("gru", "lstm")
-KINDS = (*RECURRENT_KINDS, *STATIC_KINDS)
+KINDS = (*RECURRENT_KINDS, *HYBRID_KINDS, *STATIC_KINDS)
 
 
 class UnknownKind(ValueError):
@@ -17,6 +18,8 @@ class UnknownKind(ValueError):
 def load_servable(artifact: bytes, manifest: ModelManifest) -> ServableModel:
     if manifest.kind in RECURRENT_KINDS:
         return TrainedModel.from_artifact(artifact, manifest)
+    if manifest.kind in HYBRID_KINDS:
+        return HybridModel.from_artifact(artifact, manifest)
     if manifest.kind in STATIC_KINDS:
         return StaticModel.from_artifact(artifact, manifest)
     raise UnknownKind(

@@ -1,8 +1,8 @@
-"""Fit every contender (the recurrent model and the static models) on the same training
-snapshots, calibrate the recurrent one, and compare them all on the temporal holdout with
-the champion and the recency reference."""
+"""Fit every contender (the recurrent model, the static models and the recurrent model on
+top of the boosted one) on the same training snapshots, calibrate the recurrent ones, and
+compare them all on the temporal holdout with the champion and the recency reference."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -10,8 +10,17 @@ import pandas as pd
 import tensorflow as tf
 
 from llm_model import metrics
-from llm_model.baselines import STATIC_KINDS, RecencyReference, fit_static_model
+from llm_model.baselines import STATIC_KINDS, RecencyReference, StaticModel, fit_static_model
 from llm_model.calibration import choose_calibrator
+from llm_model.hybrid import (
+    BOOSTER_KIND,
+    N_FOLDS,
+    HybridModel,
+    hybrid_kind,
+    log_odds,
+    out_of_fold_log_odds,
+    with_boosted_score,
+)
 from llm_model.manifest import (
     Evaluation,
     ModelConfig,
@@ -113,10 +122,47 @@ def fit_model(
     return TrainedModel(network=network, manifest=manifest), calibration_report
 
 
+def fit_hybrid(
+    training: TrainingSet,
+    booster: StaticModel,
+    config: ModelConfig,
+    sequence_config: SequenceConfig,
+    verbose: int | str = "auto",
+    n_folds: int = N_FOLDS,
+) -> tuple[HybridModel, dict[str, float]]:
+    """The recurrent model fitted as fit_model fits it (early stopping on the validation
+    customers, the calibrator chosen on the holdout) with one more static input: the
+    booster's log-odds, out of fold on the training rows, and those of `booster` (fitted on
+    every training row) on the holdout."""
+    train, holdout = training.train, training.holdout
+    boosted = replace(
+        training,
+        train=Snapshot(
+            train.cutoff,
+            with_boosted_score(train.features, out_of_fold_log_odds(train, config.seed, n_folds)),
+            train.labels,
+        ),
+        holdout=Snapshot(
+            holdout.cutoff,
+            with_boosted_score(holdout.features, log_odds(booster.raw_scores(holdout.features))),
+            holdout.labels,
+        ),
+    )
+    corrector, calibration = fit_model(boosted, config, sequence_config, verbose)
+    manifest = replace(
+        corrector.manifest,
+        kind=hybrid_kind(config.cell),
+        static_names=train.features.static_names,
+        static_mean=booster.manifest.static_mean,
+    )
+    return HybridModel(corrector.network, booster, manifest), calibration
+
+
 @dataclass(frozen=True)
 class Contenders:
     """The models a retrain fitted, by kind, the calibrators' holdout log loss of the
-    recurrent one, and why any kind could not be trained."""
+    recurrent ones (by method for the plain one, by "kind method" for the hybrid), and why
+    any kind could not be trained."""
 
     models: dict[str, ServableModel]
     calibration: dict[str, float]
@@ -128,10 +174,12 @@ def fit_contenders(
     config: ModelConfig,
     sequence_config: SequenceConfig,
     verbose: int | str = "auto",
+    hybrid: bool = True,
 ) -> Contenders:
-    """Every servable kind on the same snapshots. One that cannot be trained (one class in
-    its data, too few positives to validate) is reported and skipped; none at all is an
-    error."""
+    """Every servable kind on the same snapshots: with `hybrid`, also the recurrent model
+    on top of the gbm contender. One that cannot be trained (one class in its data, too
+    few positives to validate, no gbm to build on) is reported and skipped; none at all is
+    an error."""
     models, failures, calibration = {}, {}, {}
     try:
         recurrent, calibration = fit_model(training, config, sequence_config, verbose)
@@ -141,6 +189,17 @@ def fit_contenders(
     for kind in STATIC_KINDS:
         try:
             models[kind] = fit_static_model(kind, training, sequence_config, config.seed)
+        except ValueError as error:
+            failures[kind] = str(error)
+    if hybrid:
+        kind = hybrid_kind(config.cell)
+        try:
+            if BOOSTER_KIND not in models:
+                raise ValueError(f"no {BOOSTER_KIND} contender to build on")
+            models[kind], report = fit_hybrid(
+                training, models[BOOSTER_KIND], config, sequence_config, verbose
+            )
+            calibration.update({f"{kind} {method}": loss for method, loss in report.items()})
         except ValueError as error:
             failures[kind] = str(error)
     if not models:
@@ -222,9 +281,10 @@ def train_and_evaluate(
     stride_days: int,
     champion: ServableModel | None = None,
     verbose: int | str = "auto",
+    hybrid: bool = True,
 ) -> RetrainResult:
     training = build_training_set(events, as_of, sequence_config, n_snapshots, stride_days)
-    contenders = fit_contenders(training, model_config, sequence_config, verbose)
+    contenders = fit_contenders(training, model_config, sequence_config, verbose, hybrid)
     evaluation = evaluate(contenders.models, training, events, champion)
     data = TrainingData(
         as_of=str(as_of),

@@ -1,17 +1,18 @@
 """Tiny shared fixtures for the llm_model tests: a small synthetic event log, its training set,
-one tiny recurrent model and the static contenders trained on it once per session (several
-test files score, store or retrain them)."""
+one tiny recurrent model, the static contenders and the recurrent model on top of the gbm
+trained on it once per session (several test files score, store or retrain them)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from llm_model.baselines import StaticModel, fit_static_model
+from llm_model.hybrid import HybridModel
 from llm_model.manifest import ModelConfig
 from llm_model.model import TrainedModel
 from llm_model.sequences import SequenceConfig, TrainingSet, build_training_set
 from llm_model.synthetic import generate
-from llm_model.training import fit_model
+from llm_model.training import fit_hybrid, fit_model
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +53,13 @@ def static_models(training, tiny_config, sequence_config) -> dict[str, StaticMod
     }
 
 
+@pytest.fixture(scope="session")
+def hybrid(training, static_models, tiny_config, sequence_config) -> HybridModel:
+    """The tiny recurrent model on top of the gbm of `static_models`."""
+    model, _ = fit_hybrid(training, static_models["gbm"], tiny_config, sequence_config, verbose=0)
+    return model
+
+
 def assert_reasons_are_the_largest(
     reasons: pd.DataFrame, contributions: np.ndarray, labels: list[str]
 ) -> None:
@@ -71,3 +79,19 @@ def assert_reasons_are_the_largest(
 def reasons_are_the_largest():
     """The check above, for the tests of every kind's reason codes."""
     return assert_reasons_are_the_largest
+
+
+def assert_same_scores_and_reasons(ours, theirs, features) -> None:
+    """Two models (one rebuilt from the other's bytes) give the same propensities and the
+    same reasons to the same customers."""
+    first, second = (m.scores(features, with_reasons=True) for m in (ours, theirs))
+    np.testing.assert_allclose(first["propensity"], second["propensity"], rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        first.drop(columns="propensity"), second.drop(columns="propensity")
+    )
+
+
+@pytest.fixture(scope="session")
+def same_scores_and_reasons():
+    """The check above, for the tests of every kind stored and loaded again."""
+    return assert_same_scores_and_reasons

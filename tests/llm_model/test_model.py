@@ -19,17 +19,14 @@ def test_keras_artifact_round_trip_predicts_identically(training, trained):
     assert loaded.manifest == trained.manifest
 
 
-def test_a_loaded_model_scores_and_explains_as_the_trained_one(training, trained):
+def test_a_loaded_model_scores_and_explains_as_the_trained_one(
+    training, trained, same_scores_and_reasons
+):
     """Loading switches the GRU to per-gate projections for speed; the numbers must not move."""
     loaded = TrainedModel.from_artifact(model_to_bytes(trained.network), trained.manifest)
     gru_cells = [m.network.get_layer("head").get_layer("gru_last").cell for m in (loaded, trained)]
     assert [cell.implementation for cell in gru_cells] == [1, 2]
-    features = training.holdout.features
-    ours, theirs = (m.scores(features, with_reasons=True) for m in (loaded, trained))
-    np.testing.assert_allclose(ours["propensity"], theirs["propensity"], rtol=1e-6)
-    pd.testing.assert_frame_equal(
-        ours.drop(columns="propensity"), theirs.drop(columns="propensity")
-    )
+    same_scores_and_reasons(loaded, trained, training.holdout.features)
 
 
 def test_padding_positions_do_not_change_the_score(training, trained):

@@ -54,11 +54,19 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
         stride_days=30,
     )
     table = result.evaluation.table
-    assert set(table) == {"gru", "gru_raw", "recency", "logistic", "gbm"}
-    assert result.evaluation.contenders == ("gru", "logistic", "gbm")
+    assert set(table) == {
+        "gru",
+        "gru_raw",
+        "recency",
+        "logistic",
+        "gbm",
+        "gru_hybrid",
+        "gru_hybrid_raw",
+    }
+    assert result.evaluation.contenders == ("gru", "logistic", "gbm", "gru_hybrid")
     n = {scores["n"] for scores in table.values()}
     assert n == {result.data.n_holdout}
-    assert result.contenders.calibration.keys() >= {"identity"}
+    assert result.contenders.calibration.keys() >= {"identity", "gru_hybrid identity"}
     assert result.contenders.failures == {}
 
     record = result.metrics("gbm", "log_loss", champion_version_id=4)
@@ -67,7 +75,7 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
         "log_loss",
         4,
     )
-    assert (record.table, record.contenders) == (table, ("gru", "logistic", "gbm"))
+    assert (record.table, record.contenders) == (table, result.evaluation.contenders)
     assert record.calibration_log_loss == result.contenders.calibration
     assert record.data == result.data
 
@@ -143,9 +151,17 @@ def test_a_recurrent_model_without_validation_positives_leaves_the_static_ones(
     contenders = fit_contenders(training, config, sequence_config, verbose=0)
 
     assert list(contenders.models) == ["logistic", "gbm"]
-    assert list(contenders.failures) == ["gru"]
+    assert list(contenders.failures) == ["gru", "gru_hybrid"]
     assert "too few positive labels" in contenders.failures["gru"]
+    assert "too few positive labels" in contenders.failures["gru_hybrid"]
     assert contenders.calibration == {}
+
+
+def test_without_the_hybrid_the_contenders_are_the_plain_ones(
+    training, tiny_config, sequence_config
+):
+    contenders = fit_contenders(training, tiny_config, sequence_config, verbose=0, hybrid=False)
+    assert (list(contenders.models), contenders.failures) == (["gru", "logistic", "gbm"], {})
 
 
 def test_no_trainable_contender_is_an_error_naming_each_reason(training, sequence_config):
@@ -157,5 +173,10 @@ def test_no_trainable_contender_is_an_error_naming_each_reason(training, sequenc
     with pytest.raises(ValueError, match=r"^no contender could be trained") as raised:
         fit_contenders(no_positives, config, sequence_config, verbose=0)
     message = str(raised.value)
-    for kind in ("lstm: too few positive labels", "logistic: the training", "gbm: the training"):
+    for kind in (
+        "lstm: too few positive labels",
+        "logistic: the training",
+        "gbm: the training",
+        "lstm_hybrid: no gbm contender to build on",
+    ):
         assert kind in message

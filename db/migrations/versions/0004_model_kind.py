@@ -1,4 +1,4 @@
-"""model_versions.kind: which kind of model a row holds (gru, lstm, logistic, gbm).
+"""model_versions.kind: which kind of model a row holds (gru, lstm, gru_hybrid, ..., gbm).
 
 Every contender of a retrain can now be the champion. Rows written before held recurrent
 networks, so their kind is their cell. `cell` stays for compatibility and equals `kind`.
@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-KIND_COMMENT = "gru, lstm, logistic or gbm"
+KIND_COMMENT = "gru, lstm, gru_hybrid, lstm_hybrid, logistic or gbm"
 CELL_COMMENTS = ("gru or lstm", "kept for compatibility: equals kind")
 
 
