@@ -35,6 +35,7 @@ from db.event_import import event_keys, store_customers, store_events
 from db.migrate import upgrade
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
+from flows.report import METRIC_COLUMNS as COLUMNS
 from llm_model.baselines import STATIC_KINDS, fit_static_model
 from llm_model.hybrid import hybrid_kind
 from llm_model.manifest import ModelConfig
@@ -49,7 +50,6 @@ from llm_model.training import (
     train_and_evaluate,
 )
 
-COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
 # (most buy once). A 90-day horizon gives a usable base rate (~10%); 90-day strides give four
 # training quarters, all after the cohort closed, plus the Apr-Jun 1998 holdout. No lookback:
