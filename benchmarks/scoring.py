@@ -100,6 +100,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="customers per scoring partition (default: the service's PROPENSITY_PARTITION_SIZE)",
     )
     parser.add_argument("--train-customers", type=int, default=20_000)
+    parser.add_argument(
+        "--champion-kind",
+        default="gru",
+        help="the contender registered as champion: gru (default), gru_hybrid, logistic, gbm",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)  # database URL of a scoring run
@@ -271,9 +276,9 @@ def train_champion(args: argparse.Namespace) -> ModelPackage:
         settings.stride_days(settings.horizon_days),
         verbose=0,
     )
-    # The recurrent contender, whichever won: the benchmark measures the network's scoring.
+    # The kind asked for, whichever won: the benchmark measures that kind's scoring.
     metric = settings.selection_metric
-    return ModelPackage.of(result, settings.cell, metric, as_of.to_pydatetime(), None)
+    return ModelPackage.of(result, args.champion_kind, metric, as_of.to_pydatetime(), None)
 
 
 def register_champion(database: Database, champion: ModelPackage) -> None:
