@@ -391,7 +391,7 @@ def measure(url: str) -> dict:
         ranges = partition_ranges(connection, active, settings.partition_size)
     plan = ScoreRunPlan(summary.score_run_id, run.as_of, run.model_version_id, columns, ranges)
     # The read alone, as the flow reads: the least any pipeline must spend besides the model.
-    _, _, read_cpu = timed(lambda: [len(partition_events(job, plan, model, r)) for r in ranges])
+    _, _, read_cpu = timed(lambda: [len(partition_events(job, plan, r)) for r in ranges])
     features, _, features_cpu = timed(
         lambda: [partition_features(job, plan, model, r) for r in ranges]
     )

@@ -35,12 +35,6 @@ class ActiveRule:
         """True when the rule is answered from the event source, not the customers table."""
         return self.name == "recent_events"
 
-    def answered_by_events(self, days_read: int | None) -> bool:
-        """True when events read over the last days_read days (None: the whole history) reach
-        back far enough to answer the rule, so a partition needs no second look at the
-        database."""
-        return self.reads_events and (days_read is None or self.within_days <= days_read)
-
     def query(self, columns: EventColumns, as_of: datetime) -> Select:
         """customer_id of everyone to score at as_of. is_active reads the service's customers
         table and ignores the event columns; recent_events reads the event source."""

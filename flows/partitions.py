@@ -89,7 +89,7 @@ def partitions_in_memory() -> threading.BoundedSemaphore:
 
 
 def partition_events(
-    job: ScoreJob, plan: ScoreRunPlan, model: ServableModel, customer_range: CustomerRange
+    job: ScoreJob, plan: ScoreRunPlan, customer_range: CustomerRange
 ) -> pd.DataFrame:
     """The range's events up to as_of, its whole history: the static features cover it all."""
     with job.databases.events().connect() as connection:
@@ -99,9 +99,9 @@ def partition_events(
 def partition_features(
     job: ScoreJob, plan: ScoreRunPlan, model: ServableModel, customer_range: CustomerRange
 ) -> Features:
-    events = partition_events(job, plan, model, customer_range)
-    if job.rule.answered_by_events(days_read=None):
-        # The events just read answer the rule: no second scan of the range.
+    events = partition_events(job, plan, customer_range)
+    if job.rule.reads_events:
+        # The range's whole history, just read, answers the rule: no second scan of it.
         customer_ids = job.rule.ids_in(events, plan.as_of)
     else:
         with job.rule_engine().connect() as connection:

@@ -13,7 +13,6 @@ from zipfile import BadZipFile
 import numpy as np
 import pandas as pd
 import skops.io
-from scipy.special import logit
 from sklearn.base import ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -21,7 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from llm_model.attribution import reasons_frame, static_labels, top_reasons
-from llm_model.calibration import EPS, Calibrator
+from llm_model.calibration import Calibrator, log_odds
 from llm_model.manifest import ModelManifest
 from llm_model.sequences import Features, SequenceConfig, Snapshot, TrainingSet
 from llm_model.servable import ServableModel
@@ -80,13 +79,13 @@ class StaticModel(ServableModel):
 
     def occlusion(self, static: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """How far the log-odds fall when a feature is set to its training mean."""
-        log_odds = logit(np.clip(raw, EPS, 1 - EPS))
+        scored = log_odds(raw)
         out = np.empty_like(static, dtype=np.float64)
         for column, mean in enumerate(self.manifest.static_mean):
             occluded = static.copy()
             occluded[:, column] = mean
             without = self.raw_scores_of(occluded)
-            out[:, column] = log_odds - logit(np.clip(without, EPS, 1 - EPS))
+            out[:, column] = scored - log_odds(without)
         return out
 
     def raw_scores_of(self, static: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ METHODS: tuple[Method, ...] = ("isotonic", "platt", "identity")
 EPS = 1e-6
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """The log-odds of probabilities kept EPS away from 0 and 1, so they stay finite."""
     return logit(np.clip(p, EPS, 1 - EPS))
 
 
@@ -74,7 +75,7 @@ class Calibrator:
         if self.method == "isotonic":
             calibrated = np.interp(p, self.x_thresholds, self.y_thresholds)
         elif self.method == "platt":
-            calibrated = expit(self.slope * _logit(p) + self.intercept)
+            calibrated = expit(self.slope * log_odds(p) + self.intercept)
         else:
             calibrated = p
         return np.clip(calibrated, EPS, 1 - EPS)
@@ -100,7 +101,7 @@ def fit_calibrator(y: ArrayLike, p: ArrayLike, method: Method) -> Calibrator:
     if method == "platt":
         # The default mild L2 penalty is negligible at calibration sample sizes but keeps the
         # slope finite when the fit set happens to be perfectly separable.
-        lr = LogisticRegression().fit(_logit(p)[:, np.newaxis], y)
+        lr = LogisticRegression().fit(log_odds(p)[:, np.newaxis], y)
         return Calibrator(method, slope=lr.coef_[0, 0], intercept=lr.intercept_[0])
     # "identity" needs no fitting; Calibrator rejects unknown methods.
     return Calibrator(method)

@@ -8,13 +8,8 @@ sees the in-sample scores a booster gives the rows it was fitted on, and which i
 trust too much; the holdout and scoring use the booster fitted on every training row (the
 gbm contender itself).
 
-Measured (issue 15, holdout AUC): as an input, the log-odds beat the booster everywhere
-(5k synthetic customers 0.7265 vs 0.7171, CDNOW 0.8391 vs 0.8332) and the plain network on
-synthetic data (20k 0.7790 vs 0.7669, 50k 0.7931 vs 0.7872), 0.001 behind it on CDNOW. As
-an additive offset, the last layer starting at zero so that training starts at the
-booster, early stopping ended training near the booster (20k: 0.7309) and lost what the
-sequence adds. In-sample log-odds as the input made the network worse than either part
-(5k: 0.6857).
+Why an input and not an additive offset, and the figures: docs/benchmarks.md ("The
+recurrent hybrid").
 
 Stored as one zip of two members: the network's .keras file and the booster's skops file,
 loaded by their own safe loaders (never a pickle).
@@ -28,10 +23,9 @@ from functools import cached_property
 import keras
 import numpy as np
 import pandas as pd
-from scipy.special import logit
 
 from llm_model.baselines import StaticModel, UntrustedArtifact, new_classifier
-from llm_model.calibration import EPS, Calibrator
+from llm_model.calibration import Calibrator, log_odds
 from llm_model.manifest import ModelManifest
 from llm_model.model import TrainedModel, for_scoring, model_from_bytes, model_to_bytes
 from llm_model.sequences import Features, Snapshot
@@ -57,10 +51,6 @@ def customer_folds(customer_ids: np.ndarray, n_folds: int) -> np.ndarray:
     validation split's."""
     hashed = pd.util.hash_array(np.asarray(customer_ids, dtype=object), hash_key="boosterfolds0000")
     return (hashed % np.uint64(n_folds)).astype(np.int64)
-
-
-def log_odds(p: np.ndarray) -> np.ndarray:
-    return logit(np.clip(p, EPS, 1 - EPS)).astype(np.float32)
 
 
 def out_of_fold_log_odds(train: Snapshot, seed: int, n_folds: int = N_FOLDS) -> np.ndarray:

@@ -11,13 +11,12 @@ import tensorflow as tf
 
 from llm_model import metrics
 from llm_model.baselines import STATIC_KINDS, RecencyReference, StaticModel, fit_static_model
-from llm_model.calibration import choose_calibrator
+from llm_model.calibration import EPS, choose_calibrator, log_odds
 from llm_model.hybrid import (
     BOOSTER_KIND,
     N_FOLDS,
     HybridModel,
     hybrid_kind,
-    log_odds,
     out_of_fold_log_odds,
     with_boosted_score,
 )
@@ -223,7 +222,7 @@ def evaluate(
         raw = model.raw_scores(holdout.features)
         scores[kind] = model.manifest.calibrator.transform(raw)
         if kind not in STATIC_KINDS:
-            scores[f"{kind}_raw"] = np.clip(raw, 1e-6, 1 - 1e-6)
+            scores[f"{kind}_raw"] = np.clip(raw, EPS, 1 - EPS)
     scores["recency"] = RecencyReference.fit(training.train).propensity(holdout.features)
     if champion is not None:
         champion_features = champion.features(events, holdout.features.customer_ids, holdout.cutoff)

@@ -57,19 +57,15 @@ def test_the_is_active_rule_never_looks_at_the_event_source(loaded):
 
 
 @pytest.mark.parametrize(
-    ("rule", "reads_events", "answered_within_365_days", "answered_by_the_whole_history"),
+    ("rule", "reads_events"),
     [
-        (ActiveRule("is_active", 30), False, False, False),
-        (ActiveRule("recent_events", 365), True, True, True),
-        (ActiveRule("recent_events", 366), True, False, True),
+        (ActiveRule("is_active", 30), False),
+        (ActiveRule("recent_events", 365), True),
+        (ActiveRule("recent_events", 366), True),
     ],
 )
-def test_which_rules_read_events_and_when_a_partition_answers_them(
-    rule, reads_events, answered_within_365_days, answered_by_the_whole_history
-):
+def test_which_rules_read_events(rule, reads_events):
     assert rule.reads_events is reads_events
-    assert rule.answered_by_events(days_read=365) is answered_within_365_days
-    assert rule.answered_by_events(days_read=None) is answered_by_the_whole_history
 
 
 def test_unknown_rules_and_misuse_are_refused():
