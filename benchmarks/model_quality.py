@@ -276,10 +276,7 @@ def forward(args: argparse.Namespace) -> None:
         result = train_and_evaluate(
             history,
             cutoff,
-            settings.sequence_config(horizon),
-            settings.network_config(),
-            settings.n_snapshots,
-            settings.stride_days(horizon),
+            settings.training_plan(),
             verbose=0,
         )
         for kind, model in result.contenders.models.items():

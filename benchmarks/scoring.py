@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -264,16 +264,13 @@ def train_champion(args: argparse.Namespace) -> ModelPackage:
     """Train once on a subset, with the service's default settings, as the retrain does."""
     from llm_model.training import train_and_evaluate
 
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None).overridden(epochs=args.epochs, seed=args.seed)
     _, events = block_data(0, min(args.train_customers, BLOCK), args.seed)
     as_of = pd.Timestamp(events["occurred_at"].max())
     result = train_and_evaluate(
         events,
         as_of,
-        settings.sequence_config(settings.horizon_days),
-        replace(settings.network_config(epochs=args.epochs), seed=args.seed),
-        settings.n_snapshots,
-        settings.stride_days(settings.horizon_days),
+        settings.training_plan(),
         verbose=0,
     )
     # The kind asked for, whichever won: the benchmark measures that kind's scoring.

@@ -24,9 +24,8 @@ from flows.settings import Settings
 from flows.tasks import compute_task, io_task
 from llm_model.charts import model_charts
 from llm_model.kinds import load_servable
-from llm_model.manifest import ModelConfig
+from llm_model.manifest import TrainingPlan
 from llm_model.promotion import decide_promotion
-from llm_model.sequences import SequenceConfig
 from llm_model.training import train_and_evaluate
 
 
@@ -36,11 +35,7 @@ class RetrainJob:
 
     databases: Databases
     source: EventSource
-    sequence: SequenceConfig
-    network: ModelConfig
-    hybrid: bool
-    n_snapshots: int
-    stride_days: int
+    plan: TrainingPlan
     metric: str
     tolerance: float
     reports_dir: Path
@@ -48,15 +43,10 @@ class RetrainJob:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetrainJob":
-        horizon = settings.horizon_days
         return cls(
             databases=settings.databases(),
             source=settings.event_source,
-            sequence=settings.sequence_config(horizon),
-            network=settings.network_config(),
-            hybrid=settings.hybrid,
-            n_snapshots=settings.n_snapshots,
-            stride_days=settings.stride_days(horizon),
+            plan=settings.training_plan(),
             metric=settings.selection_metric,
             tolerance=settings.promotion_tolerance,
             reports_dir=Path(settings.reports_dir).resolve(),
@@ -112,14 +102,10 @@ def train_challenger(
     result = train_and_evaluate(
         pd.read_parquet(events),
         pd.Timestamp(window.as_of),
-        job.sequence,
-        job.network,
-        job.n_snapshots,
-        job.stride_days,
+        job.plan,
         champion,
         # A live progress bar on a terminal; one line per epoch in logs.
         verbose="auto" if sys.stdout.isatty() else 2,
-        hybrid=job.hybrid,
     )
     if result.data.skipped_cutoffs:
         get_run_logger().warning(

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.customers import ActiveRule
 from db.source import EventSource
 from flows.databases import Databases
-from llm_model.manifest import ModelConfig
+from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.sequences import SequenceConfig
 
 
@@ -98,10 +98,6 @@ class Settings(BaseSettings):
     )
     import_chunk_rows: int = Field(200_000, gt=0)
 
-    def stride_days(self, horizon_days: int) -> int:
-        """Snapshot stride, widened to the horizon so no training label reaches the holdout."""
-        return max(self.snapshot_stride_days, horizon_days)
-
     def overridden(self, **values) -> "Settings":
         """These settings with the values given (None: keep the setting), checked again."""
         given = {name: value for name, value in values.items() if value is not None}
@@ -116,17 +112,21 @@ class Settings(BaseSettings):
             events_url=self.source_database_url or self.database_url,
         )
 
-    def sequence_config(self, horizon_days: int) -> SequenceConfig:
-        return SequenceConfig(
-            max_len=self.max_len,
-            target_event=self.target_event,
-            horizon_days=horizon_days,
-            lookback_days=self.lookback_days,
-        )
-
-    def network_config(self, cell: str | None = None, epochs: int | None = None) -> ModelConfig:
-        return ModelConfig(
-            cell=cell or self.cell, units=self.units, epochs=epochs or self.epochs, seed=self.seed
+    def training_plan(self) -> TrainingPlan:
+        return TrainingPlan(
+            sequence=SequenceConfig(
+                max_len=self.max_len,
+                target_event=self.target_event,
+                horizon_days=self.horizon_days,
+                lookback_days=self.lookback_days,
+            ),
+            network=ModelConfig(
+                cell=self.cell, units=self.units, epochs=self.epochs, seed=self.seed
+            ),
+            n_snapshots=self.n_snapshots,
+            # Widened to the horizon so no training label reaches the holdout's window.
+            stride_days=max(self.snapshot_stride_days, self.horizon_days),
+            hybrid=self.hybrid,
         )
 
     @cached_property

@@ -45,6 +45,18 @@ LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
 
 
 @dataclass(frozen=True)
+class TrainingPlan:
+    """How a retrain trains: the snapshots' settings, the network's, and whether the
+    recurrent model on top of gradient boosting joins the contenders."""
+
+    sequence: SequenceConfig
+    network: ModelConfig
+    n_snapshots: int
+    stride_days: int
+    hybrid: bool = True
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """Holdout metrics keyed by name: every servable contender (by kind), references that
     are not served (the recency heuristic, the recurrent model before calibration) and

@@ -26,6 +26,7 @@ from llm_model.manifest import (
     ModelManifest,
     ModelMetrics,
     TrainingData,
+    TrainingPlan,
 )
 from llm_model.model import (
     TrainedModel,
@@ -274,16 +275,12 @@ def resolve_as_of(
 def train_and_evaluate(
     events: pd.DataFrame,
     as_of: pd.Timestamp,
-    sequence_config: SequenceConfig,
-    model_config: ModelConfig,
-    n_snapshots: int,
-    stride_days: int,
+    plan: TrainingPlan,
     champion: ServableModel | None = None,
     verbose: int | str = "auto",
-    hybrid: bool = True,
 ) -> RetrainResult:
-    training = build_training_set(events, as_of, sequence_config, n_snapshots, stride_days)
-    contenders = fit_contenders(training, model_config, sequence_config, verbose, hybrid)
+    training = build_training_set(events, as_of, plan.sequence, plan.n_snapshots, plan.stride_days)
+    contenders = fit_contenders(training, plan.network, plan.sequence, verbose, plan.hybrid)
     evaluation = evaluate(contenders.models, training, events, champion)
     data = TrainingData(
         as_of=str(as_of),

@@ -76,10 +76,7 @@ def trained_packages() -> dict[str, ModelPackage]:
     result = train_and_evaluate(
         events,
         as_of,
-        settings.sequence_config(settings.horizon_days),
-        settings.network_config(),
-        settings.n_snapshots,
-        settings.stride_days(settings.horizon_days),
+        settings.training_plan(),
         verbose=0,
     )
     metric = settings.selection_metric

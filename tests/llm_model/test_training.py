@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from llm_model import metrics
-from llm_model.manifest import ModelConfig
+from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.sequences import Snapshot
 from llm_model.training import (
     evaluate,
@@ -48,10 +48,7 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
     result = train_and_evaluate(
         events,
         events["occurred_at"].max(),
-        sequence_config,
-        tiny_config,
-        n_snapshots=3,
-        stride_days=30,
+        TrainingPlan(sequence_config, tiny_config, n_snapshots=3, stride_days=30),
     )
     table = result.evaluation.table
     assert set(table) == {
@@ -98,10 +95,7 @@ def test_a_purchases_only_log_with_one_time_buyers_trains(events, tiny_config, s
     result = train_and_evaluate(
         purchases,
         purchases["occurred_at"].max(),
-        sequence_config,
-        tiny_config,
-        n_snapshots=3,
-        stride_days=30,
+        TrainingPlan(sequence_config, tiny_config, n_snapshots=3, stride_days=30),
     )
     assert result.data.vocabulary == ("purchase",)
     assert 0.0 <= result.evaluation.table["gru"]["roc_auc"] <= 1.0
@@ -112,10 +106,12 @@ def test_a_horizon_longer_than_the_data_is_refused(events, tiny_config, sequence
         train_and_evaluate(
             events,
             events["occurred_at"].max(),
-            dataclasses.replace(sequence_config, horizon_days=400),
-            tiny_config,
-            n_snapshots=3,
-            stride_days=400,
+            TrainingPlan(
+                dataclasses.replace(sequence_config, horizon_days=400),
+                tiny_config,
+                n_snapshots=3,
+                stride_days=400,
+            ),
         )
 
 
