@@ -267,12 +267,7 @@ def train_champion(args: argparse.Namespace) -> ModelPackage:
     settings = Settings(_env_file=None).overridden(epochs=args.epochs, seed=args.seed)
     _, events = block_data(0, min(args.train_customers, BLOCK), args.seed)
     as_of = pd.Timestamp(events["occurred_at"].max())
-    result = train_and_evaluate(
-        events,
-        as_of,
-        settings.training_plan(),
-        verbose=0,
-    )
+    result = train_and_evaluate(events, as_of, settings.training_plan(), verbose=0)
     # The kind asked for, whichever won: the benchmark measures that kind's scoring.
     metric = settings.selection_metric
     return ModelPackage.of(result, args.champion_kind, metric, as_of.to_pydatetime(), None)

@@ -73,12 +73,7 @@ def trained_packages() -> dict[str, ModelPackage]:
         settings = Settings(_env_file=None)
     events = generate(POPULATION, seed=SEED).events
     as_of = pd.Timestamp(events["occurred_at"].max())
-    result = train_and_evaluate(
-        events,
-        as_of,
-        settings.training_plan(),
-        verbose=0,
-    )
+    result = train_and_evaluate(events, as_of, settings.training_plan(), verbose=0)
     metric = settings.selection_metric
     return {
         kind: ModelPackage.of(result, kind, metric, as_of.to_pydatetime(), None)
