@@ -171,3 +171,56 @@ class ServiceLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128), nullable=False)
     acquired_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class ScoreRunOutcome(Base):
+    """Realized outcome of a matured score run: its scores judged against what happened."""
+
+    __tablename__ = "score_run_outcomes"
+    __table_args__ = {
+        "comment": "One row per evaluated score run; kept when the run's scores are pruned."
+    }
+
+    # No foreign key: monitoring history outlives the scores it judged.
+    score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    evaluated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    as_of: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    model_version_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    horizon_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_customers: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_converted: Mapped[int] = mapped_column(Integer, nullable=False)
+    base_rate: Mapped[float] = mapped_column(Double, nullable=False)
+    roc_auc: Mapped[float | None] = mapped_column(Double, nullable=True)
+    pr_auc: Mapped[float | None] = mapped_column(Double, nullable=True)
+    log_loss: Mapped[float] = mapped_column(Double, nullable=False)
+    brier: Mapped[float] = mapped_column(Double, nullable=False)
+    ece: Mapped[float] = mapped_column(Double, nullable=False)
+    top_decile_lift: Mapped[float | None] = mapped_column(Double, nullable=True)
+    note: Mapped[str | None] = mapped_column(
+        Text, nullable=True, comment="Why a metric is NULL (e.g. no conversions in the horizon)."
+    )
+
+
+class ScoreRunOutcomeDecile(Base):
+    __tablename__ = "score_run_outcome_deciles"
+    __table_args__ = {"comment": "Expected and actual conversions per decile of an evaluated run."}
+
+    score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    decile: Mapped[int] = mapped_column(SmallInteger, primary_key=True, comment="1 = best")
+    customers: Mapped[int] = mapped_column(Integer, nullable=False)
+    expected: Mapped[float] = mapped_column(
+        Double, nullable=False, comment="Sum of the decile's propensities."
+    )
+    actual: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ScoreRunDrift(Base):
+    __tablename__ = "score_run_drift"
+    __table_args__ = {
+        "comment": "Population stability index of each feature and the score against the "
+        "champion's training reference, per score run."
+    }
+
+    score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    feature: Mapped[str] = mapped_column(String(96), primary_key=True)
+    psi: Mapped[float] = mapped_column(Double, nullable=False)

@@ -16,3 +16,16 @@ WHERE r.id = (
     LIMIT 1
 )
 """
+
+# Runs whose scores were pruned keep their row in score_runs, so the history stays whole.
+MONITORING_VIEW = f"""
+CREATE VIEW score_run_monitoring AS
+SELECT r.id AS score_run_id, r.as_of, r.model_version_id, m.kind, r.n_scored,
+       (SELECT MAX(d.psi) FROM score_run_drift d WHERE d.score_run_id = r.id) AS max_psi,
+       o.evaluated_at, o.n_converted, o.base_rate, o.roc_auc, o.pr_auc, o.log_loss,
+       o.brier, o.ece, o.top_decile_lift
+FROM score_runs r
+JOIN model_versions m ON m.id = r.model_version_id
+LEFT JOIN score_run_outcomes o ON o.score_run_id = r.id
+WHERE r.status = '{ScoreRunStatus.SUCCEEDED}'
+"""

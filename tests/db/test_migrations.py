@@ -15,7 +15,17 @@ from db.migrate import (
 )
 from db.models import Base
 
-TABLES = {"customers", "customer_events", "model_versions", "score_runs", "propensity_scores"}
+TABLES = {
+    "customers",
+    "customer_events",
+    "model_versions",
+    "score_runs",
+    "propensity_scores",
+    "score_run_outcomes",
+    "score_run_outcome_deciles",
+    "score_run_drift",
+}
+VIEWS = {"current_propensity_scores", "score_run_monitoring"}
 
 
 def test_upgrade_creates_tables_and_view_then_downgrade_removes_them(database_url):
@@ -24,14 +34,14 @@ def test_upgrade_creates_tables_and_view_then_downgrade_removes_them(database_ur
         upgrade(connection)
     inspector = inspect(engine)
     assert set(inspector.get_table_names()) >= TABLES
-    assert "current_propensity_scores" in inspector.get_view_names()
+    assert set(inspector.get_view_names()) >= VIEWS
     with engine.connect() as connection:
         assert current_revision(connection) == head_revision()
     with engine.begin() as connection:
         downgrade(connection, "base")
     inspector = inspect(engine)
     assert not TABLES & set(inspector.get_table_names())
-    assert "current_propensity_scores" not in inspector.get_view_names()
+    assert not VIEWS & set(inspector.get_view_names())
     with engine.begin() as connection:
         upgrade(connection)
     assert set(inspect(engine).get_table_names()) >= TABLES
