@@ -43,6 +43,7 @@ from llm_model.metrics import summary as summary_of
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
 from llm_model.training import (
+    calibration_split,
     evaluate,
     fit_hybrid,
     fit_model,
@@ -168,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
         lookback_days=args.lookback_days,
     )
     started = time.perf_counter()
-    training = build_training_set(events, as_of, sequence_config, args.snapshots, args.stride_days)
+    training, judge = calibration_split(
+        build_training_set(events, as_of, sequence_config, args.snapshots, args.stride_days)
+    )
     n_train, n_holdout = len(training.train.labels), len(training.holdout.labels)
     print(
         f"{len(events):,} events, as_of {as_of}; train rows {n_train:,} "
@@ -194,10 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     for cell in args.cells:
         cell_config = replace(config, cell=cell)
         started = time.perf_counter()
-        networks[cell], _ = fit_model(training, cell_config, sequence_config, verbose=0)
+        networks[cell], _ = fit_model(training, judge, cell_config, sequence_config, verbose=0)
         timing[cell] = network_timing(networks[cell].network, started, n_train)
         hybrid, started = hybrid_kind(cell), time.perf_counter()
-        networks[hybrid], _ = fit_hybrid(training, static["gbm"], cell_config, sequence_config, 0)
+        networks[hybrid], _ = fit_hybrid(
+            training, judge, static["gbm"], cell_config, sequence_config, 0
+        )
         timing[hybrid] = network_timing(networks[hybrid].network, started, n_train)
     table = evaluate({**networks, **static}, training, events).table
     for kind in networks:

@@ -179,6 +179,9 @@ class TrainingData:
     vocabulary: tuple[str, ...]
     # Cutoffs left out because no customer existed yet; absent from rows written before.
     skipped_cutoffs: tuple[str, ...] = ()
+    # Holdout customers set aside to choose the calibrators, never in the reported figures;
+    # 0 in rows written before, when the calibrators were chosen on the reported holdout.
+    n_calibration: int = 0
 
     def to_json(self) -> JSON:
         return {
@@ -190,10 +193,15 @@ class TrainingData:
 
     @classmethod
     def from_json(cls, data: JSON) -> "TrainingData":
-        values = {f.name: data[f.name] for f in fields(cls) if f.name != "skipped_cutoffs"}
+        later = {"skipped_cutoffs", "n_calibration"}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name not in later}
         lists = {name: tuple(data[name]) for name in ("train_cutoffs", "vocabulary")}
         skipped = tuple(data.get("skipped_cutoffs") or ())
-        return cls(**{**values, **lists}, skipped_cutoffs=skipped)
+        return cls(
+            **{**values, **lists},
+            skipped_cutoffs=skipped,
+            n_calibration=data.get("n_calibration", 0),
+        )
 
 
 @dataclass(frozen=True)

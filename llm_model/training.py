@@ -40,10 +40,28 @@ from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_tra
 from llm_model.servable import ServableModel
 
 
+def customer_hash(customer_ids: np.ndarray) -> np.ndarray:
+    """A stable hash per customer id, the same on every run and host."""
+    return pd.util.hash_array(np.asarray(customer_ids, dtype=object))
+
+
 def validation_mask(customer_ids: np.ndarray, share: float) -> np.ndarray:
     """Hold out whole customers (all their snapshots) so validation never sees their past."""
-    hashed = pd.util.hash_array(np.asarray(customer_ids, dtype=object))
-    return (hashed % 10_000) < int(share * 10_000)
+    return (customer_hash(customer_ids) % 10_000) < int(share * 10_000)
+
+
+def calibration_split(training: TrainingSet) -> tuple[TrainingSet, Snapshot]:
+    """The training set whose holdout keeps half of the holdout customers, and the other
+    half, on which the calibrators are chosen: the reported and promoted figures come from
+    customers the choice never saw. The halves use bits of the hash the validation split
+    does not, so neither half gathers the validation customers."""
+    holdout = training.holdout
+    chooses = (customer_hash(holdout.features.customer_ids) >> np.uint64(32)) % 2 == 1
+    reported, judge = (
+        Snapshot(holdout.cutoff, holdout.features.take(np.flatnonzero(rows)), holdout.labels[rows])
+        for rows in (~chooses, chooses)
+    )
+    return replace(training, holdout=reported), judge
 
 
 def validation_split(train: Snapshot, share: float) -> tuple[Snapshot, Snapshot]:
@@ -98,12 +116,13 @@ def fit_network(
 
 def fit_model(
     training: TrainingSet,
+    judge: Snapshot,
     config: ModelConfig,
     sequence_config: SequenceConfig,
     verbose: int | str = "auto",
 ) -> tuple[TrainedModel, dict[str, float]]:
     """Train on a customer split of the training snapshots; choose the calibrator fitted on
-    the validation customers by its log loss on the temporal holdout."""
+    the validation customers by its log loss on `judge`, the holdout half kept for it."""
     fit_part, validation = validation_split(training.train, config.validation_share)
     network = fit_network(
         fit_part, validation, training.vocab.size, config, sequence_config.max_len, verbose
@@ -113,8 +132,8 @@ def fit_model(
     calibrator, calibration_report = choose_calibrator(
         validation.labels,
         predict(probability, validation.features),
-        training.holdout.labels,
-        predict(probability, training.holdout.features),
+        judge.labels,
+        predict(probability, judge.features),
     )
     manifest = ModelManifest.for_training(
         training, sequence_config, config.cell, calibrator, network=config
@@ -124,6 +143,7 @@ def fit_model(
 
 def fit_hybrid(
     training: TrainingSet,
+    judge: Snapshot,
     booster: StaticModel,
     config: ModelConfig,
     sequence_config: SequenceConfig,
@@ -131,10 +151,10 @@ def fit_hybrid(
     n_folds: int = N_FOLDS,
 ) -> tuple[HybridModel, dict[str, float]]:
     """The recurrent model fitted as fit_model fits it (early stopping on the validation
-    customers, the calibrator chosen on the holdout) with one more static input: the
-    booster's log-odds, out of fold on the training rows, and those of `booster` (fitted on
-    every training row) on the holdout."""
-    train, holdout = training.train, training.holdout
+    customers, the calibrator chosen on `judge`) with one more static input: the booster's
+    log-odds, out of fold on the training rows, and those of `booster` (fitted on every
+    training row) on `judge`."""
+    train = training.train
     boosted = replace(
         training,
         train=Snapshot(
@@ -142,13 +162,13 @@ def fit_hybrid(
             with_boosted_score(train.features, out_of_fold_log_odds(train, config.seed, n_folds)),
             train.labels,
         ),
-        holdout=Snapshot(
-            holdout.cutoff,
-            with_boosted_score(holdout.features, log_odds(booster.raw_scores(holdout.features))),
-            holdout.labels,
-        ),
     )
-    corrector, calibration = fit_model(boosted, config, sequence_config, verbose)
+    boosted_judge = Snapshot(
+        judge.cutoff,
+        with_boosted_score(judge.features, log_odds(booster.raw_scores(judge.features))),
+        judge.labels,
+    )
+    corrector, calibration = fit_model(boosted, boosted_judge, config, sequence_config, verbose)
     manifest = replace(
         corrector.manifest,
         kind=hybrid_kind(config.cell),
@@ -171,18 +191,19 @@ class Contenders:
 
 def fit_contenders(
     training: TrainingSet,
+    judge: Snapshot,
     config: ModelConfig,
     sequence_config: SequenceConfig,
     verbose: int | str = "auto",
     hybrid: bool = True,
 ) -> Contenders:
     """Every servable kind on the same snapshots: with `hybrid`, also the recurrent model
-    on top of the gbm contender. One that cannot be trained (one class in its data, too
-    few positives to validate, no gbm to build on) is reported and skipped; none at all is
-    an error."""
+    on top of the gbm contender; the recurrent ones are calibrated on `judge`. One that
+    cannot be trained (one class in its data, too few positives to validate, no gbm to
+    build on) is reported and skipped; none at all is an error."""
     models, failures, calibration = {}, {}, {}
     try:
-        recurrent, calibration = fit_model(training, config, sequence_config, verbose)
+        recurrent, calibration = fit_model(training, judge, config, sequence_config, verbose)
         models[config.cell] = recurrent
     except ValueError as error:
         failures[config.cell] = str(error)
@@ -197,7 +218,7 @@ def fit_contenders(
             if BOOSTER_KIND not in models:
                 raise ValueError(f"no {BOOSTER_KIND} contender to build on")
             models[kind], report = fit_hybrid(
-                training, models[BOOSTER_KIND], config, sequence_config, verbose
+                training, judge, models[BOOSTER_KIND], config, sequence_config, verbose
             )
             calibration.update({f"{kind} {method}": loss for method, loss in report.items()})
         except ValueError as error:
@@ -279,8 +300,10 @@ def train_and_evaluate(
     champion: ServableModel | None = None,
     verbose: int | str = "auto",
 ) -> RetrainResult:
-    training = build_training_set(events, as_of, plan.sequence, plan.n_snapshots, plan.stride_days)
-    contenders = fit_contenders(training, plan.network, plan.sequence, verbose, plan.hybrid)
+    training, judge = calibration_split(
+        build_training_set(events, as_of, plan.sequence, plan.n_snapshots, plan.stride_days)
+    )
+    contenders = fit_contenders(training, judge, plan.network, plan.sequence, verbose, plan.hybrid)
     evaluation = evaluate(contenders.models, training, events, champion)
     data = TrainingData(
         as_of=str(as_of),
@@ -289,6 +312,7 @@ def train_and_evaluate(
         holdout_cutoff=str(training.holdout.cutoff),
         n_train=len(training.train.labels),
         n_holdout=len(training.holdout.labels),
+        n_calibration=len(judge.labels),
         train_base_rate=float(training.train.labels.mean()),
         holdout_base_rate=float(training.holdout.labels.mean()),
         vocabulary=training.vocab.event_types,

@@ -10,9 +10,9 @@ from llm_model.baselines import StaticModel, fit_static_model
 from llm_model.hybrid import HybridModel
 from llm_model.manifest import ModelConfig
 from llm_model.model import TrainedModel
-from llm_model.sequences import SequenceConfig, TrainingSet, build_training_set
+from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
 from llm_model.synthetic import generate
-from llm_model.training import fit_hybrid, fit_model
+from llm_model.training import calibration_split, fit_hybrid, fit_model
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +33,27 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def training(events, sequence_config) -> TrainingSet:
-    """Two training snapshots and the temporal holdout, ending at the last event."""
-    return build_training_set(events, events["occurred_at"].max(), sequence_config, n_snapshots=3)
+def split_training(events, sequence_config) -> tuple[TrainingSet, Snapshot]:
+    """Two training snapshots and the reported half of the temporal holdout, ending at the
+    last event, and the half the calibrators are chosen on."""
+    return calibration_split(
+        build_training_set(events, events["occurred_at"].max(), sequence_config, n_snapshots=3)
+    )
 
 
 @pytest.fixture(scope="session")
-def trained(training, tiny_config, sequence_config) -> TrainedModel:
-    model, _ = fit_model(training, tiny_config, sequence_config, verbose=0)
+def training(split_training) -> TrainingSet:
+    return split_training[0]
+
+
+@pytest.fixture(scope="session")
+def judge(split_training) -> Snapshot:
+    return split_training[1]
+
+
+@pytest.fixture(scope="session")
+def trained(training, judge, tiny_config, sequence_config) -> TrainedModel:
+    model, _ = fit_model(training, judge, tiny_config, sequence_config, verbose=0)
     return model
 
 
@@ -54,9 +67,11 @@ def static_models(training, tiny_config, sequence_config) -> dict[str, StaticMod
 
 
 @pytest.fixture(scope="session")
-def hybrid(training, static_models, tiny_config, sequence_config) -> HybridModel:
+def hybrid(training, judge, static_models, tiny_config, sequence_config) -> HybridModel:
     """The tiny recurrent model on top of the gbm of `static_models`."""
-    model, _ = fit_hybrid(training, static_models["gbm"], tiny_config, sequence_config, verbose=0)
+    model, _ = fit_hybrid(
+        training, judge, static_models["gbm"], tiny_config, sequence_config, verbose=0
+    )
     return model
 
 

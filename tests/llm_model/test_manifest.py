@@ -259,7 +259,11 @@ METRICS = {
     "contenders": ["gru", "logistic", "gbm"],
     "winner": "gru",
     "selection_metric": "log_loss",
-    "data": {**STORED_METRICS["data"], "skipped_cutoffs": ["2026-07-03 00:00:00"]},
+    "data": {
+        **STORED_METRICS["data"],
+        "skipped_cutoffs": ["2026-07-03 00:00:00"],
+        "n_calibration": 390,
+    },
     "champion_version_id": 3,
     "calibration_log_loss": {"identity": 0.33, "platt": 0.31},
     "skipped_contenders": {"lstm": "too few positive labels to train and validate"},
@@ -273,7 +277,7 @@ def metrics_record() -> ModelMetrics:
         contenders=("gru", "logistic", "gbm"),
         winner="gru",
         selection_metric="log_loss",
-        data=dataclasses.replace(DATA, skipped_cutoffs=("2026-07-03 00:00:00",)),
+        data=dataclasses.replace(DATA, skipped_cutoffs=("2026-07-03 00:00:00",), n_calibration=390),
         champion_version_id=3,
         calibration_log_loss={"identity": 0.33, "platt": 0.31},
         skipped_contenders={"lstm": "too few positive labels to train and validate"},
@@ -288,9 +292,10 @@ def test_stored_metrics_load_as_their_parts():
 
 def test_metrics_json_is_the_stored_shape():
     assert metrics_record().to_json() == METRICS
-    # Data rows written before skipped cutoffs existed load with none.
+    # Data rows written before skipped cutoffs and the calibration half existed load with
+    # none of either.
     assert TrainingData.from_json(STORED_METRICS["data"]) == DATA
-    assert DATA.to_json() == {**STORED_METRICS["data"], "skipped_cutoffs": []}
+    assert DATA.to_json() == {**STORED_METRICS["data"], "skipped_cutoffs": [], "n_calibration": 0}
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,13 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import log_loss
 
 from llm_model import metrics
 from llm_model.manifest import ModelConfig, TrainingPlan
-from llm_model.sequences import Snapshot
+from llm_model.sequences import Snapshot, build_training_set
 from llm_model.training import (
+    calibration_split,
     evaluate,
     fit_contenders,
     fit_model,
@@ -22,7 +24,7 @@ from llm_model.training import (
 
 
 def test_same_data_and_seed_give_the_same_predictions(
-    training, trained, tiny_config, sequence_config
+    training, judge, trained, tiny_config, sequence_config
 ):
     # Background threads (Prefect's, in the flows) draw from Python's global `random` too.
     stop = threading.Event()
@@ -34,7 +36,7 @@ def test_same_data_and_seed_give_the_same_predictions(
     other_thread = threading.Thread(target=draw_until_stopped)
     other_thread.start()
     try:
-        again, _ = fit_model(training, tiny_config, sequence_config, verbose=0)
+        again, _ = fit_model(training, judge, tiny_config, sequence_config, verbose=0)
     finally:
         stop.set()
         other_thread.join()
@@ -137,14 +139,14 @@ def test_evaluate_scores_each_contender_the_recency_reference_and_the_champion(
 
 
 def test_a_recurrent_model_without_validation_positives_leaves_the_static_ones(
-    training, tiny_config, sequence_config
+    training, judge, tiny_config, sequence_config
 ):
     # 0.0001 of the customers: the validation split holds none of them, so no positives.
     config = dataclasses.replace(tiny_config, validation_share=0.0001)
     with pytest.raises(ValueError, match="too few positive labels"):
-        fit_model(training, config, sequence_config, verbose=0)
+        fit_model(training, judge, config, sequence_config, verbose=0)
 
-    contenders = fit_contenders(training, config, sequence_config, verbose=0)
+    contenders = fit_contenders(training, judge, config, sequence_config, verbose=0)
 
     assert list(contenders.models) == ["logistic", "gbm"]
     assert list(contenders.failures) == ["gru", "gru_hybrid"]
@@ -154,20 +156,22 @@ def test_a_recurrent_model_without_validation_positives_leaves_the_static_ones(
 
 
 def test_without_the_hybrid_the_contenders_are_the_plain_ones(
-    training, tiny_config, sequence_config
+    training, judge, tiny_config, sequence_config
 ):
-    contenders = fit_contenders(training, tiny_config, sequence_config, verbose=0, hybrid=False)
+    contenders = fit_contenders(
+        training, judge, tiny_config, sequence_config, verbose=0, hybrid=False
+    )
     assert (list(contenders.models), contenders.failures) == (["gru", "logistic", "gbm"], {})
 
 
-def test_no_trainable_contender_is_an_error_naming_each_reason(training, sequence_config):
+def test_no_trainable_contender_is_an_error_naming_each_reason(training, judge, sequence_config):
     train = training.train
     no_positives = dataclasses.replace(
         training, train=Snapshot(train.cutoff, train.features, np.zeros_like(train.labels))
     )
     config = ModelConfig(cell="lstm", units=4, embedding_dim=4, dense_units=4, epochs=1)
     with pytest.raises(ValueError, match=r"^no contender could be trained") as raised:
-        fit_contenders(no_positives, config, sequence_config, verbose=0)
+        fit_contenders(no_positives, judge, config, sequence_config, verbose=0)
     message = str(raised.value)
     for kind in (
         "lstm: too few positive labels",
@@ -176,3 +180,46 @@ def test_no_trainable_contender_is_an_error_naming_each_reason(training, sequenc
         "lstm_hybrid: no gbm contender to build on",
     ):
         assert kind in message
+
+
+def test_the_calibrators_are_chosen_on_holdout_customers_the_reported_figures_never_see(
+    events, tiny_config, sequence_config
+):
+    full = build_training_set(events, events["occurred_at"].max(), sequence_config, n_snapshots=3)
+    training, judge = calibration_split(full)
+    reported_ids = set(training.holdout.features.customer_ids)
+    judge_ids = set(judge.features.customer_ids)
+    assert reported_ids.isdisjoint(judge_ids)
+    assert reported_ids | judge_ids == set(full.holdout.features.customer_ids)
+    assert 0.35 < len(judge_ids) / len(full.holdout.labels) < 0.65
+    assert training.train is full.train
+
+    model, report = fit_model(training, judge, tiny_config, sequence_config, verbose=0)
+
+    def identity_loss(snapshot: Snapshot) -> float:
+        raw = np.clip(model.raw_scores(snapshot.features), 1e-6, 1 - 1e-6)
+        return log_loss(snapshot.labels, raw)
+
+    assert report["identity"] == pytest.approx(identity_loss(judge), rel=1e-6)
+    assert report["identity"] != pytest.approx(identity_loss(training.holdout), rel=1e-3)
+
+
+def test_the_reported_holdout_is_the_half_the_calibrators_never_saw(
+    events, tiny_config, sequence_config
+):
+    as_of = events["occurred_at"].max()
+    result = train_and_evaluate(
+        events, as_of, TrainingPlan(sequence_config, tiny_config, n_snapshots=3, stride_days=30)
+    )
+    full = build_training_set(events, as_of, sequence_config, n_snapshots=3, stride_days=30)
+    reported, judge = calibration_split(full)
+
+    np.testing.assert_array_equal(result.evaluation.labels, reported.holdout.labels)
+    assert (result.data.n_holdout, result.data.n_calibration) == (
+        len(reported.holdout.labels),
+        len(judge.labels),
+    )
+    gbm = result.contenders.models["gbm"].propensity(reported.holdout.features)
+    assert result.evaluation.table["gbm"] == pytest.approx(
+        metrics.summary(reported.holdout.labels, gbm)
+    )
