@@ -10,12 +10,13 @@ Synthetic data (the default) or an event log in any database the project can rea
 Training goes through the library's own path (build_training_set, fit_model, evaluate: what
 train_and_evaluate runs), so the figures are those the retrain flow would register. Offline.
 
---forward judges the service as it runs, not a holdout: the whole log goes into a fresh
-SQLite database, and at each cutoff in turn the real retrain and score flows run with the
-service's default settings (the champion rule included, so a later cutoff's challenger
-meets the earlier champion). The published scores, and every contender fitted on the same
-snapshots and scored at the cutoff, are judged against the target events that happened in
-(cutoff, cutoff + horizon].
+--forward FROM,TO judges the service as it runs, not a holdout: the whole log goes into a
+fresh SQLite database as the service's own events, and the service's backtest flow
+(`propensity backtest`) replays retrain and score at every cutoff from FROM to TO, every
+--every-days (default: the horizon), with the service's default settings (the champion rule
+included, so a later cutoff's challenger meets the earlier champion). The published scores
+of the champion and of the logistic and gbm contenders are judged against the target events
+that happened in (cutoff, cutoff + horizon]; the table is printed as Markdown.
 """
 
 import argparse
@@ -26,9 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import text
 
 from db.engine import make_engine, transaction
 from db.event_import import event_keys, store_customers, store_events
@@ -39,7 +38,6 @@ from flows.report import METRIC_COLUMNS as COLUMNS
 from llm_model.baselines import STATIC_KINDS, fit_static_model
 from llm_model.hybrid import hybrid_kind
 from llm_model.manifest import ModelConfig
-from llm_model.metrics import summary as summary_of
 from llm_model.sequences import SequenceConfig, build_training_set
 from llm_model.synthetic import generate
 from llm_model.training import (
@@ -48,7 +46,6 @@ from llm_model.training import (
     fit_hybrid,
     fit_model,
     resolve_as_of,
-    train_and_evaluate,
 )
 
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
@@ -100,11 +97,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--forward",
         type=lambda text: [pd.Timestamp(d) for d in text.split(",")],
-        help="comma-separated cutoffs: run the service's flows at each and judge its scores",
+        help="FROM,TO: the service's backtest flow over cutoffs in this range",
+    )
+    parser.add_argument(
+        "--every-days", type=int, help="days between --forward cutoffs (default: the horizon)"
     )
     args = parser.parse_args(argv)
     if args.cdnow and args.database_url:
         parser.error("--cdnow and --database-url are alternatives")
+    if args.forward and len(args.forward) != 2:
+        parser.error("--forward takes FROM,TO")
     if args.cdnow:  # its defaults, still overridable on the command line
         parser.set_defaults(**CDNOW_DEFAULTS)
         args = parser.parse_args(argv)
@@ -237,67 +239,37 @@ def print_table(rows: dict[str, dict[str, float]], notes: dict[str, str] | None 
         print(f"{name:<18}{values}  {(notes or {}).get(name, '')}")
 
 
-def converted(
-    events: pd.DataFrame, customer_ids: pd.Series, cutoff: pd.Timestamp, horizon_days: int
-) -> np.ndarray:
-    """1 for each customer with a purchase in (cutoff, cutoff + horizon], else 0."""
-    window = events[
-        (events["event_type"] == "purchase")
-        & (events["occurred_at"] > cutoff)
-        & (events["occurred_at"] <= cutoff + pd.Timedelta(days=horizon_days))
-    ]
-    return customer_ids.isin(set(window["customer_id"])).to_numpy(dtype=float)
-
-
 def forward(args: argparse.Namespace) -> None:
+    """The service's backtest flow over the whole log, loaded into a new SQLite database as
+    the service's own events."""
     folder = Path(tempfile.mkdtemp(prefix="forward-"))
-    os.environ["PROPENSITY_DATABASE_URL"] = f"sqlite:///{folder / 'forward.db'}"
+    os.environ["PROPENSITY_DATABASE_URL"] = f"sqlite:///{folder / 'events.db'}"
     os.environ["PROPENSITY_REPORTS_DIR"] = str(folder / "reports")
-    os.environ["PROPENSITY_HORIZON_DAYS"] = str(args.horizon_days)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline, as the CLI
     # The flows load TensorFlow and Prefect: only this mode needs them.
-    from flows.retrain import retrain
+    from flows.backtest import backtest
     from flows.runtime import local_flow_runs
-    from flows.score import score
-    from flows.settings import Settings
 
     events = load_into_service(args, os.environ["PROPENSITY_DATABASE_URL"])
-    settings = Settings()
-    horizon = settings.horizon_days
-    print(f"{len(events):,} events; service defaults, horizon {horizon} days; database {folder}")
-    for cutoff in args.forward:
-        started = time.perf_counter()
-        with local_flow_runs():
-            outcome = retrain(as_of=cutoff.to_pydatetime())
-            summary = score(as_of=cutoff.to_pydatetime())
-        seconds = time.perf_counter() - started
-        with make_engine(settings.database_url).connect() as connection:
-            published = pd.read_sql(
-                text("SELECT customer_id, propensity FROM current_propensity_scores"), connection
-            )
-        labels = converted(events, published["customer_id"], cutoff, horizon)
-        rows = {f"published: {outcome.kind}": summary_of(labels, published["propensity"])}
-        history = events[events["occurred_at"] <= cutoff]
-        result = train_and_evaluate(
-            history,
-            cutoff,
-            settings.training_plan(),
-            verbose=0,
+    start, end = args.forward
+    every = args.every_days or args.horizon_days
+    print(
+        f"{len(events):,} events; service defaults, horizon {args.horizon_days} days, "
+        f"cutoffs every {every} days from {start:%Y-%m-%d} to {end:%Y-%m-%d}; folder {folder}"
+    )
+    started = time.perf_counter()
+    with local_flow_runs():
+        result = backtest(
+            start.to_pydatetime(),
+            end.to_pydatetime(),
+            every,
+            horizon_days=args.horizon_days,
+            csv_path=str(folder / "backtest.csv"),
         )
-        for kind, model in result.contenders.models.items():
-            features = model.features(history, published["customer_id"], cutoff)
-            rows[kind] = summary_of(labels, model.propensity(features))
-        holdout = {
-            kind: f"holdout AUC {result.evaluation.table[kind]['roc_auc']:.4f}"
-            for kind in rows
-            if kind in result.evaluation.table
-        }
-        print(
-            f"\ncutoff {cutoff:%Y-%m-%d}: {summary.n_scored:,} customers scored by model version "
-            f"{outcome.version_id} ({outcome.kind}, {outcome.status}: {outcome.reason}); "
-            f"base rate {labels.mean():.3f}; retrain + score {seconds:.0f}s"
-        )
-        print_table(rows, holdout)
+    print(f"\n{result.table().markdown()}\n")
+    for note in result.skipped:
+        print(note)
+    print(f"backtest in {time.perf_counter() - started:.0f}s; table in {result.csv_path}")
 
 
 def load_into_service(args: argparse.Namespace, url: str) -> pd.DataFrame:

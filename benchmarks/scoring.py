@@ -3,6 +3,7 @@
     python benchmarks/scoring.py                                  # 100k and 400k customers
     python benchmarks/scoring.py --sizes 20000,80000 --backends postgresql --no-reasons
     python benchmarks/scoring.py --sizes 1000000 --backends postgresql
+    python benchmarks/scoring.py --sizes 1000000 --backends postgresql --evaluate  # + judging
     python benchmarks/scoring.py --sizes 40000 --backends mysql   # MariaDB/MySQL, opt-in
 
 Synthetic customers are generated in blocks (so memory stays bounded), each block's events
@@ -39,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -104,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--champion-kind",
         default="gru",
         help="the contender registered as champion: gru (default), gru_hybrid, logistic, gbm",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also score at the latest event minus the horizon and time judging that matured "
+        "run against what happened (what a later score flow adds at its end)",
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -339,7 +347,28 @@ def timed(work: Callable[[], T]) -> tuple[T, float, np.ndarray]:
     return result, time.perf_counter() - started, machine_cpu_seconds() - cpu
 
 
-def measure(url: str) -> dict:
+def matured_run_evaluation(job, latest: datetime, horizon_days: int) -> dict:
+    """Score a backfill run whose horizon the data covers, then time judging it again as a
+    later score flow's monitoring task judges it (its own flow judged it once already)."""
+    from flows.outcomes import evaluate_runs
+    from flows.runtime import local_flow_runs
+    from flows.score import score
+
+    with local_flow_runs():
+        backfill = score(as_of=latest - timedelta(days=horizon_days))
+    evaluations, seconds, _ = timed(
+        lambda: evaluate_runs(job.databases, job.source, backfill.score_run_id)
+    )
+    outcome = evaluations[0].outcome
+    return {
+        "evaluate_s": seconds,
+        "evaluated": outcome.n_customers,
+        "converted": outcome.n_converted,
+        "realized_auc": outcome.roc_auc,
+    }
+
+
+def measure(url: str, evaluate: bool) -> dict:
     """Run in a fresh process with PROPENSITY_DATABASE_URL=url."""
     from prefect import flow
     from sqlalchemy import select
@@ -401,7 +430,10 @@ def measure(url: str) -> dict:
     reasons = settings.reason_codes
     n = sum(len(part) for part in features)
     model_seconds, model_cpu = model_only(reasons)
+    horizon_days = model.manifest.sequence.horizon_days
+    evaluation = matured_run_evaluation(job, run.as_of, horizon_days) if evaluate else {}
     return {
+        **evaluation,
         "customers": int(run.n_scored),
         "featured": n,
         "e2e_s": e2e_seconds,
@@ -431,7 +463,7 @@ def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) 
     }
     env.pop("PROPENSITY_SOURCE_DATABASE_URL", None)
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", database.url],
+        [sys.executable, __file__, "--child", database.url, *(["--evaluate"] * args.evaluate)],
         env=env,
         cwd=prefect_home,
         capture_output=True,
@@ -479,6 +511,20 @@ def report(rows: list[dict], reasons: bool) -> None:
         "load: 1-minute load average when the run started."
     )
     report_cpu(rows)
+    report_evaluation(rows)
+
+
+def report_evaluation(rows: list[dict]) -> None:
+    judged = [row for row in rows if "evaluate_s" in row]
+    if not judged:
+        return
+    header = f"{'backend':<11}{'customers':>11}{'converted':>11}{'realized AUC':>14}{'seconds':>9}"
+    print_heading("judging a matured run (--evaluate)", header)
+    for row in judged:
+        print(
+            f"{row['backend']:<11}{row['evaluated']:>11,}{row['converted']:>11,}"
+            f"{row['realized_auc']:>14.4f}{row['evaluate_s']:>9.1f}"
+        )
 
 
 def ratio_bound(model_seconds: float, cores: int, cpu_seconds: float) -> float:
@@ -529,7 +575,7 @@ def report_cpu(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(measure(args.child)), flush=True)
+        print("RESULT " + json.dumps(measure(args.child, args.evaluate)), flush=True)
         return
     sizes = sorted(int(size) for size in args.sizes.split(","))
     folder = Path(tempfile.mkdtemp(prefix="propensity-bench-"))

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -50,10 +51,17 @@ def _copy_csv(connection: Connection, table: Table, frame: pd.DataFrame) -> None
     columns = ", ".join(quote.quote(name) for name in frame.columns)
     statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
     cursor = connection.connection.driver_connection.cursor()
+    driver_error = connection.dialect.loaded_dbapi.Error
     try:
         with cursor.copy(statement) as copy:
             for block in _csv_blocks(frame):
                 copy.write(block)
+    except driver_error as error:
+        # Wrapped as SQLAlchemy wraps what it executes itself, so that retries (on a lost
+        # connection) and error messages treat a failed COPY like a failed INSERT.
+        raise DBAPIError.instance(
+            statement, None, error, driver_error, dialect=connection.dialect
+        ) from error
     finally:
         cursor.close()
 

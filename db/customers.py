@@ -89,3 +89,14 @@ def partition_ranges(connection: Connection, active: Select, size: int) -> list[
         ).scalars()
     )
     return list(zip(bounds, [*bounds[1:], None], strict=True))
+
+
+def copy_customers(source: Connection, target: Connection, chunk_rows: int = 50_000) -> int:
+    """Every row of the customers table of `source` into the empty one of `target`, a chunk
+    of `chunk_rows` at a time; the number copied."""
+    query = select(Customer.customer_id, Customer.is_active, Customer.created_at)
+    copied = 0
+    for rows in source.execution_options(yield_per=chunk_rows).execute(query).partitions():
+        target.execute(Customer.__table__.insert(), [row._asdict() for row in rows])
+        copied += len(rows)
+    return copied

@@ -7,12 +7,14 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.errors import DatabaseUnreachable
+from db.errors import DatabaseUnreachable, error_message
+from db.secrets import mask_secrets
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL as it may appear in logs and errors: password masked."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL as it may appear in logs and errors: its password masked, wherever it is given
+    (user info, or a `password=` / `passfile=` query parameter)."""
+    return mask_secrets(make_url(url).render_as_string(hide_password=True))
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
@@ -37,11 +39,8 @@ def check_reachable(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
-        if engine.url.password:
-            reason = reason.replace(str(engine.url.password), "***")
         raise DatabaseUnreachable(
-            f"cannot reach database {safe_url(engine.url)}: {reason}"
+            f"cannot reach database {safe_url(engine.url)}: {error_message(error, engine.url)}"
         ) from None
 
 

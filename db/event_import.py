@@ -5,6 +5,7 @@ caller's transaction; the caller commits only when the report says so.
 """
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,26 @@ from sqlalchemy.orm import Session
 
 from db.bulk import insert_new_rows
 from db.errors import ImportRejected
-from db.models import CUSTOMER_ID_LENGTH, EVENT_TYPE_LENGTH, Customer, CustomerEvent
+from db.models import (
+    CUSTOMER_ID_LENGTH,
+    EVENT_ID_LENGTH,
+    EVENT_TYPE_LENGTH,
+    Customer,
+    CustomerEvent,
+)
 from db.timestamps import parse_timestamps
 
 MAX_REJECT_EXAMPLES = 20
+# Zero-width space, non-joiner and joiner, word joiner, and the byte-order mark: invisible,
+# so two ids that differ only by them look the same to anyone reading them.
+INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
+
+
+def amount_limit() -> float:
+    """The smallest magnitude customer_events.amount cannot hold: 10 ** (precision - scale)
+    of its NUMERIC type (PostgreSQL and MariaDB refuse more, SQLite would store it)."""
+    amount = CustomerEvent.__table__.c.amount.type
+    return 10.0 ** (amount.precision - amount.scale)
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,12 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("str").str.strip().where(values.notna(), "")
 
 
+def _identifier(values: pd.Series) -> pd.Series:
+    """Ids as stored: NFC-normalised, invisible characters removed, so ids that differ only
+    in how the same characters are encoded or in what cannot be seen are one id."""
+    return _text(values).str.replace(INVISIBLE, "", regex=True).str.normalize("NFC").str.strip()
+
+
 def validate_events(
     chunk: pd.DataFrame,
     columns: FileColumns,
@@ -132,7 +155,7 @@ def validate_events(
     allowed_event_types: frozenset[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into storable events and rejected rows (row, reason)."""
-    customer_id = _text(chunk[columns.customer_id])
+    customer_id = _identifier(chunk[columns.customer_id])
     event_type = _text(chunk[columns.event_type])
     raw_time = chunk[columns.occurred_at]
     occurred_at = parse_timestamps(raw_time, timezone)
@@ -140,6 +163,7 @@ def validate_events(
     amount_text = _text(amount_raw)
     amount = pd.to_numeric(amount_raw.where(amount_text != "", None), errors="coerce")
 
+    limit = amount_limit()
     reason = pd.Series("", index=chunk.index, dtype="str")
     checks = [
         (customer_id == "", "missing customer_id"),
@@ -151,6 +175,7 @@ def validate_events(
         (event_type.str.len() > EVENT_TYPE_LENGTH, "event_type too long"),
         (amount.isna() & (amount_text != ""), "non-numeric amount: " + amount_text),
         (~np.isfinite(amount.fillna(0)), "non-finite amount: " + amount_text),
+        (amount.abs() >= limit, f"amount out of range (|amount| < {limit:g}): " + amount_text),
     ]
     if allowed_event_types is not None:
         checks.append((~event_type.isin(allowed_event_types), "unknown event_type: " + event_type))
@@ -168,7 +193,7 @@ def validate_events(
             "amount": amount[~bad].astype("float64"),
         }
     )
-    given_ids = _text(chunk[columns.event_id])[~bad] if columns.event_id else None
+    given_ids = _identifier(chunk[columns.event_id])[~bad] if columns.event_id else None
     good.insert(0, "event_id", event_keys(good, given_ids))
     return good, rejected
 
@@ -187,7 +212,7 @@ def event_keys(events: pd.DataFrame, given_ids: pd.Series | None = None) -> pd.S
     hashed = content.map(lambda text: hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
     if given_ids is None:
         return hashed
-    return given_ids.where(given_ids != "", hashed).str.slice(0, 64)
+    return given_ids.where(given_ids != "", hashed).str.slice(0, EVENT_ID_LENGTH)
 
 
 def store_customers(session: Session, customers: pd.DataFrame) -> None:

@@ -23,9 +23,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from db.types import Artifact, Timestamp
+from db.types import Artifact, Timestamp, exact_string
 
 CUSTOMER_ID_LENGTH = 64
+EVENT_ID_LENGTH = 64
 EVENT_TYPE_LENGTH = 64
 
 
@@ -44,6 +45,8 @@ class ScoreRunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Its process died (killed, its host lost): found `running` by the next run.
+    ABANDONED = "abandoned"
 
 
 class Base(DeclarativeBase):
@@ -54,7 +57,7 @@ class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = {"comment": "Customers known to the service; is_active selects who is scored."}
 
-    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(exact_string(CUSTOMER_ID_LENGTH), primary_key=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
@@ -76,9 +79,9 @@ class CustomerEvent(Base):
     )
 
     # The source's own id when it has one, else a content hash: re-imports add nothing.
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(exact_string(EVENT_ID_LENGTH), primary_key=True)
     customer_id: Mapped[str] = mapped_column(
-        String(CUSTOMER_ID_LENGTH), ForeignKey("customers.customer_id"), nullable=False
+        exact_string(CUSTOMER_ID_LENGTH), ForeignKey("customers.customer_id"), nullable=False
     )
     event_type: Mapped[str] = mapped_column(String(EVENT_TYPE_LENGTH), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, comment="UTC")
@@ -126,7 +129,7 @@ class ScoreRun(Base):
     started_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     status: Mapped[str] = mapped_column(
-        String(16), nullable=False, comment="running, succeeded or failed"
+        String(16), nullable=False, comment="running, succeeded, failed or abandoned"
     )
     n_scored: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -138,7 +141,7 @@ class ScoreColumns:
 
     # No foreign key: see migration 0002 (a per-row check was most of the publication time).
     score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(exact_string(CUSTOMER_ID_LENGTH), primary_key=True)
     propensity: Mapped[float] = mapped_column(
         Double, nullable=False, comment="Calibrated probability of the target event in the horizon."
     )
@@ -163,14 +166,17 @@ class PropensityScoreStaging(ScoreColumns, Base):
 
 
 class ServiceLock(Base):
-    """One row per held lock: keeps two retrains (or other exclusive jobs) from overlapping."""
+    """One row per held lease: keeps two retrains (or two score runs) from overlapping."""
 
     __tablename__ = "service_locks"
-    __table_args__ = {"comment": "Locks held by running jobs; a row exists while one runs."}
+    __table_args__ = {"comment": "Leases of running jobs, renewed by their heartbeat."}
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128), nullable=False)
     acquired_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, comment="UTC; a lease not renewed by then belongs to a dead run"
+    )
 
 
 class ScoreRunOutcome(Base):

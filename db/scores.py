@@ -4,10 +4,10 @@ Consumers read current_propensity_scores, which shows only the newest succeeded 
 running or failed run is never visible and publication is a single status flip.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.bulk import bulk_insert
@@ -17,6 +17,9 @@ from db.models import (
     PropensityScore,
     PropensityScoreStaging,
     ScoreRun,
+    ScoreRunDrift,
+    ScoreRunOutcome,
+    ScoreRunOutcomeDecile,
     ScoreRunStatus,
 )
 from db.source import CustomerRange, in_range
@@ -31,36 +34,14 @@ class ScoreRunConflict(DataLayerError):
 
 
 def start_score_run(
-    session: Session,
-    as_of: datetime,
-    model_version_id: int,
-    flow_run_id: str | None,
-    stale_after: timedelta,
+    session: Session, as_of: datetime, model_version_id: int, flow_run_id: str | None
 ) -> int:
-    """Create a `running` run, refusing while another one runs (stale ones are failed first)."""
+    """Create a `running` run, refusing while another one runs."""
     # Locking the model row serialises concurrent starts on PostgreSQL and MariaDB; SQLite
     # serialises the insert below by its database lock.
     session.execute(
         select(ModelVersion.id).where(ModelVersion.id == model_version_id).with_for_update()
     )
-    now = utc_now()
-    abandoned = session.scalars(
-        select(ScoreRun.id).where(
-            ScoreRun.status == ScoreRunStatus.RUNNING, ScoreRun.started_at < now - stale_after
-        )
-    ).all()
-    if abandoned:
-        session.execute(
-            update(ScoreRun)
-            .where(ScoreRun.id.in_(abandoned), ScoreRun.status == ScoreRunStatus.RUNNING)
-            .values(
-                status=ScoreRunStatus.FAILED,
-                finished_at=now,
-                error=f"abandoned: running for over {stale_after}",
-            )
-        )
-        for run_id in abandoned:
-            clear_staged(session, run_id)
     # Checked before the insert, so a refused start never leaves a row behind, even for a
     # caller that catches the conflict and commits.
     other = session.scalar(
@@ -73,7 +54,7 @@ def start_score_run(
     run = ScoreRun(
         as_of=as_of,
         model_version_id=model_version_id,
-        started_at=now,
+        started_at=utc_now(),
         status=ScoreRunStatus.RUNNING,
         flow_run_id=flow_run_id,
     )
@@ -82,10 +63,43 @@ def start_score_run(
     return run.id
 
 
+def abandon_dead_runs(session: Session) -> list[int]:
+    """Mark the runs still `running` abandoned and delete every staged row: theirs, and any
+    that a failed run's partition wrote after the failure was recorded. Only for a caller
+    holding the score lease, as every score run is started under it: no other run is alive.
+    The ids of the runs abandoned."""
+    running = select(ScoreRun.id).where(ScoreRun.status == ScoreRunStatus.RUNNING)
+    dead = list(session.scalars(running))
+    session.execute(
+        update(ScoreRun)
+        .where(ScoreRun.id.in_(dead))
+        .values(
+            status=ScoreRunStatus.ABANDONED,
+            finished_at=utc_now(),
+            error="abandoned: found running by the next score run, which holds the score "
+            "lease: its process ended without finishing it (killed, or its host lost)",
+        )
+    )
+    session.execute(delete(PropensityScoreStaging))
+    return dead
+
+
 def stage_scores(connection: Connection, score_run_id: int, scores: pd.DataFrame) -> int:
-    """Bulk-write one partition's scores (customer_id, propensity, reason_1..3)."""
+    """Bulk-write one partition's scores (customer_id, propensity, reason_1..3) while its run
+    is running: a partition finishing after its run failed or was abandoned stages nothing
+    (ScoreRunConflict; the caller's rollback takes the rows back)."""
     frame = scores.assign(score_run_id=score_run_id).reindex(columns=STAGED_COLUMNS)
     bulk_insert(connection, PropensityScoreStaging.__table__, frame)
+    # Checked after the write, in its transaction: the share lock on the run's row (on
+    # SQLite the write lock the insert took) makes a concurrent fail_score_run wait for the
+    # commit and then delete these rows, or this check wait for the failure and refuse.
+    status = connection.scalar(
+        select(ScoreRun.status).where(ScoreRun.id == score_run_id).with_for_update(read=True)
+    )
+    if status != ScoreRunStatus.RUNNING:
+        raise ScoreRunConflict(
+            f"score run {score_run_id} is {status or 'gone'}: its scores are not staged"
+        )
     return len(frame)
 
 
@@ -168,12 +182,14 @@ def superseded_runs(session: Session, run: ScoreRun) -> list[int]:
 
 def fail_score_run(session: Session, score_run_id: int, error: str) -> None:
     """Mark a running run failed and drop its staged scores; a finished run is left as is."""
-    clear_staged(session, score_run_id)
+    # The status first: it waits for partitions staging at this moment (see stage_scores),
+    # so the delete after it sees their rows.
     session.execute(
         update(ScoreRun)
         .where(ScoreRun.id == score_run_id, ScoreRun.status == ScoreRunStatus.RUNNING)
         .values(status=ScoreRunStatus.FAILED, finished_at=utc_now(), error=error[:4000])
     )
+    clear_staged(session, score_run_id)
 
 
 def clear_staged(session: Session, score_run_id: int) -> None:
@@ -182,14 +198,24 @@ def clear_staged(session: Session, score_run_id: int) -> None:
     )
 
 
+# Everything keyed by a score run, deleted with a run that a rerun replaces.
+RUN_TABLES = (PropensityScore, ScoreRunOutcomeDecile, ScoreRunOutcome, ScoreRunDrift)
+
+
 def delete_runs(session: Session, run_ids: list[int]) -> None:
+    """Delete runs whole: a rerun for the same as_of and model replaces them, and is judged
+    and monitored itself."""
     if run_ids:
-        session.execute(delete(PropensityScore).where(PropensityScore.score_run_id.in_(run_ids)))
+        for table in RUN_TABLES:
+            session.execute(delete(table).where(table.score_run_id.in_(run_ids)))
         session.execute(delete(ScoreRun).where(ScoreRun.id.in_(run_ids)))
 
 
 def prune_runs(session: Session, keep_succeeded: int) -> None:
-    """Keep the newest `keep_succeeded` succeeded runs; the visible one is always among them."""
+    """Delete the scores of succeeded runs older than the newest `keep_succeeded` (the visible
+    one is always among those), once the run has its outcome: until then its scores are
+    what it will be judged by. Run rows, outcomes and drift stay: the history monitoring
+    reads."""
     kept = (
         select(ScoreRun.id)
         .where(ScoreRun.status == ScoreRunStatus.SUCCEEDED)
@@ -197,12 +223,18 @@ def prune_runs(session: Session, keep_succeeded: int) -> None:
         .limit(max(keep_succeeded, 1))
     )
     kept_ids = session.scalars(kept).all()
-    old = session.scalars(
+    prunable = session.scalars(
         select(ScoreRun.id).where(
-            ScoreRun.status == ScoreRunStatus.SUCCEEDED, ScoreRun.id.not_in(kept_ids)
+            ScoreRun.status == ScoreRunStatus.SUCCEEDED,
+            ScoreRun.id.not_in(kept_ids),
+            exists().where(ScoreRunOutcome.score_run_id == ScoreRun.id),
+            # Runs pruned before have nothing left: the list stays short however long the
+            # history grows.
+            exists().where(PropensityScore.score_run_id == ScoreRun.id),
         )
     ).all()
-    delete_runs(session, list(old))
+    if prunable:
+        session.execute(delete(PropensityScore).where(PropensityScore.score_run_id.in_(prunable)))
 
 
 def clear_partition(

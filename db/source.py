@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Column,
     Connection,
-    Float,
+    Double,
     MetaData,
     Select,
     Table,
@@ -78,7 +78,9 @@ class EventColumns:
         return service_time.replace(tzinfo=UTC) if aware else service_time
 
     def labelled(self) -> list:
-        amount = cast(self.amount, Float) if self.amount is not None else literal(None, Float)
+        # Double, not Float: MariaDB casts to FLOAT in single precision, which rounds amounts
+        # to 7 significant digits and clamps anything larger than 3.4e38 to it.
+        amount = cast(self.amount, Double) if self.amount is not None else literal(None, Double)
         return [
             self.customer_id.label("customer_id"),
             self.event_type.label("event_type"),
@@ -146,13 +148,21 @@ def events_query(
 
 
 def event_time_span(
-    connection: Connection, columns: EventColumns
+    connection: Connection, columns: EventColumns, until: datetime | None = None
 ) -> tuple[datetime, datetime] | None:
-    """First and last event time (naive UTC), or None for an empty source."""
-    first, last = connection.execute(
-        select(func.min(columns.occurred_at), func.max(columns.occurred_at))
-    ).one()
+    """First and last event time (naive UTC), of the events up to `until` when given; None
+    when there are none."""
+    query = select(func.min(columns.occurred_at), func.max(columns.occurred_at))
+    if until is not None:
+        query = query.where(columns.occurred_at <= columns.moment(until))
+    first, last = connection.execute(query).one()
     return None if first is None else (naive_utc(first), naive_utc(last))
+
+
+def count_events_after(connection: Connection, columns: EventColumns, moment: datetime) -> int:
+    return connection.scalar(
+        select(func.count()).where(columns.occurred_at > columns.moment(moment))
+    )
 
 
 def event_counts_by_type(connection: Connection, columns: EventColumns) -> dict[str, int]:

@@ -1,12 +1,15 @@
 """The `propensity` command line: thin commands over db/, llm_model/ and the flows.
 
-The commands that run flows import them in their bodies: the flow modules load TensorFlow,
-seconds that init-db, import-events and report do not need to spend.
+The commands that run flows import the flow modules in their bodies (`flow_module`): those
+load TensorFlow, seconds that init-db, import-events, evaluate and report do not spend, and
+its start-up lines are filtered out as it loads (flows/tensorflow_log.py).
 """
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -17,13 +20,14 @@ from prefect.settings import PREFECT_API_URL
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import safe_url, transaction
-from db.errors import DataLayerError
+from db.errors import DataLayerError, error_line, error_message
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
 from db.registry import latest_version
@@ -31,17 +35,23 @@ from db.source import event_counts_by_type, resolve_columns
 from flows.databases import reachable_engine, service_engine
 from flows.demo_data import load_synthetic_events
 from flows.deployments import runner_deployments
+from flows.outcomes import evaluate_runs
 from flows.registry import metrics_of
 from flows.report import (
     RetrainOutcome,
     ScoreSummary,
     TextTable,
+    drift_report,
+    evaluation_table,
     metrics_markdown,
     metrics_table,
+    monitoring_report,
 )
-from flows.runtime import local_flow_runs
+from flows.runtime import exit_on_sigterm, local_flow_runs, terminal_tracebacks
 from flows.server import local_prefect_server
 from flows.settings import Settings
+from flows.tensorflow_log import load_tensorflow_quietly
+from flows.walk_forward import backtest_cutoffs
 
 app = typer.Typer(
     help="Purchase propensity: retrain, score and publish to SQL.", no_args_is_help=True
@@ -50,47 +60,82 @@ console = Console()
 errors = Console(stderr=True)
 
 
+@dataclass
+class AppOptions:
+    """The options given before the command, set by the app's callback."""
+
+    debug: bool = False
+
+
+app_options = AppOptions()
+
+
 @app.callback()
-def quiet_start() -> None:
+def quiet_start(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks, also Prefect's, on the terminal.")
+    ] = False,
+) -> None:
     """Purchase propensity: retrain, score and publish to SQL."""
-    # Set before TensorFlow and Prefect's server start: TensorFlow's C++ start-up chatter
-    # would bury the output, and the service runs offline as often as not, where Prefect's
-    # server would log a failed telemetry call on every start. Explicit settings still win.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Set before Prefect's server starts: the service runs offline as often as not, where the
+    # server would log a failed telemetry call on every start. An explicit setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    exit_on_sigterm()
+    app_options.debug = debug
+    # Without --debug a failed run's traceback stays in its Prefect logs; the terminal gets
+    # the one-line error.
+    terminal_tracebacks(shown=debug)
+
+
+def flow_module(name: str):
+    """flows.<name>, imported when a command runs its flow: TensorFlow loads quietly first."""
+    load_tensorflow_quietly()
+    return importlib.import_module(f"flows.{name}")
 
 
 F = TypeVar("F", bound=Callable)
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 AsOf = Annotated[
     datetime | None,
-    typer.Option(
-        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
-        help="Data cutoff (UTC); default: the latest event.",
-    ),
+    typer.Option(formats=DATE_FORMATS, help="Data cutoff (UTC); default: the latest event."),
 ]
 
 
 def one_line_errors(command: F) -> F:
-    """Show expected failures as one line on stderr with a non-zero exit, never a traceback."""
+    """Show a failure as one line on stderr with a non-zero exit; its traceback only with
+    --debug."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if app_options.debug:
+                errors.print_exception()
+            message = escape(one_line(error))
+            errors.print(
+                f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
             )
-            message = f"invalid settings: {problems}"
-        except (DataLayerError, ValueError) as error:
-            message = str(error)
-        except SQLAlchemyError as error:
-            origin = getattr(error, "orig", None) or error
-            message = f"database error: {str(origin).strip().splitlines()[0]}"
-        errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1)
+            raise typer.Exit(code=1) from None
 
     return wrapper
+
+
+def one_line(error: Exception) -> str:
+    """The message of an expected failure (bad input or settings, the database); any other
+    failure's type and message, and where its traceback is. Passwords masked."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
+        )
+        return f"invalid settings: {problems}"
+    if isinstance(error, DataLayerError | ValueError):
+        return error_message(error)
+    if isinstance(error, SQLAlchemyError):
+        return f"database error: {error_message(error)}"
+    return f"{error_line(error)} (run `propensity --debug ...` for the traceback)"
 
 
 def migrated_engine(settings: Settings) -> Engine:
@@ -130,7 +175,7 @@ def init_db() -> None:
     """Create or upgrade the schema (Alembic migrations)."""
     settings = Settings()
     migrated_engine(settings)
-    console.print(f"database ready: {safe_url(settings.database_url)}")
+    console.print(f"database ready: {safe_url(settings.database_url)}", soft_wrap=True)
 
 
 @app.command("import-events")
@@ -235,7 +280,7 @@ def retrain(
     if cell not in (None, "gru", "lstm"):
         raise ValueError(f"--cell must be gru or lstm, not {cell!r}")
     check_databases(Settings())
-    from flows.retrain import retrain as retrain_flow
+    retrain_flow = flow_module("retrain").retrain
 
     with local_flow_runs():
         # The flow's parameters, in its order.
@@ -247,6 +292,7 @@ def retrain(
 
 def show_score_summary(summary: ScoreSummary) -> None:
     console.print(summary.headline())
+    console.print(summary.drift_line(), highlight=False)
     show_table(summary.decile_table())
     show_table(summary.top_table())
 
@@ -258,26 +304,104 @@ def score(
     partition_size: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Score every active customer with the champion and publish the run atomically."""
-    settings = Settings()
-    check_databases(settings)
-    from flows.score import configured_score_flow
+    check_databases(Settings())
+    score_flow = flow_module("score").score
 
     with local_flow_runs():
-        summary = configured_score_flow(settings)(as_of=as_of, partition_size=partition_size)
+        summary = score_flow(as_of=as_of, partition_size=partition_size)
     show_score_summary(summary)
 
 
 @app.command()
 @one_line_errors
+def evaluate(
+    run_id: Annotated[
+        int | None, option("Evaluate this run (again); default: every matured run not yet.")
+    ] = None,
+) -> None:
+    """Judge score runs whose horizon has passed against the target events that happened."""
+    settings = Settings()
+    check_databases(settings)
+    evaluations = evaluate_runs(settings.databases(), settings.event_source, run_id)
+    if not evaluations:
+        console.print("no score run awaits its outcome")
+        return
+    show_table(evaluation_table(evaluations))
+
+
+@app.command()
+@one_line_errors
+def backtest(
+    start: Annotated[
+        datetime, typer.Option("--from", formats=DATE_FORMATS, help="The first cutoff (UTC).")
+    ],
+    end: Annotated[
+        datetime, typer.Option("--to", formats=DATE_FORMATS, help="No cutoff after this.")
+    ],
+    every: Annotated[int, typer.Option(min=1, help="Days between cutoffs.")],
+    horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
+    cell: Annotated[str | None, typer.Option(help="gru or lstm")] = None,
+    csv: Annotated[
+        Path | None,
+        option("The table's CSV file; default: backtest-FROM-TO.csv in the reports dir."),
+    ] = None,
+    keep_database: Annotated[
+        Path | None,
+        option(
+            "Keep the backtest's SQLite database (models, score runs, outcomes) at this new path."
+        ),
+    ] = None,
+) -> None:
+    """Replay retrain and score at past cutoffs in a scratch database; judge each run after
+    its horizon, the champion's beside the baselines'."""
+    settings = Settings().overridden(horizon_days=horizon_days, cell=cell)
+    check_databases(settings)
+    # A range without a usable cutoff fails here, before Prefect and TensorFlow start.
+    backtest_cutoffs(
+        settings.databases(), settings.event_source, start, end, every, settings.training_plan()
+    )
+    backtest_flow = flow_module("backtest").backtest
+
+    with local_flow_runs():
+        result = backtest_flow(
+            start,
+            end,
+            every,
+            horizon_days,
+            cell,
+            csv and str(csv),
+            keep_database and str(keep_database),
+        )
+    show_table(result.table())
+    for note in result.skipped:
+        console.print(note, highlight=False)
+    console.print(f"table written to {result.csv_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
 def report() -> None:
-    """Print the latest model card and where its charts are."""
-    with transaction(service_engine(Settings().database_url)) as session:
+    """Print the latest model card, how the latest score runs did, the latest run's drift,
+    and where the charts are."""
+    settings = Settings()
+    with transaction(service_engine(settings.database_url)) as session:
         version = latest_version(session)
         if version is None:
             raise ValueError("no model trained yet: run `propensity retrain` first")
         console.print(Markdown(metrics_markdown(version)))
         for path in metrics_of(version).charts:
             console.print(f"chart: {path}", highlight=False)
+        monitoring = monitoring_report(session.connection(), Path(settings.reports_dir))
+        drift = drift_report(session.connection(), settings.drift_psi_threshold)
+    if monitoring is None:
+        console.print("no score run judged yet: `propensity evaluate` judges matured runs")
+    else:
+        show_table(monitoring.table)
+        console.print(f"chart: {monitoring.chart}", highlight=False)
+    if drift is None:
+        console.print("no score run measured drift yet (its champion needs a drift reference)")
+    else:
+        show_table(drift)
 
 
 @app.command()
@@ -289,6 +413,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the scheduled deployments of deployments/prefect.yaml (no work pool needed)."""
+    load_tensorflow_quietly()  # before the deployments import their flows
     deployments = runner_deployments(Settings())
     if PREFECT_API_URL.value():
         prefect.serve(*deployments)
@@ -314,7 +439,7 @@ LIMIT 20;"""
 @one_line_errors
 def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
-    from flows.pipeline import retrain_and_score
+    retrain_and_score = flow_module("pipeline").retrain_and_score
 
     settings = Settings()
     engine = migrated_engine(settings)

@@ -5,9 +5,16 @@ from datetime import datetime
 
 import pandas as pd
 
-from db.source import EventColumns, EventSource, event_time_span, resolve_columns
+from db.source import (
+    EventColumns,
+    EventSource,
+    count_events_after,
+    event_time_span,
+    resolve_columns,
+)
 from db.timestamps import utc_now
 from flows.databases import Databases
+from flows.runtime import run_logger
 from llm_model.training import resolve_as_of
 
 
@@ -20,11 +27,25 @@ def source_columns(databases: Databases, source: EventSource) -> EventColumns:
 def data_cutoff(
     databases: Databases, columns: EventColumns, requested: datetime | None
 ) -> pd.Timestamp:
-    """The as_of of a retrain or score run: as requested, or the latest event; checked
-    against the event source (never in the future, never before the first event)."""
+    """The as_of of a retrain or score run: as requested, or the latest event not later than
+    now; checked against the event source (never in the future, never before the first
+    event). Events stamped after now (a clock ahead somewhere) are left out with a warning:
+    one of them must not hold back every run until the clock passes it."""
+    now = utc_now()
     with databases.events().connect() as connection:
-        span = event_time_span(connection, columns)
+        span = event_time_span(connection, columns, until=now)
+        later = count_events_after(connection, columns, now)
+    if later:
+        run_logger().warning(
+            "%s event(s) stamped later than now (%s UTC) are left out of this run",
+            f"{later:,}",
+            f"{now:%Y-%m-%d %H:%M}",
+        )
     if span is None:
-        raise ValueError("no events in the source: import events first")
+        raise ValueError(
+            f"no events in the source up to now ({later:,} stamped later)"
+            if later
+            else "no events in the source: import events first"
+        )
     first, last = (pd.Timestamp(moment) for moment in span)
-    return resolve_as_of(requested, first, last, pd.Timestamp(utc_now()))
+    return resolve_as_of(requested, first, last, pd.Timestamp(now))

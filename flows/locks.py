@@ -1,24 +1,63 @@
-"""One retrain and one score at a time, across manual and scheduled runs."""
+"""One retrain and one score at a time, across manual and scheduled runs and across hosts:
+a run holds its job's lease (db/locks.py) and a thread of its process renews it."""
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 from prefect.runtime import flow_run
+from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import session_factory
-from db.locks import acquire_lock, release_lock
+from db.errors import error_line
+from db.locks import acquire_lock, release_lock, renew_lock
 from flows.databases import Databases
+from flows.runtime import run_logger
+
+# Three heartbeats may be missed (a busy database, a long pause of the process), and half a
+# heartbeat more absorbs the difference between hosts' clocks: 105 s with the default 30 s.
+LEASE_HEARTBEATS = 3.5
+
+
+def lease_duration(heartbeat: timedelta) -> timedelta:
+    return heartbeat * LEASE_HEARTBEATS
 
 
 @contextmanager
-def exclusive(job: str, databases: Databases, stale_after: timedelta) -> Iterator[None]:
-    """Hold the database-level lock of `job` (e.g. "retrain") for the duration of the block."""
+def exclusive(job: str, databases: Databases, heartbeat: timedelta) -> Iterator[None]:
+    """Hold the lease of `job` (e.g. "retrain") for the duration of the block, renewed every
+    `heartbeat`; a lapsed lease of a dead run is taken over."""
     sessions = session_factory(databases.service())
     holder = f"flow run {flow_run.get_id() or uuid.uuid4()}"
-    acquire_lock(sessions, job, holder, stale_after)
+    lease = lease_duration(heartbeat)
+    logger = run_logger()
+    lapsed = acquire_lock(sessions, job, holder, lease)
+    if lapsed is not None:
+        logger.warning(
+            "took over the %s lease of %s, not renewed since it expired at %s UTC: that run died",
+            job,
+            lapsed.holder,
+            f"{lapsed.expired_at:%Y-%m-%d %H:%M:%S}",
+        )
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(heartbeat.total_seconds()):
+            try:
+                if not renew_lock(sessions, job, holder, lease):
+                    logger.error("lost the %s lease: another run took it over", job)
+                    return
+            except SQLAlchemyError as error:
+                logger.warning("could not renew the %s lease: %s", job, error_line(error))
+
+    heartbeats = threading.Thread(target=renew, name=f"{job} lease", daemon=True)
+    heartbeats.start()
     try:
         yield
     finally:
+        # Stopped before the release, so no renewal comes after it.
+        stop.set()
+        heartbeats.join()
         release_lock(sessions, job, holder)

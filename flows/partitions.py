@@ -3,6 +3,7 @@ customers and features. The score flow's tasks call these; the scoring benchmark
 same code without Prefect."""
 
 import functools
+import operator
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +19,9 @@ from db.source import CustomerRange, EventColumns, EventSource
 from flows.databases import Databases
 from flows.registry import ModelPackage
 from flows.settings import Settings
+from llm_model.drift import BinCounts
 from llm_model.kinds import load_servable
-from llm_model.sequences import Features
+from llm_model.sequences import Features, non_finite_inputs
 from llm_model.servable import ServableModel
 
 # One partition predicting while the next reads and builds its features, or both reading
@@ -35,8 +37,9 @@ class ScoreJob:
     source: EventSource
     rule: ActiveRule
     reason_codes: bool
-    stale_after: timedelta
+    lease_heartbeat: timedelta
     retention: int
+    drift_threshold: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ScoreJob":
@@ -45,8 +48,9 @@ class ScoreJob:
             source=settings.event_source,
             rule=settings.active(),
             reason_codes=settings.reason_codes,
-            stale_after=timedelta(hours=settings.job_stale_hours),
+            lease_heartbeat=timedelta(seconds=settings.lease_heartbeat_seconds),
             retention=settings.score_retention,
+            drift_threshold=settings.drift_psi_threshold,
         )
 
     def rule_engine(self) -> Engine:
@@ -64,6 +68,31 @@ class ScoreRunPlan:
     model_version_id: int
     columns: EventColumns
     ranges: list[CustomerRange]
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """A scored partition: its staged rows, and its customers per bin of the model's drift
+    reference (None for a model without one). Small whatever the partition's size: the
+    run's drift is measured from these summed, never from every customer's features."""
+
+    staged: int
+    bins: BinCounts | None
+
+
+def drift_counts(
+    model: ServableModel, features: Features, scores: pd.DataFrame
+) -> BinCounts | None:
+    reference = model.manifest.drift_reference
+    if reference is None:
+        return None
+    return reference.counts(features.static, scores["propensity"].to_numpy())
+
+
+def summed_bins(results: list[PartitionResult]) -> BinCounts | None:
+    """The run's customers per bin; None when its model has no drift reference."""
+    bins = [result.bins for result in results]
+    return None if any(b is None for b in bins) else functools.reduce(operator.add, bins)
 
 
 def load_model(version: ModelVersion) -> ServableModel:
@@ -107,4 +136,19 @@ def partition_features(
         with job.rule_engine().connect() as connection:
             active = job.rule.query(plan.columns, plan.as_of)
             customer_ids = active_customer_ids(connection, active, customer_range)
-    return model.features(events, customer_ids, pd.Timestamp(plan.as_of))
+    return require_finite(model.features(events, customer_ids, pd.Timestamp(plan.as_of)), plan)
+
+
+def require_finite(features: Features, plan: ScoreRunPlan) -> Features:
+    """Fail the partition, before it stages anything, naming the customers whose inputs the
+    model would turn into NaN scores. Only amounts can do that (times and counts cannot):
+    ones too large for their sum, which a mapped source may hold, the own table not."""
+    inputs, customers = non_finite_inputs(features)
+    if len(customers):
+        column = plan.columns.amount.name if plan.columns.amount is not None else "amount"
+        shown = ", ".join(map(str, customers[:10])) + (", ..." if len(customers) > 10 else "")
+        raise ValueError(
+            f"model inputs {', '.join(inputs)} are not finite for {len(customers):,} "
+            f"customer(s) ({shown}): their amounts in column {column!r} are too large"
+        )
+    return features

@@ -28,6 +28,8 @@ from llm_model.manifest import TrainingPlan
 from llm_model.promotion import decide_promotion
 from llm_model.training import train_and_evaluate
 
+BASELINES = "baselines"
+
 
 @dataclass(frozen=True)
 class RetrainJob:
@@ -39,7 +41,10 @@ class RetrainJob:
     metric: str
     tolerance: float
     reports_dir: Path
-    stale_after: timedelta
+    lease_heartbeat: timedelta
+    # Contenders packaged beside the winner, into folder/BASELINES/<kind>: the backtest
+    # scores them forward too.
+    baselines: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetrainJob":
@@ -50,7 +55,7 @@ class RetrainJob:
             metric=settings.selection_metric,
             tolerance=settings.promotion_tolerance,
             reports_dir=Path(settings.reports_dir).resolve(),
-            stale_after=timedelta(hours=settings.job_stale_hours),
+            lease_heartbeat=timedelta(seconds=settings.lease_heartbeat_seconds),
         )
 
 
@@ -94,7 +99,8 @@ def train_challenger(
     job: RetrainJob, window: TrainingWindow, events: Path, champion_id: int | None, folder: Path
 ) -> Path:
     """Train every contender and judge them, with the champion, on one holdout; the
-    winner's package for the registry, with its charts, goes to folder."""
+    winner's package for the registry, with its charts, goes to folder, and the job's
+    baselines' packages to folder/BASELINES."""
     champion = None
     if champion_id is not None:
         package = ModelPackage.load(folder / "champion")
@@ -117,6 +123,10 @@ def train_challenger(
     charts = model_charts(evaluation.labels, evaluation.scores, winner, challenger / CHARTS)
     names = tuple(chart.name for chart in charts)
     package = ModelPackage.of(result, winner, job.metric, window.as_of, champion_id, names)
+    for kind in job.baselines:
+        if kind in result.contenders.models:  # one that could not be trained has no model
+            baseline = ModelPackage.of(result, kind, job.metric, window.as_of, champion_id)
+            baseline.save(folder / BASELINES / kind)
     return package.save(challenger)
 
 
@@ -149,9 +159,21 @@ def promote_or_reject(job: RetrainJob, version_id: int, force: bool) -> RetrainO
 @io_task
 def publish_model_card(job: RetrainJob, version_id: int) -> str:
     with transaction(job.databases.service()) as session:
-        markdown = metrics_markdown(session.get(ModelVersion, version_id))
+        markdown = metrics_markdown(session.get(ModelVersion, version_id), embed_charts=True)
     create_markdown_artifact(markdown, key="model-card", description="Retrain model card")
     return markdown
+
+
+def retrain_model(
+    job: RetrainJob, as_of: datetime | None, force_promote: bool, folder: Path
+) -> RetrainOutcome:
+    """The retrain's steps, working in `folder`; the caller holds the retrain lease."""
+    window = resolve_training_window(job, as_of)
+    events = extract_events(job, window, folder)
+    champion_id = export_champion(job, folder / "champion")
+    challenger = train_challenger(job, window, events, champion_id, folder)
+    version_id = register_challenger(job, challenger)
+    return promote_or_reject(job, version_id, force_promote)
 
 
 @flow(name="retrain", log_prints=True)
@@ -172,13 +194,9 @@ def retrain(
         snapshot_stride_days=stride_days,
     )
     job = RetrainJob.from_settings(settings)
-    with exclusive("retrain", job.databases, job.stale_after):
-        window = resolve_training_window(job, as_of)
-        with tempfile.TemporaryDirectory() as temporary:
-            folder = Path(temporary)
-            events = extract_events(job, window, folder)
-            champion_id = export_champion(job, folder / "champion")
-            challenger = train_challenger(job, window, events, champion_id, folder)
-            version_id = register_challenger(job, challenger)
-        outcome = promote_or_reject(job, version_id, force_promote)
-    return replace(outcome, card=publish_model_card(job, version_id))
+    with (
+        exclusive("retrain", job.databases, job.lease_heartbeat),
+        tempfile.TemporaryDirectory() as temporary,
+    ):
+        outcome = retrain_model(job, as_of, force_promote, Path(temporary))
+    return replace(outcome, card=publish_model_card(job, outcome.version_id))

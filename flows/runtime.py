@@ -1,10 +1,15 @@
-"""How flow runs behave in this process: Prefect's flow-run heartbeats and the garbage
-collector during scoring."""
+"""How flow runs behave in this process: Prefect's flow-run heartbeats, the garbage
+collector during scoring, where their log lines go, and how a SIGTERM ends them."""
 
 import gc
+import logging
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 
@@ -29,6 +34,19 @@ def local_flow_runs() -> Iterator[None]:
         yield
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM ends this process as an exception would, unwinding it: a running score run is
+    marked failed, leases are released, and the Prefect server this process started (stopped
+    at exit) ends with it. The default action ends the process on the spot and leaves that
+    server running. During a flow run Prefect's own handler comes first (the run is marked
+    crashed), then hands the signal on to this one."""
+
+    def leave(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 @contextmanager
 def collections_skip_what_is_alive() -> Iterator[None]:
     """Inside the block the garbage collector leaves alone what was alive at its start (the
@@ -40,3 +58,41 @@ def collections_skip_what_is_alive() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The current flow or task run's logger, whose lines reach the run's logs; outside a
+    run (tests, benchmarks) a plain logger."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("propensity")
+
+
+class WithoutTraceback(logging.Formatter):
+    """Formats a record as `inner` does, leaving out its exception's traceback."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Every handler formats the same record: it gets its traceback back for the others.
+        kept = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = kept
+
+
+def terminal_tracebacks(shown: bool) -> None:
+    """Whether Prefect's terminal handler prints the tracebacks of log records from now on.
+    Its API handler sends them either way: a failed run's logs in Prefect keep them."""
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, PrefectConsoleHandler):
+            continue
+        formatter = handler.formatter or logging.Formatter()
+        if isinstance(formatter, WithoutTraceback):
+            formatter = formatter.inner
+        handler.setFormatter(formatter if shown else WithoutTraceback(formatter))

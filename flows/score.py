@@ -1,10 +1,12 @@
-"""The score flow: champion -> partitions of active customers -> staged scores -> publish."""
+"""The score flow: champion -> partitions of active customers -> staged scores (and their
+customers per drift bin) -> publish with the run's drift -> announce drift, judge the
+earlier runs whose horizon has passed since."""
 
 import sys
 from datetime import datetime
 
 import pandas as pd
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -12,14 +14,16 @@ from prefect.artifacts import (
 )
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import Progress
 
 from db.customers import partition_ranges
+from db.drift import store_drift
 from db.engine import transaction
+from db.errors import error_line
 from db.readers import events_frame
 from db.registry import require_champion
 from db.scores import (
+    abandon_dead_runs,
     clear_partition,
     fail_score_run,
     publish_score_run,
@@ -28,28 +32,38 @@ from db.scores import (
 )
 from flows.events import data_cutoff, source_columns
 from flows.locks import exclusive
+from flows.monitoring import announce_drift, evaluate_after_publication
 from flows.partitions import (
-    PARTITIONS_AT_ONCE,
+    PartitionResult,
     ScoreJob,
     ScoreRunPlan,
     cached_model,
+    drift_counts,
     partition_features,
     partitions_in_memory,
+    summed_bins,
 )
-from flows.report import ScoreSummary, score_markdown, score_summary
+from flows.report import DriftCheck, ScoreSummary, score_markdown, score_summary
 from flows.runtime import collections_skip_what_is_alive
 from flows.settings import Settings
+from flows.task_runner import SettingsTaskRunner
 from flows.tasks import compute_task, io_task
+from llm_model.drift import BinCounts
 
 
 @io_task
-def prepare_score_run(job: ScoreJob, as_of: datetime | None, partition_size: int) -> ScoreRunPlan:
-    """Check the champion and the data, then open a `running` score run."""
+def prepare_score_run(
+    job: ScoreJob, as_of: datetime | None, partition_size: int, model_version_id: int | None
+) -> ScoreRunPlan:
+    """Check the model (the champion unless another is named) and the data, then open a
+    `running` score run. Runs found still running died (this run holds the score lease):
+    they are abandoned and every staged row is deleted first."""
     service = job.databases.service()
-    with transaction(service) as session:
-        champion = require_champion(session)
+    if model_version_id is None:
+        with transaction(service) as session:
+            model_version_id = require_champion(session).id
     # A corrupt artifact fails here, before anything is written.
-    cached_model(job.databases, champion.id)
+    cached_model(job.databases, model_version_id)
     columns = source_columns(job.databases, job.source)
     cutoff = data_cutoff(job.databases, columns, as_of).to_pydatetime()
     with job.rule_engine().connect() as connection:
@@ -57,8 +71,10 @@ def prepare_score_run(job: ScoreJob, as_of: datetime | None, partition_size: int
     if not ranges:
         raise ValueError(f"no active customers at {cutoff} (rule: {job.rule.name})")
     with transaction(service) as session:
-        run_id = start_score_run(session, cutoff, champion.id, flow_run.get_id(), job.stale_after)
-    return ScoreRunPlan(run_id, cutoff, champion.id, columns, ranges)
+        if dead := abandon_dead_runs(session):
+            get_run_logger().warning("abandoned score run(s) %s: their process died", dead)
+        run_id = start_score_run(session, cutoff, model_version_id, flow_run.get_id())
+    return ScoreRunPlan(run_id, cutoff, model_version_id, columns, ranges)
 
 
 @compute_task
@@ -72,7 +88,9 @@ def warm_up_model(job: ScoreJob, plan: ScoreRunPlan) -> None:
 
 
 @io_task
-def score_partition(job: ScoreJob, plan: ScoreRunPlan, low: str, high: str | None) -> int:
+def score_partition(
+    job: ScoreJob, plan: ScoreRunPlan, low: str, high: str | None
+) -> PartitionResult:
     with partitions_in_memory():
         model, predicting = cached_model(job.databases, plan.model_version_id)
         features = partition_features(job, plan, model, (low, high))
@@ -81,15 +99,30 @@ def score_partition(job: ScoreJob, plan: ScoreRunPlan, low: str, high: str | Non
         with job.databases.service().begin() as connection:
             # A retried partition replaces what an earlier attempt may have staged.
             clear_partition(connection, plan.run_id, (low, high))
-            return stage_scores(connection, plan.run_id, scores)
+            staged = stage_scores(connection, plan.run_id, scores)
+        return PartitionResult(staged, drift_counts(model, features, scores))
+
+
+@compute_task
+def measure_drift(job: ScoreJob, plan: ScoreRunPlan, bins: BinCounts | None) -> DriftCheck | None:
+    """The run's PSI per static feature and for the score; None when its model has no
+    drift reference (its partitions counted no bins)."""
+    if bins is None:
+        return None
+    model, _ = cached_model(job.databases, plan.model_version_id)
+    return DriftCheck(model.manifest.drift_reference.psi(bins), job.drift_threshold)
 
 
 @io_task
-def publish_scores(job: ScoreJob, run_id: int) -> ScoreSummary:
+def publish_scores(job: ScoreJob, run_id: int, drift: DriftCheck | None) -> ScoreSummary:
+    """Publish the run with its drift rows in one transaction: a succeeded run always has
+    the drift it was published with."""
     with transaction(job.databases.service()) as session:
         publish_score_run(session, run_id, job.retention)
+        if drift is not None:
+            store_drift(session, run_id, drift.psi)
     with job.databases.service().connect() as connection:
-        return score_summary(connection, run_id)
+        return score_summary(connection, run_id, drift)
 
 
 @io_task
@@ -98,53 +131,45 @@ def mark_run_failed(job: ScoreJob, run_id: int, error: str) -> None:
         fail_score_run(session, run_id, error)
 
 
-def run_partitions(job: ScoreJob, plan: ScoreRunPlan) -> None:
-    """Score every partition; progress goes to a Prefect artifact and, on a terminal, a bar."""
+def run_partitions(job: ScoreJob, plan: ScoreRunPlan) -> BinCounts | None:
+    """Score every partition; progress goes to a Prefect artifact and, on a terminal, a bar.
+    The run's customers per bin of the model's drift reference, summed over partitions."""
     progress = create_progress_artifact(0.0, description=f"score run {plan.run_id}")
     warm_up = warm_up_model.submit(job, plan)
     futures = [score_partition.submit(job, plan, low, high) for low, high in plan.ranges]
+    results = []
     with Progress(disable=not sys.stdout.isatty()) as bar:
         partitions = bar.add_task("scoring partitions", total=len(futures))
         for done, future in enumerate(as_completed(futures), start=1):
-            future.result()
+            results.append(future.result())
             update_progress_artifact(progress, 100.0 * done / len(futures))
             bar.advance(partitions)
     warm_up.result()
+    return summed_bins(results)
 
 
-# Prefect's default pool starts a thread per partition; every thread that allocates keeps a
-# malloc arena of its own, so peak memory grew with the number of partitions.
-@flow(
-    name="score",
-    log_prints=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE),
-)
+def score_and_publish(
+    job: ScoreJob, as_of: datetime | None, partition_size: int, model_version_id: int | None = None
+) -> ScoreSummary:
+    """One score run of the champion (or of the model `model_version_id`), published, or
+    marked failed; the caller holds the score lease."""
+    plan = prepare_score_run(job, as_of, partition_size, model_version_id)
+    try:
+        with collections_skip_what_is_alive():
+            bins = run_partitions(job, plan)
+        return publish_scores(job, plan.run_id, measure_drift(job, plan, bins))
+    except BaseException as error:
+        mark_run_failed(job, plan.run_id, error_line(error))
+        raise
+
+
+@flow(name="score", log_prints=True, task_runner=SettingsTaskRunner())
 def score(as_of: datetime | None = None, partition_size: int | None = None) -> ScoreSummary:
     settings = Settings()
     job = ScoreJob.from_settings(settings)
-    with exclusive("score", job.databases, job.stale_after):
-        plan = prepare_score_run(job, as_of, partition_size or settings.partition_size)
-        try:
-            with collections_skip_what_is_alive():
-                run_partitions(job, plan)
-            summary = publish_scores(job, plan.run_id)
-        except BaseException as error:
-            mark_run_failed(job, plan.run_id, f"{type(error).__name__}: {error}")
-            raise
+    with exclusive("score", job.databases, job.lease_heartbeat):
+        summary = score_and_publish(job, as_of, partition_size or settings.partition_size)
+        announce_drift(summary)
+        evaluate_after_publication(job.databases, job.source)
     create_markdown_artifact(score_markdown(summary), key="score-run", description="Score run")
     return summary
-
-
-def configured_score_flow(settings: Settings):
-    """The score flow on the task runner the settings ask for; the flow code is the same."""
-    if settings.task_runner == "dask":
-        # Dask loads only for runs that ask for it.
-        from prefect_dask import DaskTaskRunner
-
-        runner = (
-            DaskTaskRunner(address=settings.dask_address)
-            if settings.dask_address
-            else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
-        )
-        return score.with_options(task_runner=runner)
-    return score

@@ -72,11 +72,17 @@ class Settings(BaseSettings):
 
     partition_size: int = Field(20_000, gt=0, description="Customers per scoring partition.")
     score_retention: int = Field(5, gt=0, description="Succeeded score runs kept (older pruned).")
-    job_stale_hours: float = Field(
-        6,
+    drift_psi_threshold: float = Field(
+        0.2,
         gt=0,
-        description="A retrain or score run still holding its lock after this long "
-        "is considered crashed, and its lock is taken over.",
+        description="A static feature or the score whose population stability index against "
+        "the champion's training reference exceeds this counts as drifted.",
+    )
+    lease_heartbeat_seconds: float = Field(
+        30,
+        gt=0,
+        description="A running retrain or score renews its lease this often; a lease not "
+        "renewed for 3.5 heartbeats belongs to a dead run and the next run takes it over.",
     )
     reason_codes: bool = Field(True, description="Store the top 3 reasons with every score.")
     task_runner: Literal["threads", "dask"] = Field(

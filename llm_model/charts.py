@@ -1,12 +1,15 @@
-"""PNG charts for the model card: cumulative gains, reliability and the score histogram.
+"""PNG charts for the model card (cumulative gains, reliability, the score histogram) and
+for monitoring (score runs judged over time).
 
 Uses matplotlib's object API (no pyplot, no display): safe in workers and threads. Each chart
 is built as a Figure (whose plotted data can be read back) and saved by ``model_charts``.
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from llm_model import metrics
@@ -34,9 +37,16 @@ TITLES = {
 }
 
 
-def save(figure: Figure, path: Path) -> Path:
+def png(figure: Figure) -> bytes:
+    """The chart as PNG bytes, for a file or a page that carries its images."""
+    buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save(figure: Figure, path: Path) -> Path:
+    path.write_bytes(png(figure))
     return path
 
 
@@ -70,3 +80,23 @@ def model_charts(
     figures = {f"{chart}.png": curves_figure(labels, scores, chart) for chart in CURVES}
     figures["score_histogram.png"] = histogram_figure(scores[model])
     return [save(figure, folder / name) for name, figure in figures.items()]
+
+
+def monitoring_figure(history: pd.DataFrame) -> Figure:
+    """Score runs over time (`history`: one row per run with as_of, roc_auc, holdout_roc_auc,
+    expected and actual conversions): realized against holdout AUC, and expected against
+    actual conversions."""
+    figure = Figure(figsize=(FIGSIZE[0] * 2, FIGSIZE[1]))
+    auc, conversions = figure.subplots(1, 2)
+    auc.plot(history["as_of"], history["roc_auc"], marker="o", label="realized")
+    auc.plot(history["as_of"], history["holdout_roc_auc"], "s--", label="model's holdout")
+    auc.set(xlabel="scored as of", ylabel="ROC AUC", title="Realized AUC of each score run")
+    conversions.plot(history["as_of"], history["expected"], marker="o", label="expected")
+    conversions.plot(history["as_of"], history["actual"], marker="s", label="actual")
+    conversions.set(
+        xlabel="scored as of", ylabel="conversions", title="Expected and actual conversions"
+    )
+    for axes in (auc, conversions):
+        axes.legend(loc="best")
+        axes.tick_params(axis="x", labelrotation=30)
+    return figure

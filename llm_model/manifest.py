@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from llm_model.calibration import Calibrator
+from llm_model.drift import DriftReference
 from llm_model.sequences import SequenceConfig, TrainingSet, Vocabulary
 
 JSON = dict[str, Any]
@@ -42,6 +43,10 @@ class ModelConfig:
 
 # Metrics where a lower value is better; for the others higher is better.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+# Contenders this close to the best on the selection metric tie with it: on holdouts of a
+# few thousand customers such differences are noise (an AUC's standard error is ~0.005),
+# and of near-equal rankers the better calibrated serves better (docs/benchmarks.md).
+SELECTION_TIE = 0.001
 
 
 @dataclass(frozen=True)
@@ -69,14 +74,28 @@ class Evaluation:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     def ranked(self, metric: str) -> list[str]:
-        """Contenders best first by `metric`, ties broken by log loss."""
+        """Contenders best first by `metric`; those tied with the best go first, by log
+        loss."""
+        tied = self.tied_with_best(metric)
 
-        def key(name: str) -> tuple[float, float]:
-            row = self.table[name]
-            value = row[metric] if metric in LOWER_IS_BETTER else -row[metric]
-            return value, row["log_loss"]
+        def key(name: str) -> tuple[bool, float, float]:
+            log_loss = self.table[name]["log_loss"]
+            value = self._value(name, metric)
+            return (False, log_loss, value) if name in tied else (True, value, log_loss)
 
         return sorted(self.contenders, key=key)
+
+    def tied_with_best(self, metric: str) -> set[str]:
+        """The contenders within SELECTION_TIE of the best by `metric`, the best included."""
+        best = min(self._value(name, metric) for name in self.contenders)
+        return {
+            name for name in self.contenders if self._value(name, metric) - best <= SELECTION_TIE
+        }
+
+    def _value(self, name: str, metric: str) -> float:
+        """`metric` of `name`, lower is better."""
+        row = self.table[name]
+        return row[metric] if metric in LOWER_IS_BETTER else -row[metric]
 
     def winner(self, metric: str) -> str:
         return self.ranked(metric)[0]
@@ -98,6 +117,8 @@ class ModelManifest:
     network: ModelConfig | None = None
     # Training means of the static features: the reference occlusion reasons measure from.
     static_mean: tuple[float, ...] = ()
+    # What score runs measure drift against; None in rows written before drift was measured.
+    drift_reference: DriftReference | None = None
 
     @classmethod
     def for_training(
@@ -134,6 +155,9 @@ class ModelManifest:
                 "vocabulary": self.vocabulary.to_dict(),
                 "calibrator": self.calibrator.to_dict(),
                 "static_names": list(self.static_names),
+                "drift_reference": (
+                    self.drift_reference.to_json() if self.drift_reference else None
+                ),
             },
             "n_snapshots": self.n_snapshots,
             "snapshot_stride_days": self.snapshot_stride_days,
@@ -148,11 +172,13 @@ class ModelManifest:
                 "windows_days": tuple(sidecar["sequence"]["windows_days"]),
             }
             network = ModelConfig(**sidecar["model"]) if sidecar.get("model") else None
+            drift = sidecar.get("drift_reference")
             return cls(
                 # Rows written before kinds existed hold a recurrent network: its cell.
                 kind=data.get("kind") or network.cell,
                 network=network,
                 static_mean=tuple(float(v) for v in sidecar.get("static_mean", ())),
+                drift_reference=DriftReference.from_json(drift) if drift else None,
                 sequence=SequenceConfig(**sequence),
                 vocabulary=Vocabulary.from_dict(sidecar["vocabulary"]),
                 calibrator=Calibrator.from_dict(sidecar["calibrator"]),

@@ -1,10 +1,11 @@
-"""Champion/challenger rule: the best contender on the holdout (by the selection metric,
-ties by log loss) replaces the champion unless it is worse than the champion, on the same
-holdout, by more than the tolerance. The first retrain always leaves a champion."""
+"""Champion/challenger rule: the best contender on the holdout (by the selection metric;
+of those within SELECTION_TIE of the best, the lowest log loss) replaces the champion
+unless it is worse than the champion, on the same holdout, by more than the tolerance.
+The first retrain always leaves a champion."""
 
 from dataclasses import dataclass
 
-from llm_model.manifest import LOWER_IS_BETTER, Evaluation
+from llm_model.manifest import LOWER_IS_BETTER, SELECTION_TIE, Evaluation
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ def decide_promotion(
     winner = evaluation.winner(metric)
     score = evaluation.table[winner][metric]
     best_of = f"{winner} has the best holdout {metric} of {contenders_line(evaluation, metric)}"
+    if len(evaluation.tied_with_best(metric)) > 1:
+        best_of = (
+            f"{winner} has the lowest log loss of the contenders within {SELECTION_TIE} of "
+            f"the best holdout {metric} ({contenders_line(evaluation, metric)})"
+        )
     if force:
         return Decision(True, f"forced by operator; {best_of}")
     if "champion" not in evaluation.table:

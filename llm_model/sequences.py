@@ -146,6 +146,16 @@ class Features:
         )
 
 
+def non_finite_inputs(features: Features) -> tuple[tuple[str, ...], np.ndarray]:
+    """The inputs, by name, holding a value that is not finite, and the customers whose rows
+    hold one: a model turns such rows into NaN scores."""
+    bad = np.concatenate(
+        [~np.isfinite(features.numeric).all(axis=1), ~np.isfinite(features.static)], axis=1
+    )
+    names = np.array([*NUMERIC_NAMES, *features.static_names], dtype=object)
+    return tuple(names[bad.any(axis=0)]), features.customer_ids[bad.any(axis=1)]
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """Customers existing at ``cutoff`` (sorted by id), their features and labels."""

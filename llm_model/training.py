@@ -12,6 +12,7 @@ import tensorflow as tf
 from llm_model import metrics
 from llm_model.baselines import STATIC_KINDS, RecencyReference, StaticModel, fit_static_model
 from llm_model.calibration import EPS, choose_calibrator, log_odds
+from llm_model.drift import SCORE, DriftReference, reference_bins
 from llm_model.hybrid import (
     BOOSTER_KIND,
     N_FOLDS,
@@ -36,7 +37,13 @@ from llm_model.model import (
     probability_function,
     use_inter_op_threads,
 )
-from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
+from llm_model.sequences import (
+    Features,
+    SequenceConfig,
+    Snapshot,
+    TrainingSet,
+    build_training_set,
+)
 from llm_model.servable import ServableModel
 
 
@@ -255,6 +262,24 @@ def evaluate(
     )
 
 
+def with_drift_references(
+    contenders: Contenders, holdout: Features, holdout_scores: dict[str, np.ndarray]
+) -> Contenders:
+    """Every contender with the reference its score runs measure drift against: the static
+    features and its calibrated scores on the reported holdout. That is the newest
+    labelled snapshot, the population nearest in time to the runs that follow (on the
+    older training snapshots customers' ages alone would read as drift), and its scores
+    are out of sample, as scoring's are: on its own training rows gradient boosting (and
+    the hybrid on top of it) scores more confidently than on customers it never saw."""
+    names = (*holdout.static_names, SCORE)
+    features = tuple(reference_bins(column) for column in holdout.static.T)
+    models = {}
+    for kind, model in contenders.models.items():
+        reference = DriftReference(names, (*features, reference_bins(holdout_scores[kind])))
+        models[kind] = replace(model, manifest=replace(model.manifest, drift_reference=reference))
+    return replace(contenders, models=models)
+
+
 @dataclass(frozen=True)
 class RetrainResult:
     contenders: Contenders
@@ -305,6 +330,7 @@ def train_and_evaluate(
     )
     contenders = fit_contenders(training, judge, plan.network, plan.sequence, verbose, plan.hybrid)
     evaluation = evaluate(contenders.models, training, events, champion)
+    contenders = with_drift_references(contenders, training.holdout.features, evaluation.scores)
     data = TrainingData(
         as_of=str(as_of),
         n_events=len(events),

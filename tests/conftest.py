@@ -7,7 +7,7 @@ them the tests skip locally; with CI set, a missing server is a failure.
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -69,3 +69,42 @@ def engine(database_url) -> Iterator[Engine]:
         upgrade(connection)
     yield engine
     engine.dispose()
+
+
+# Every insert into the staging table fails with "disk gone", as a full disk would make it.
+STAGING_FAILURE = {
+    "sqlite": [
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging "
+        "BEGIN SELECT RAISE(ABORT, 'disk gone'); END"
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION fail_staging() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'disk gone'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging "
+        "FOR EACH ROW EXECUTE FUNCTION fail_staging()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER fail_staging BEFORE INSERT ON propensity_score_staging FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'disk gone', MYSQL_ERRNO = 1062"
+    ],
+}
+STAGING_RECOVERY = {
+    "sqlite": "DROP TRIGGER fail_staging",
+    "postgresql": "DROP TRIGGER fail_staging ON propensity_score_staging",
+    "mysql": "DROP TRIGGER fail_staging",
+}
+
+
+@pytest.fixture
+def failing_staging(engine) -> Callable[[bool], None]:
+    """failing_staging(True): every staged score write fails with "disk gone" (a trigger),
+    until failing_staging(False)."""
+
+    def switch(failing: bool) -> None:
+        name = engine.dialect.name
+        statements = STAGING_FAILURE[name] if failing else [STAGING_RECOVERY[name]]
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+    return switch

@@ -2,12 +2,13 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from db.customers import ActiveRule, active_customer_ids, partition_ranges
-from db.engine import transaction
+from db.customers import ActiveRule, active_customer_ids, copy_customers, partition_ranges
+from db.engine import make_engine, transaction
 from db.errors import SourceMappingError
 from db.event_import import event_keys, store_events
+from db.migrate import upgrade
 from db.models import Customer
 from db.readers import read_events
 from db.source import EventSource, resolve_columns
@@ -89,3 +90,21 @@ def test_partition_ranges_cover_every_active_customer_once(engine):
     assert ranges == [("k000", "k010"), ("k010", "k020"), ("k020", None)]
     assert [len(part) for part in parts] == [10, 10, 3]
     assert [key for part in parts for key in part] == ids
+
+
+def test_customers_are_copied_whole_in_chunks_into_another_database(loaded, tmp_path):
+    with transaction(loaded) as session:
+        session.execute(update(Customer).where(Customer.customer_id == "b").values(is_active=False))
+    copy = make_engine(f"sqlite:///{tmp_path / 'copy.db'}")
+    query = select(Customer.customer_id, Customer.is_active, Customer.created_at).order_by(
+        Customer.customer_id
+    )
+
+    with copy.begin() as target, loaded.connect() as source:
+        upgrade(target)
+        copied = copy_customers(source, target, chunk_rows=2)
+
+    with loaded.connect() as source, copy.connect() as target:
+        original = source.execute(query).all()
+        assert copied == len(original) == 3
+        assert target.execute(query).all() == original

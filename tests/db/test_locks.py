@@ -4,31 +4,69 @@ import pytest
 from sqlalchemy import update
 
 from db.engine import session_factory
-from db.locks import LockHeld, acquire_lock, release_lock
+from db.locks import LapsedLease, LockHeld, acquire_lock, release_lock, renew_lock
 from db.models import ServiceLock
 from db.timestamps import utc_now
 
-HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
-def test_a_held_lock_refuses_a_second_holder_until_released(engine):
+def lease_of(sessions, name: str) -> ServiceLock | None:
+    with sessions() as session:
+        return session.get(ServiceLock, name)
+
+
+def expire(sessions, name: str) -> None:
+    """The holder stopped renewing: its lease ran out a moment ago."""
+    with sessions.begin() as session:
+        session.execute(
+            update(ServiceLock)
+            .where(ServiceLock.name == name)
+            .values(expires_at=utc_now() - timedelta(seconds=1))
+        )
+
+
+def test_a_held_lease_refuses_a_second_holder_until_released(engine):
     sessions = session_factory(engine)
-    acquire_lock(sessions, "retrain", "run A", HOUR)
-    with pytest.raises(LockHeld, match="another retrain is running \\(run A since"):
-        acquire_lock(sessions, "retrain", "run B", HOUR)
-    acquire_lock(sessions, "score", "run B", HOUR)
+    assert acquire_lock(sessions, "retrain", "run A", MINUTE) is None
+    with pytest.raises(LockHeld, match=r"another retrain is running \(run A since .* until"):
+        acquire_lock(sessions, "retrain", "run B", MINUTE)
+    acquire_lock(sessions, "score", "run B", MINUTE)
     release_lock(sessions, "retrain", "run B")  # not the holder: nothing released
     with pytest.raises(LockHeld):
-        acquire_lock(sessions, "retrain", "run C", HOUR)
+        acquire_lock(sessions, "retrain", "run C", MINUTE)
     release_lock(sessions, "retrain", "run A")
-    acquire_lock(sessions, "retrain", "run C", HOUR)
+    acquire_lock(sessions, "retrain", "run C", MINUTE)
 
 
-def test_a_stale_lock_is_taken_over(engine):
+def test_a_lease_expires_a_lease_from_now_and_renewing_extends_it(engine):
     sessions = session_factory(engine)
-    acquire_lock(sessions, "retrain", "crashed run", HOUR)
-    with sessions.begin() as session:
-        session.execute(update(ServiceLock).values(acquired_at=utc_now() - 2 * HOUR))
-    acquire_lock(sessions, "retrain", "new run", HOUR)
-    with sessions() as session:
-        assert session.get(ServiceLock, "retrain").holder == "new run"
+    before = utc_now()
+    acquire_lock(sessions, "score", "run A", MINUTE)
+    first = lease_of(sessions, "score").expires_at
+    assert before + MINUTE <= first <= utc_now() + MINUTE
+    assert renew_lock(sessions, "score", "run A", 2 * MINUTE)
+    assert lease_of(sessions, "score").expires_at >= first + MINUTE
+
+
+def test_a_lapsed_lease_is_taken_over_and_its_holder_cannot_renew_it(engine):
+    sessions = session_factory(engine)
+    acquire_lock(sessions, "score", "killed run", MINUTE)
+    expire(sessions, "score")
+    lapsed = acquire_lock(sessions, "score", "next run", MINUTE)
+    assert isinstance(lapsed, LapsedLease)
+    assert lapsed.holder == "killed run"
+    assert lease_of(sessions, "score").holder == "next run"
+    # A holder that was only paused finds out at its next heartbeat.
+    assert not renew_lock(sessions, "score", "killed run", MINUTE)
+    assert lease_of(sessions, "score").holder == "next run"
+
+
+def test_a_renewed_lease_is_not_taken_over(engine):
+    sessions = session_factory(engine)
+    acquire_lock(sessions, "score", "live run", MINUTE)
+    expire(sessions, "score")
+    assert renew_lock(sessions, "score", "live run", MINUTE)
+    with pytest.raises(LockHeld):
+        acquire_lock(sessions, "score", "next run", MINUTE)
+    assert lease_of(sessions, "score").holder == "live run"

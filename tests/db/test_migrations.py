@@ -176,3 +176,25 @@ def test_existing_models_get_their_cell_as_kind_and_the_kind_goes_on_downgrade(d
         columns = {column["name"] for column in inspect(connection).get_columns("model_versions")}
         assert "kind" not in columns and "cell" in columns
     engine.dispose()
+
+
+def test_locks_held_when_upgrading_become_lapsed_leases_and_expiry_goes_on_downgrade(
+    database_url,
+):
+    """A lock of a version without heartbeats is never renewed: the next run takes it over."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        upgrade(connection, "0006")
+        connection.execute(
+            text("INSERT INTO service_locks (name, holder, acquired_at) VALUES ('score', 'x', :t)"),
+            {"t": datetime(2026, 1, 1, 5, 0)},
+        )
+        upgrade(connection)
+        lapsed = connection.execute(
+            text("SELECT name FROM service_locks WHERE expires_at = acquired_at")
+        )
+        assert list(lapsed.scalars()) == ["score"]
+        downgrade(connection, "0006")
+        columns = {column["name"] for column in inspect(connection).get_columns("service_locks")}
+        assert columns == {"name", "holder", "acquired_at"}
+    engine.dispose()

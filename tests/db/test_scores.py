@@ -1,15 +1,24 @@
+import threading
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 
 from db.engine import transaction
-from db.models import PropensityScore, PropensityScoreStaging, ScoreRun
+from db.models import (
+    PropensityScore,
+    PropensityScoreStaging,
+    ScoreRun,
+    ScoreRunOutcome,
+    ScoreRunOutcomeDecile,
+)
+from db.outcomes import run_to_evaluate, store_outcome
 from db.registry import register_model
 from db.scores import (
     ScoreRunConflict,
+    abandon_dead_runs,
     clear_partition,
     fail_score_run,
     publish_score_run,
@@ -20,7 +29,6 @@ from db.timestamps import utc_now
 from db.types import Timestamp
 
 DAY_1, DAY_2, DAY_3, DAY_4 = (datetime(2026, 11, day) for day in (1, 2, 3, 4))
-STALE_AFTER = timedelta(hours=6)
 VIEW_COLUMNS = (
     "customer_id, propensity, decile, rank, as_of, model_version_id, scored_at, "
     "reason_1, reason_2, reason_3"
@@ -40,9 +48,9 @@ def model(engine) -> int:
         ).id
 
 
-def start(engine, model_id: int, as_of: datetime = DAY_1, stale_after=STALE_AFTER) -> int:
+def start(engine, model_id: int, as_of: datetime = DAY_1) -> int:
     with transaction(engine) as session:
-        return start_score_run(session, as_of, model_id, "flow-run-1", stale_after)
+        return start_score_run(session, as_of, model_id, "flow-run-1")
 
 
 def stage(engine, run_id: int, scores: pd.DataFrame) -> int:
@@ -64,6 +72,30 @@ def scored_run(engine, model_id: int, as_of: datetime, customers: dict[str, floa
     stage(engine, run_id, scored(customers))
     publish(engine, run_id, keep)
     return run_id
+
+
+def judge(engine, *run_ids: int) -> None:
+    """Store an outcome for each run, as evaluating it would."""
+    figures = {"n_customers": 1, "n_converted": 0, "base_rate": 0.0, "roc_auc": None}
+    figures |= {"pr_auc": None, "log_loss": 0.1, "brier": 0.01, "ece": 0.1}
+    figures |= {"top_decile_lift": None, "note": "no customer converted"}
+    deciles = pd.DataFrame({"decile": [1], "customers": [1], "expected": [0.5], "actual": [0]})
+    with transaction(engine) as session:
+        for run_id in run_ids:
+            store_outcome(session, run_to_evaluate(session, run_id), figures, deciles)
+
+
+def judged_runs(engine) -> list[int]:
+    """Runs with an outcome row, and with decile rows: the two lists must agree."""
+    with engine.connect() as connection:
+        return [
+            list(
+                connection.scalars(
+                    select(table.score_run_id).distinct().order_by(table.score_run_id)
+                )
+            )
+            for table in (ScoreRunOutcome, ScoreRunOutcomeDecile)
+        ]
 
 
 def run_row(engine, run_id: int):
@@ -142,47 +174,78 @@ def test_second_start_while_running_conflicts_and_adds_no_row(engine):
             start(engine, version, DAY_2)
     # Even a caller that swallows the conflict and commits must not leave a second run.
     with transaction(engine) as session, pytest.raises(ScoreRunConflict):
-        start_score_run(session, DAY_2, model_id, None, STALE_AFTER)
+        start_score_run(session, DAY_2, model_id, None)
     assert run_ids(engine) == [first]
     assert run_row(engine, first).status == "running"
 
 
-def test_stale_run_is_abandoned_and_a_new_one_starts(engine):
+def test_dead_runs_are_abandoned_and_every_staged_row_is_deleted(engine):
     model_id = model(engine)
-    stale = start(engine, model_id)
-    stage(engine, stale, scored({"c1": 0.5, "c2": 0.25}))
-    with engine.begin() as connection:
-        connection.execute(
-            update(ScoreRun)
-            .where(ScoreRun.id == stale)
-            .values(started_at=utc_now() - STALE_AFTER - timedelta(minutes=5))
-        )
-    fresh = start(engine, model_id, DAY_2)
-    assert fresh != stale
-    old, new = run_row(engine, stale), run_row(engine, fresh)
-    assert old.status == "failed"
-    assert "abandoned" in old.error
-    assert old.finished_at is not None
-    assert new.status == "running"
-    assert staged(engine, stale) == []
-    # The abandoned run can no longer be published over the new one.
-    with pytest.raises(ScoreRunConflict, match=rf"score run {stale} is failed"):
-        publish(engine, stale)
-    assert run_row(engine, stale).status == "failed"
+    failed = start(engine, model_id)
+    with transaction(engine) as session:
+        fail_score_run(session, failed, "TerminationSignal: SIGTERM")
+    # Rows a partition of the failed run wrote after its failure was recorded.
+    with transaction(engine) as session:
+        session.add(PropensityScoreStaging(score_run_id=failed, customer_id="c9", propensity=0.5))
+    dead = start(engine, model_id, DAY_2)
+    stage(engine, dead, scored({"c1": 0.5, "c2": 0.25}))
+
+    with transaction(engine) as session:
+        assert abandon_dead_runs(session) == [dead]
+    fresh = start(engine, model_id, DAY_3)
+
+    old = run_row(engine, dead)
+    assert (old.status, old.finished_at is not None) == ("abandoned", True)
+    assert old.error.startswith("abandoned: found running by the next score run")
+    assert run_row(engine, failed).status == "failed"
+    assert (run_row(engine, fresh).status, staged(engine)) == ("running", [])
+    # The abandoned run can no longer stage, nor be published over the new one.
+    with pytest.raises(ScoreRunConflict, match=rf"score run {dead} is abandoned"):
+        stage(engine, dead, scored({"c3": 0.5}))
+    with pytest.raises(ScoreRunConflict, match=rf"score run {dead} is abandoned"):
+        publish(engine, dead)
+    assert (run_row(engine, dead).status, staged(engine)) == ("abandoned", [])
 
 
-def test_a_recent_run_is_not_abandoned(engine):
+def test_without_dead_runs_nothing_is_abandoned(engine):
     model_id = model(engine)
-    first = start(engine, model_id)
-    with engine.begin() as connection:
-        connection.execute(
-            update(ScoreRun)
-            .where(ScoreRun.id == first)
-            .values(started_at=utc_now() - STALE_AFTER + timedelta(minutes=5))
-        )
-    with pytest.raises(ScoreRunConflict):
-        start(engine, model_id, DAY_2)
-    assert run_row(engine, first).status == "running"
+    published = scored_run(engine, model_id, DAY_1, {"c1": 0.5})
+    with transaction(engine) as session:
+        assert abandon_dead_runs(session) == []
+    assert run_row(engine, published).status == "succeeded"
+    assert visible_customers(engine) == {"c1": 0.5}
+
+
+def test_a_failed_run_stages_nothing(engine):
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    with transaction(engine) as session:
+        fail_score_run(session, run_id, "boom")
+    with pytest.raises(ScoreRunConflict, match=rf"score run {run_id} is failed"):
+        stage(engine, run_id, scored({"c1": 0.5}))
+    assert staged(engine) == []
+
+
+def test_a_failure_recorded_while_a_partition_stages_waits_and_removes_its_rows(engine):
+    """The SIGTERM case: the run is marked failed while a partition's write is under way;
+    the failure waits for that write's commit and deletes its rows after it."""
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+
+    def fail() -> None:
+        with transaction(engine) as session:
+            fail_score_run(session, run_id, "TerminationSignal: SIGTERM")
+
+    with engine.connect() as partition:
+        with partition.begin():
+            stage_scores(partition, run_id, scored({"c1": 0.5, "c2": 0.25}))
+            failing = threading.Thread(target=fail)
+            failing.start()
+            failing.join(timeout=1)
+            assert failing.is_alive()  # waiting for the partition's transaction
+        failing.join(timeout=30)
+    assert not failing.is_alive()
+    assert (run_row(engine, run_id).status, staged(engine)) == ("failed", [])
 
 
 # --- staging and publication -------------------------------------------------------------
@@ -338,9 +401,12 @@ def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine, scores_of)
     model_id, other_model = model(engine), model(engine)
     other = scored_run(engine, other_model, DAY_1, {"a": 0.125, "b": 0.25})
     first = scored_run(engine, model_id, DAY_1, {"a": 0.5, "b": 0.25, "c": 0.125})
+    judge(engine, other, first)
     second = scored_run(engine, model_id, DAY_1, {"a": 0.375, "b": 0.75, "c": 0.125})
 
     assert run_row(engine, first) is None
+    # The rerun is judged in its place: the first one's outcome goes with it.
+    assert judged_runs(engine) == [[other], [other]]
     assert scores_of(first).empty
     assert run_ids(engine) == [other, second]
     with engine.connect() as connection:
@@ -357,7 +423,7 @@ def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine, scores_of)
     assert len(scores_of(other)) == 2
 
 
-def test_retention_keeps_the_newest_succeeded_runs(engine, scores_of):
+def test_retention_prunes_the_scores_of_judged_runs_and_keeps_their_history(engine, scores_of):
     model_id, other_model = model(engine), model(engine)
     day_1 = scored_run(engine, model_id, DAY_1, {"a": 0.5})
     day_3 = scored_run(engine, model_id, DAY_3, {"a": 0.5})
@@ -366,33 +432,39 @@ def test_retention_keeps_the_newest_succeeded_runs(engine, scores_of):
     failed = start(engine, model_id, DAY_4)
     with transaction(engine) as session:
         fail_score_run(session, failed, "boom")
-    assert run_ids(engine) == [day_1, day_3, day_3_other, failed]
+    judge(engine, day_1, day_3, day_3_other)
 
-    # A backfill of DAY_2 published with keep=3: the two DAY_3 runs and itself stay.
+    # A backfill of DAY_2 published with keep=3: the two DAY_3 runs and itself keep their
+    # scores; DAY_1 loses them, and only them.
     day_2 = scored_run(engine, model_id, DAY_2, {"a": 0.25}, keep=3)
-    assert run_ids(engine) == [day_3, day_3_other, failed, day_2]
+    assert run_ids(engine) == [day_1, day_3, day_3_other, failed, day_2]
     assert scores_of(day_1).empty
-    assert len(scores_of(day_2)) == 1
+    assert len(scores_of(day_2)) == len(scores_of(day_3)) == 1
 
-    # keep=1: of the two DAY_3 runs only the higher id survives; it is the visible one.
+    # keep=1: of the two DAY_3 runs only the higher id, the visible one, keeps its scores;
+    # the DAY_2 runs keep theirs until they are judged.
     day_2_other = scored_run(engine, other_model, DAY_2, {"a": 0.125}, keep=1)
-    assert run_ids(engine) == [day_3_other, failed]
-    for gone in (day_2, day_2_other, day_3):
-        assert scores_of(gone).empty
+    assert scores_of(day_3).empty
+    assert len(scores_of(day_2)) == len(scores_of(day_2_other)) == 1
     assert visible_customers(engine) == {"a": 0.75}
     assert {row["model_version_id"] for row in current(engine)} == {other_model}
 
+    judge(engine, day_2, day_2_other)
     day_4 = scored_run(engine, model_id, DAY_4, {"b": 0.5}, keep=1)
-    assert run_ids(engine) == [failed, day_4]
-    assert scores_of(day_3_other).empty
+    for pruned in (day_2, day_2_other, day_3_other):
+        assert scores_of(pruned).empty
     assert visible_customers(engine) == {"b": 0.5}
+    assert run_ids(engine) == [day_1, day_3, day_3_other, failed, day_2, day_2_other, day_4]
+    judged = sorted([day_1, day_3, day_3_other, day_2, day_2_other])
+    assert judged_runs(engine) == [judged, judged]
 
 
 def test_retention_never_prunes_the_visible_run(engine):
     model_id = model(engine)
-    scored_run(engine, model_id, DAY_1, {"a": 0.5})
+    first = scored_run(engine, model_id, DAY_1, {"a": 0.5})
+    judge(engine, first)
     latest = scored_run(engine, model_id, DAY_2, {"b": 0.5}, keep=0)
-    assert run_ids(engine) == [latest]
+    assert run_ids(engine) == [first, latest]
     assert visible_customers(engine) == {"b": 0.5}
 
 
@@ -406,7 +478,7 @@ def test_clear_partition_deletes_only_that_range_of_that_run(engine):
     stage(engine, run_id, scored(dict.fromkeys(customers, 0.5)))
     with transaction(engine) as session:
         other = ScoreRun(
-            as_of=DAY_1, model_version_id=model_id, started_at=utc_now(), status="failed"
+            as_of=DAY_1, model_version_id=model_id, started_at=utc_now(), status="running"
         )
         session.add(other)
         session.flush()

@@ -1,5 +1,7 @@
 """The command line as a user meets it: one-line errors, non-zero exits, no passwords."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from prefect.settings import (
     PREFECT_API_URL,
@@ -12,8 +14,10 @@ from typer.testing import CliRunner
 
 # TensorFlow writes to stderr while it loads: load it before CliRunner swaps stderr out.
 import llm_model.model  # noqa: F401
-from db.engine import make_engine
+from db.drift import store_drift
+from db.engine import make_engine, transaction
 from db.models import Customer, CustomerEvent
+from flows import cli
 from flows.cli import app
 from flows.runtime import local_flow_runs
 
@@ -143,3 +147,68 @@ def test_flow_heartbeats_are_off_only_without_a_lasting_prefect_server():
     }
     with temporary_settings(updates=lasting_server), local_flow_runs():
         assert get_current_settings().flows.heartbeat_frequency == default
+
+
+def test_evaluate_prints_each_runs_outcome_or_when_it_matures(
+    sqlite_service, hand_scored_run, monkeypatch, tmp_path
+):
+    as_of = datetime(2026, 6, 1)
+    scores = {f"c{i:02d}": (i + 1) / 21 for i in range(20)}
+    events = [(c, "purchase", as_of + timedelta(days=2)) for c in ("c19", "c18", "c03")]
+    engine = make_engine(sqlite_service)
+    matured = hand_scored_run(
+        engine, as_of, scores, [*events, ("c00", "visit", as_of + timedelta(days=30))]
+    )
+    waiting = hand_scored_run(engine, as_of + timedelta(days=5), scores, [])
+    # Wide enough for the table's ten columns on one line each.
+    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
+
+    result = invoke("evaluate")
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if line.startswith("│")]
+    cells = {int(row[0]): [cell.strip() for cell in row[1:]] for row in rows}
+    assert set(cells) == {matured, waiting}, result.output
+    # The buyers outrank 17, 17 and 3 of the 17 others: 37 of 51 pairs.
+    assert cells[matured][:3] == ["2026-06-01 00:00", "logistic", "20"]
+    assert cells[matured][3:6] == ["3", "0.1500", f"{37 / 51:.4f}"]
+    assert cells[matured][-1] == f"{1 / 0.15:.2f}"
+    assert cells[waiting][2] == "not matured until 2026-07-06 00:00"
+    again = invoke("evaluate").output
+    assert "not matured until 2026-07-06" in again and "2026-06-01" not in again
+
+    report = invoke("report")
+    assert report.exit_code == 0, report.output
+    assert "realized / the model's holdout" in report.output
+    assert "0.1500 / 0.2500" in report.output
+    assert f"chart: {tmp_path / 'reports' / 'monitoring.png'}" in report.output
+
+    missing = invoke("evaluate", "--run-id", "99")
+    assert missing.exit_code == 1
+    assert missing.output.strip().splitlines() == ["error: score run 99 does not exist"]
+
+
+def test_report_shows_the_latest_runs_drift_flagged_by_the_threshold_setting(
+    sqlite_service, hand_scored_run, monkeypatch, tmp_path
+):
+    engine = make_engine(sqlite_service)
+    run_id = hand_scored_run(engine, datetime(2026, 6, 1), {"c1": 0.5, "c2": 0.25}, [])
+    monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setattr(cli.console, "width", 200)
+    before = invoke("report")
+    assert before.exit_code == 0, before.output
+    assert "no score run measured drift yet" in before.output
+    with transaction(engine) as session:
+        store_drift(session, run_id, {"frequency": 0.25, "propensity": 0.5})
+    monkeypatch.setenv("PROPENSITY_DRIFT_PSI_THRESHOLD", "0.3")
+
+    report = invoke("report")
+
+    assert report.exit_code == 0, report.output
+    # The title wraps to the table's width.
+    assert f"drift of score run {run_id} (as of 2026-06-01)" in " ".join(report.output.split())
+    rows = [line.split("│")[1:-1] for line in report.output.splitlines() if line.startswith("│")]
+    cells = {row[0].strip(): [cell.strip() for cell in row[1:]] for row in rows}
+    assert cells["propensity"] == ["0.5000", "drifted"]
+    assert cells["frequency"] == ["0.2500", ""]

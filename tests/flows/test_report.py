@@ -1,23 +1,42 @@
 """What people read about models and score runs: tables, headlines and the model card, against
-hand-written text; the card and the score summary from real rows on every database."""
+hand-written text; the card, the score summary and the monitoring section from real rows on
+every database."""
 
+import base64
+import dataclasses
+import io
+import re
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.image import imread
+from sklearn.metrics import log_loss
+from sqlalchemy import func, select
 
 from db.engine import transaction
 from db.models import ModelVersion
+from db.outcomes import RunToEvaluate
 from db.registry import reject
 from db.scores import publish_score_run, stage_scores, start_score_run
+from db.source import EventSource
+from flows.databases import Databases
+from flows.outcomes import RunEvaluation, evaluate_runs
 from flows.registry import ModelPackage, register
 from flows.report import (
+    DriftCheck,
     RetrainOutcome,
     ScoreSummary,
     TextTable,
+    chart_lines,
+    evaluation_table,
     metrics_markdown,
     metrics_table,
+    monitoring_report,
+    outcomes_markdown,
     reasons_text,
+    score_markdown,
     score_summary,
 )
 from llm_model.calibration import Calibrator
@@ -44,7 +63,16 @@ TABLE_ROWS = [
 
 # as_of, n_events, train_cutoffs, holdout_cutoff, n_train, n_holdout, base rates, vocabulary
 DATA = TrainingData(
-    "2026-10-31", 12345, ("2026-08-02", "2026-09-01"), "2026-10-01", 1200, 400, 0.1251, 0.0981, ()
+    "2026-10-31",
+    12345,
+    ("2026-08-02", "2026-09-01"),
+    "2026-10-01",
+    1200,
+    400,
+    0.1251,
+    0.0981,
+    (),
+    n_calibration=390,
 )
 PACKAGE = ModelPackage(
     artifact=b"x",
@@ -133,6 +161,41 @@ def test_score_summary_top_table():
     assert table.rows == [["1", "c-17", "1.0000", "visit, purchase"], ["2", "c-3", "0.9877", ""]]
 
 
+DRIFT = DriftCheck({"recency": 0.05, "tenure": 1.4732, "propensity": 0.2, "monetary": 0.31}, 0.2)
+
+
+def test_drift_names_the_features_above_the_threshold_largest_first():
+    assert DRIFT.drifted == {"tenure": 1.4732, "monetary": 0.31}
+    assert DRIFT.line() == "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)"
+    table = DRIFT.table("t")
+    assert table.header == ("feature", "PSI", "above 0.2")
+    assert table.rows == [
+        ["tenure", "1.4732", "drifted"],
+        ["monetary", "0.3100", "drifted"],
+        ["propensity", "0.2000", ""],
+        ["recency", "0.0500", ""],
+    ]
+
+
+def test_a_run_within_the_threshold_names_its_largest_psi():
+    stable = DriftCheck({"recency": 0.05, "tenure": 0.125}, 0.2)
+    assert stable.drifted == {}
+    assert stable.line() == "no drift: every PSI is at most 0.2 (the largest 0.125, tenure)"
+
+
+def test_the_score_summary_says_whether_drift_was_measured():
+    measured = dataclasses.replace(SUMMARY, drift=DRIFT)
+    markdown = score_markdown(measured)
+    assert "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)." in markdown
+    assert "| tenure | 1.4732 | drifted |" in markdown
+    assert SUMMARY.drift_line() == (
+        "drift not measured: model version 7 was trained without a drift reference "
+        "(before drift was measured); retrain to measure it"
+    )
+    assert f"{SUMMARY.drift_line()}." in score_markdown(SUMMARY)
+    assert "| feature | PSI |" not in score_markdown(SUMMARY)
+
+
 @pytest.mark.parametrize(
     ("reasons", "text"),
     [
@@ -181,7 +244,7 @@ def test_model_card_of_a_registered_version(engine):
         "| events read | 12,345 |",
         "| training rows / base rate | 1,200 / 0.125 |",
         "| holdout rows / base rate | 400 / 0.098 |",
-        "| calibrator | platt |",
+        "| calibrator | platt, chosen on 390 other holdout customers |",
         "| contender | roc_auc | pr_auc | log_loss | brier | ece | top_decile_lift |",
         *("| " + " | ".join(row) + " |" for row in TABLE_ROWS),
         "- [gains](file:///srv/reports/model-9/gains.png)",
@@ -216,7 +279,7 @@ DECILES = [(1, 2, 0.85, 0.8, 0.9), (2, 2, 0.675, 0.65, 0.7)] + [
 def test_score_summary_of_a_published_run(engine):
     model_id = registered(engine)
     with transaction(engine) as session:
-        run_id = start_score_run(session, datetime(2026, 11, 1), model_id, None, timedelta(hours=1))
+        run_id = start_score_run(session, datetime(2026, 11, 1), model_id, None)
     with engine.begin() as connection:
         stage_scores(connection, run_id, STAGED)
     with transaction(engine) as session:
@@ -240,3 +303,104 @@ def test_score_summary_of_a_published_run(engine):
         {"rank": rank, **by_id[customer]} for rank, customer in enumerate(BEST_FIRST[:10], 1)
     ]
     assert summary.top == expected_top
+
+
+def test_evaluation_table_says_when_a_run_matures_or_why_it_was_skipped():
+    waiting = RunToEvaluate(7, datetime(2026, 6, 1), 3, "gbm", 30, {})
+    gone = RunToEvaluate(8, datetime(2026, 6, 2, 6), 4, None, None, None)
+    table = evaluation_table(
+        [RunEvaluation(waiting), RunEvaluation(gone, skipped="its model version 4 is gone")]
+    )
+    assert table.header == (
+        *("run", "as_of", "model", "customers", "converted", "base rate"),
+        *("AUC", "log loss", "ECE", "lift"),
+    )
+    assert table.rows == [
+        ["7", "2026-06-01 00:00", "gbm", "not matured until 2026-07-01 00:00", *[""] * 6],
+        ["8", "2026-06-02 06:00", "gone", "skipped: its model version 4 is gone", *[""] * 6],
+    ]
+
+
+def test_monitoring_section_sets_realized_figures_beside_the_holdout(
+    engine, hand_scored_run, tmp_path
+):
+    as_of = datetime(2026, 6, 1)
+    scores = {f"c{i:02d}": (i + 1) / 21 for i in range(20)}
+    buyers = ["c19", "c18", "c15", "c10", "c03"]
+    events = [(c, "purchase", as_of + timedelta(days=1)) for c in buyers]
+    run_id = hand_scored_run(
+        engine, as_of, scores, [*events, ("c00", "visit", as_of + timedelta(days=31))]
+    )
+    hand_scored_run(engine, as_of + timedelta(days=10), scores, [])
+    url = engine.url.render_as_string(hide_password=False)
+    evaluate_runs(Databases(url, url), EventSource())
+
+    with engine.connect() as connection:
+        report = monitoring_report(connection, tmp_path / "reports")
+
+    with transaction(engine) as session:
+        model_id = session.scalar(select(func.min(ModelVersion.id)))
+    y = [int(c in buyers) for c in scores]
+    # Positives outrank 15, 15, 13, 9 and 3 of the 15 negatives: 55 of 75 pairs. Decile 1 is
+    # c19 and c18, both buyers: a rate of 1 over a base rate of 0.25.
+    assert report.table.rows == [
+        [
+            str(run_id),
+            "2026-06-01",
+            f"logistic #{model_id}",
+            "20",
+            "10.0",
+            "5",
+            "0.2500 / 0.2500",
+            "0.7333 / 0.7500",
+            f"{log_loss(y, list(scores.values())):.4f} / 0.4000",
+            report.table.rows[0][9],
+            "4.0000 / 2.5000",
+        ]
+    ]
+    assert report.table.rows[0][9].endswith(" / 0.0300")
+    assert report.chart == tmp_path / "reports" / "monitoring.png"
+    image = imread(report.chart)
+    assert image.shape[:2] == (495, 1320)
+    assert len(np.unique(image.reshape(-1, 4), axis=0)) > 20
+
+
+# --- charts where the Prefect UI shows them ----------------------------------------------
+
+
+def embedded_png(markdown: str, name: str) -> bytes:
+    found = re.search(rf"!\[{name}\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert found, f"no embedded {name} image"
+    return base64.b64decode(found.group(1))
+
+
+def test_charts_for_the_prefect_ui_carry_their_png_beside_the_links(tmp_path):
+    gains = tmp_path / "gains.png"
+    gains.write_bytes(b"\x89PNG gains")
+    elsewhere = tmp_path / "calibration.png"  # drawn on another host: nothing to embed
+
+    lines = chart_lines((str(gains), str(elsewhere)), embed=True)
+
+    assert embedded_png(lines, "gains") == b"\x89PNG gains"
+    assert "[calibration](data:" not in lines
+    assert lines.endswith(f"- [gains]({gains.as_uri()})\n- [calibration]({elsewhere.as_uri()})")
+    assert chart_lines((str(gains),)) == f"- [gains]({gains.as_uri()})"
+    assert chart_lines((), embed=True) == "none"
+
+
+def test_the_outcomes_artifact_carries_the_monitoring_chart(engine, hand_scored_run):
+    as_of = datetime(2026, 6, 1)
+    scores = {f"c{i:02d}": (i + 1) / 21 for i in range(20)}
+    events = [(c, "purchase", as_of + timedelta(days=1)) for c in ("c19", "c04")]
+    hand_scored_run(engine, as_of, scores, [*events, ("c00", "visit", as_of + timedelta(days=31))])
+    url = engine.url.render_as_string(hide_password=False)
+    evaluations = evaluate_runs(Databases(url, url), EventSource())
+
+    with engine.connect() as connection:
+        markdown = outcomes_markdown(connection, evaluations)
+
+    assert evaluation_table(evaluations).markdown() in markdown
+    # The latest judged runs: the realized base rate beside the model's holdout one.
+    assert "| 0.1000 / 0.2500 |" in markdown
+    image = imread(io.BytesIO(embedded_png(markdown, "realized AUC and conversions by score run")))
+    assert image.shape[:2] == (495, 1320)

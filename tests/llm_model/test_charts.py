@@ -1,12 +1,19 @@
 """Model-card charts: one readable PNG per chart, and the data each figure plots."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 from scipy.special import expit
 from sklearn.calibration import calibration_curve
 
-from llm_model.charts import curves_figure, histogram_figure, model_charts, save
+from llm_model.charts import (
+    curves_figure,
+    histogram_figure,
+    model_charts,
+    monitoring_figure,
+    save,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # 6 x 4.5 inches at 110 dots per inch.
@@ -87,3 +94,25 @@ def test_histogram_counts_every_score_in_forty_bins_over_zero_to_one(holdout):
     np.testing.assert_array_equal([bar.get_height() for bar in bars], counts)
     np.testing.assert_allclose([bar.get_x() for bar in bars], edges[:-1], atol=1e-12)
     assert sum(bar.get_height() for bar in bars) == len(score)
+
+
+def test_monitoring_chart_plots_realized_auc_and_conversions_by_as_of():
+    history = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2026-05-01", "2026-06-01", "2026-07-01"]),
+            "roc_auc": [0.8, np.nan, 0.7],
+            "holdout_roc_auc": [0.75, 0.75, 0.72],
+            "expected": [10.5, 12.0, 9.25],
+            "actual": [9, 14, 8],
+        }
+    )
+    auc, conversions = monitoring_figure(history).axes
+    realized, holdout = auc.get_lines()
+    assert realized.get_ydata().tolist()[::2] == [0.8, 0.7]
+    assert np.isnan(realized.get_ydata()[1])
+    assert holdout.get_ydata().tolist() == [0.75, 0.75, 0.72]
+    assert [line.get_label() for line in conversions.get_lines()] == ["expected", "actual"]
+    assert [line.get_ydata().tolist() for line in conversions.get_lines()] == [
+        [10.5, 12.0, 9.25],
+        [9, 14, 8],
+    ]

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from llm_model.calibration import Calibrator
+from llm_model.drift import Bins, DriftReference
 from llm_model.manifest import (
     Evaluation,
     ManifestError,
@@ -74,11 +75,12 @@ MANIFEST = ModelManifest(
     snapshot_stride_days=30,
 )
 
-# The row this version writes for it: the same plus its kind and (empty) static means.
+# The row this version writes for it: the same plus its kind, (empty) static means and no
+# drift reference.
 CONFIG = {
     **STORED_CONFIG,
     "kind": "lstm",
-    "sidecar": {**STORED_CONFIG["sidecar"], "static_mean": []},
+    "sidecar": {**STORED_CONFIG["sidecar"], "static_mean": [], "drift_reference": None},
 }
 
 # A static kind: no network, the training means its occlusion reasons measure from.
@@ -88,6 +90,7 @@ STATIC_CONFIG = {
         **STORED_CONFIG["sidecar"],
         "model": None,
         "static_mean": [1.5, 0.25, 3.0],
+        "drift_reference": None,
         "calibrator": {
             "method": "identity",
             "x_thresholds": [],
@@ -202,6 +205,31 @@ def test_a_static_manifest_has_no_network_and_keeps_its_training_means():
     assert ModelManifest.from_json(STATIC_CONFIG) == STATIC_MANIFEST
 
 
+# A drift reference: bins of each static feature, then of the score.
+DRIFT_REFERENCE = DriftReference(
+    names=("recency_days", "frequency", "monetary", "propensity"),
+    bins=(
+        Bins((1.0, 2.5), (0.25, 0.5, 0.25)),
+        Bins((0.0,), (1.0, 0.0)),
+        Bins((0.0, 3.0), (0.5, 0.25, 0.25)),
+        Bins((0.05, 0.1, 0.4), (0.25, 0.25, 0.25, 0.25)),
+    ),
+)
+DRIFT_JSON = [
+    {"name": "recency_days", "edges": [1.0, 2.5], "shares": [0.25, 0.5, 0.25]},
+    {"name": "frequency", "edges": [0.0], "shares": [1.0, 0.0]},
+    {"name": "monetary", "edges": [0.0, 3.0], "shares": [0.5, 0.25, 0.25]},
+    {"name": "propensity", "edges": [0.05, 0.1, 0.4], "shares": [0.25, 0.25, 0.25, 0.25]},
+]
+
+
+def test_a_manifest_keeps_its_drift_reference_as_a_list_in_column_order():
+    manifest = dataclasses.replace(STATIC_MANIFEST, drift_reference=DRIFT_REFERENCE)
+    stored = through_json(manifest.to_json())
+    assert stored == edited(STATIC_CONFIG, "sidecar", "drift_reference", to=DRIFT_JSON)
+    assert ModelManifest.from_json(stored) == manifest
+
+
 def test_the_stored_kind_wins_over_the_network_cell():
     manifest = ModelManifest.from_json({**STORED_CONFIG, "kind": "gru"})
     assert (manifest.kind, manifest.network.cell) == ("gru", "lstm")
@@ -222,8 +250,9 @@ def test_the_stored_kind_wins_over_the_network_cell():
             snapshot_stride_days=45,
         ),
         STATIC_MANIFEST,
+        dataclasses.replace(MANIFEST, drift_reference=DRIFT_REFERENCE),
     ],
-    ids=["platt-lstm", "isotonic-defaults", "gbm"],
+    ids=["platt-lstm", "isotonic-defaults", "gbm", "with-drift-reference"],
 )
 def test_manifest_round_trips_through_json(manifest):
     assert ModelManifest.from_json(through_json(manifest.to_json())) == manifest
@@ -423,10 +452,15 @@ def test_broken_json_raises_manifest_error_saying_why(record_type, path, to, rea
     [
         (ModelManifest, STATIC_CONFIG, "sidecar.static_mean", 5, "TypeError"),
         (ModelManifest, STATIC_CONFIG, "sidecar.static_mean", ["high"], "ValueError"),
+        (ModelManifest, STATIC_CONFIG, "sidecar.drift_reference", 5, "TypeError"),
+        (ModelManifest, STATIC_CONFIG, "sidecar.drift_reference", [{"name": "x"}], "KeyError"),
         (ModelMetrics, METRICS, "contenders", 5, "TypeError"),
         (ModelMetrics, METRICS, "table", 5, "TypeError"),
     ],
-    ids=["static_mean-number", "static_mean-text", "contenders", "table"],
+    ids=[
+        *("static_mean-number", "static_mean-text"),
+        *("drift_reference-number", "drift_reference-no-bins", "contenders", "table"),
+    ],
 )
 def test_broken_json_of_this_version_raises_manifest_error(record_type, record, path, to, reason):
     broken = edited(record, *path.split("."), to=to)
@@ -490,3 +524,23 @@ def test_a_tie_goes_to_the_lower_log_loss_whatever_the_order(contenders):
     evaluation = Evaluation(table=table, contenders=contenders)
     assert evaluation.ranked("roc_auc") == ["logistic", "gru", "gbm"]
     assert evaluation.winner("roc_auc") == "logistic"
+
+
+def test_contenders_within_the_tie_margin_go_by_log_loss():
+    table = {
+        "gru_hybrid": row(0.8104, 0.3453),
+        "gru": row(0.8102, 0.3437),  # 0.0002 behind: a tie, better calibrated
+        "gbm": row(0.8093, 0.3400),  # 0.0011 behind: no tie, whatever its log loss
+        "logistic": row(0.8082, 0.3475),
+    }
+    evaluation = Evaluation(table=table, contenders=tuple(table))
+    assert evaluation.ranked("roc_auc") == ["gru", "gru_hybrid", "gbm", "logistic"]
+    assert evaluation.winner("roc_auc") == "gru"
+    assert evaluation.tied_with_best("roc_auc") == {"gru", "gru_hybrid"}
+    # In a lower-is-better metric the margin counts the other way.
+    by_brier = Evaluation(
+        table={"a": row(0.7, 0.31, brier=0.0900), "b": row(0.8, 0.30, brier=0.0909)},
+        contenders=("a", "b"),
+    )
+    assert by_brier.winner("brier") == "b"
+    assert by_brier.winner("log_loss") == "b"

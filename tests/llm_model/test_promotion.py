@@ -73,3 +73,16 @@ def test_force_promote_overrides_the_rule(metric, best, champion):
 
     assert decision.promote
     assert decision.reason.startswith(f"forced by operator; gbm has the best holdout {metric}")
+
+
+def test_a_tie_on_the_metric_is_named_in_the_reason():
+    table = {
+        "gru_hybrid": {"roc_auc": 0.7801, "log_loss": 0.3787},
+        "gru": {"roc_auc": 0.7799, "log_loss": 0.3785},
+        "logistic": {"roc_auc": 0.7774, "log_loss": 0.3814},
+    }
+    decision = decide_promotion(Evaluation(table=table, contenders=tuple(table)), "roc_auc", 0.005)
+    assert decision.reason == (
+        "first champion: gru has the lowest log loss of the contenders within 0.001 of the "
+        "best holdout roc_auc (gru 0.7799, gru_hybrid 0.7801, logistic 0.7774)"
+    )

@@ -15,6 +15,7 @@ from llm_model.sequences import (
     Vocabulary,
     build_features,
     build_training_set,
+    non_finite_inputs,
     snapshot_cutoffs,
     static_names,
 )
@@ -675,3 +676,20 @@ def test_bad_requests_and_configs_are_rejected() -> None:
 def test_training_set_rejects_what_cannot_be_learned(events, as_of, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         build_training_set(events, as_of, TS_CONFIG, **kwargs)
+
+
+def test_non_finite_inputs_name_the_inputs_and_the_customers_that_hold_them():
+    """Two purchases a float can hold but whose sum it cannot: monetary is infinite; one
+    purchase near the float limit stays finite."""
+    rows = [
+        ("big", "purchase", "2024-03-01", 1e308),
+        ("big", "purchase", "2024-03-02", 1.5e308),
+        ("edge", "purchase", "2024-03-03", 1.7e308),
+        ("small", "purchase", "2024-03-04", 12.5),
+    ]
+    features = build_features(_events(rows), ["small", "big", "edge"], CUTOFF, VOCAB, HAND_CONFIG)
+    inputs, customers = non_finite_inputs(features)
+    assert inputs == ("monetary",)
+    assert customers.tolist() == ["big"]
+    inputs, customers = non_finite_inputs(features.take(np.array([0, 2])))
+    assert (inputs, len(customers)) == ((), 0)

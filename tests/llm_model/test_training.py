@@ -11,15 +11,18 @@ import pytest
 from sklearn.metrics import log_loss
 
 from llm_model import metrics
+from llm_model.drift import SCORE, reference_bins
 from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.sequences import Snapshot, build_training_set
 from llm_model.training import (
+    Contenders,
     calibration_split,
     evaluate,
     fit_contenders,
     fit_model,
     resolve_as_of,
     train_and_evaluate,
+    with_drift_references,
 )
 
 
@@ -67,6 +70,7 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
     assert n == {result.data.n_holdout}
     assert result.contenders.calibration.keys() >= {"identity", "gru_hybrid identity"}
     assert result.contenders.failures == {}
+    assert all(m.manifest.drift_reference for m in result.contenders.models.values())
 
     record = result.metrics("gbm", "log_loss", champion_version_id=4)
     assert (record.winner, record.selection_metric, record.champion_version_id) == (
@@ -223,3 +227,26 @@ def test_the_reported_holdout_is_the_half_the_calibrators_never_saw(
     assert result.evaluation.table["gbm"] == pytest.approx(
         metrics.summary(reported.holdout.labels, gbm)
     )
+
+
+def test_every_contender_measures_drift_against_the_holdout_features_and_its_holdout_scores(
+    training, events, trained, static_models, hybrid
+):
+    models = {"gru": trained, **static_models, "gru_hybrid": hybrid}
+    evaluation = evaluate(models, training, events)
+
+    referenced = with_drift_references(
+        Contenders(models, {}, {}), training.holdout.features, evaluation.scores
+    ).models
+
+    holdout = training.holdout.features
+    expected_features = [reference_bins(column) for column in holdout.static.T]
+    for kind, model in referenced.items():
+        reference = model.manifest.drift_reference
+        assert reference.names == (*holdout.static_names, SCORE)
+        assert list(reference.bins[:-1]) == expected_features
+        assert reference.bins[-1] == reference_bins(evaluation.scores[kind])
+        assert dataclasses.replace(model.manifest, drift_reference=None) == models[kind].manifest
+        np.testing.assert_array_equal(
+            model.propensity(training.holdout.features), evaluation.scores[kind]
+        )

@@ -1,0 +1,165 @@
+"""Realized outcomes of published score runs, as the database holds them: the runs awaiting
+their outcome, a run's published scores, the customers with a target event in a window
+(one aggregate query on the event source: events are never read into memory), and the
+stored result, replaced whole in the caller's transaction."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, delete, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from db.errors import DataLayerError
+from db.models import (
+    ModelVersion,
+    PropensityScore,
+    ScoreRun,
+    ScoreRunOutcome,
+    ScoreRunOutcomeDecile,
+    ScoreRunStatus,
+)
+from db.source import EventColumns
+from db.timestamps import utc_now
+
+
+class NotEvaluable(DataLayerError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunToEvaluate:
+    """A succeeded score run and what its model says about its outcome: the horizon and the
+    manifest (model_versions.config) naming the target event; None where the model row
+    is gone."""
+
+    score_run_id: int
+    as_of: datetime
+    model_version_id: int
+    kind: str | None
+    horizon_days: int | None
+    model_config: dict[str, Any] | None
+
+    @property
+    def matures_at(self) -> datetime | None:
+        """When the horizon has passed: the source's events must reach this time."""
+        return None if self.horizon_days is None else self.as_of + timedelta(days=self.horizon_days)
+
+
+def _runs_with_their_models():
+    return select(
+        ScoreRun.id,
+        ScoreRun.as_of,
+        ScoreRun.model_version_id,
+        ModelVersion.kind,
+        ModelVersion.horizon_days,
+        ModelVersion.config,
+    ).outerjoin(ModelVersion, ModelVersion.id == ScoreRun.model_version_id)
+
+
+def runs_awaiting_outcome(session: Session) -> list[RunToEvaluate]:
+    """Succeeded runs without an outcome yet, oldest first."""
+    query = (
+        _runs_with_their_models()
+        .where(
+            ScoreRun.status == ScoreRunStatus.SUCCEEDED,
+            ~exists().where(ScoreRunOutcome.score_run_id == ScoreRun.id),
+        )
+        .order_by(ScoreRun.as_of, ScoreRun.id)
+    )
+    return [RunToEvaluate(*row) for row in session.execute(query)]
+
+
+def run_to_evaluate(session: Session, score_run_id: int) -> RunToEvaluate:
+    """One succeeded run, evaluated or not; any other is refused naming why."""
+    status = session.scalar(select(ScoreRun.status).where(ScoreRun.id == score_run_id))
+    if status is None:
+        raise NotEvaluable(f"score run {score_run_id} does not exist")
+    if status != ScoreRunStatus.SUCCEEDED:
+        raise NotEvaluable(
+            f"score run {score_run_id} is {status}: only succeeded runs have an outcome"
+        )
+    row = session.execute(_runs_with_their_models().where(ScoreRun.id == score_run_id)).one()
+    return RunToEvaluate(*row)
+
+
+def run_scores(connection: Connection, score_run_id: int) -> pd.DataFrame:
+    """customer_id, propensity and decile of every customer the run published; empty once
+    its scores are pruned."""
+    score = PropensityScore
+    rows = connection.execute(
+        select(score.customer_id, score.propensity, score.decile).where(
+            score.score_run_id == score_run_id
+        )
+    ).all()
+    return pd.DataFrame(rows, columns=["customer_id", "propensity", "decile"])
+
+
+def converted_customers(
+    connection: Connection,
+    columns: EventColumns,
+    target_event: str,
+    after: datetime,
+    until: datetime,
+) -> list[str]:
+    """The customers with a target event in (after, until]: the label of the window, as
+    training defines it."""
+    query = (
+        select(columns.customer_id)
+        .where(
+            columns.event_type == target_event,
+            columns.occurred_at > columns.moment(after),
+            columns.occurred_at <= columns.moment(until),
+        )
+        .distinct()
+    )
+    return list(connection.scalars(query))
+
+
+def store_outcome(
+    session: Session, run: RunToEvaluate, figures: dict[str, Any], deciles: pd.DataFrame
+) -> None:
+    """Replace the run's outcome and decile rows (`figures`: the outcome's metric columns;
+    `deciles`: decile, customers, expected, actual)."""
+    run_id = run.score_run_id
+    for table in (ScoreRunOutcomeDecile, ScoreRunOutcome):
+        session.execute(delete(table).where(table.score_run_id == run_id))
+    session.add(
+        ScoreRunOutcome(
+            score_run_id=run_id,
+            evaluated_at=utc_now(),
+            as_of=run.as_of,
+            model_version_id=run.model_version_id,
+            horizon_days=run.horizon_days,
+            **figures,
+        )
+    )
+    session.flush()
+    session.execute(
+        insert(ScoreRunOutcomeDecile),
+        [{"score_run_id": run_id, **row} for row in deciles.to_dict("records")],
+    )
+
+
+def evaluated_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """The `limit` latest evaluated runs, oldest first: their outcome, expected conversions,
+    model kind and the model's holdout metrics (model_versions.metrics)."""
+    outcome = ScoreRunOutcome
+    expected = (
+        select(func.sum(ScoreRunOutcomeDecile.expected))
+        .where(ScoreRunOutcomeDecile.score_run_id == outcome.score_run_id)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        select(
+            *outcome.__table__.c,
+            expected.label("expected"),
+            ModelVersion.kind,
+            ModelVersion.metrics.label("model_metrics"),
+        )
+        .outerjoin(ModelVersion, ModelVersion.id == outcome.model_version_id)
+        .order_by(outcome.as_of.desc(), outcome.score_run_id.desc())
+        .limit(limit)
+    ).all()
+    return [row._asdict() for row in reversed(rows)]

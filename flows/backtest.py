@@ -1,0 +1,298 @@
+"""The walk-forward backtest: the service replayed over past cutoffs in a scratch database,
+each cutoff judged against what its customers really did afterwards.
+
+At each cutoff the retrain runs with the service's settings on the events at or before it
+(the champion rule included: the scratch database's champion carries from cutoff to
+cutoff). Then the champion, and each baseline contender that retrain fitted (logistic
+regression and gradient boosting, registered beside its winner as candidates), score the
+customers active at the cutoff in score runs of their own, and every run is judged against
+the target events in its horizon as `propensity evaluate` judges published runs. Scoring
+the baselines through score runs, rather than in memory, keeps one way of judging: every
+row is a published run's realized outcome.
+
+The scratch database is a new SQLite file (temporary unless kept): models, score runs,
+outcomes and a copy of the customers table (who is active, for the is_active rule) go
+there; events are read in place from the event source. Production's model_versions,
+score_runs and scores are never written.
+"""
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.task_runners import ThreadPoolTaskRunner
+from rich.progress import Progress
+
+from db.customers import copy_customers
+from db.engine import transaction
+from db.migrate import upgrade
+from db.source import EventSource
+from flows.databases import Databases, reachable_engine
+from flows.locks import exclusive
+from flows.outcomes import evaluate_runs
+from flows.partitions import PARTITIONS_AT_ONCE, ScoreJob
+from flows.registry import ModelPackage, register
+from flows.report import RetrainOutcome, ScoreSummary, TextTable, figure
+from flows.retrain import BASELINES, RetrainJob, retrain_model
+from flows.score import score_and_publish
+from flows.settings import Settings
+from flows.tasks import io_task
+from flows.walk_forward import WalkForward, backtest_cutoffs
+from llm_model.baselines import STATIC_KINDS
+from llm_model.manifest import TrainingPlan
+from llm_model.monitoring import RealizedOutcome
+
+CHAMPION = "champion"
+PRINTED_FIGURES = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
+
+
+@dataclass(frozen=True)
+class BacktestRow:
+    """One model's score run at one cutoff, judged: `model` is "champion" or a baseline's
+    kind, `kind` the kind of the model that scored."""
+
+    cutoff: datetime
+    model: str
+    kind: str
+    model_version_id: int
+    score_run_id: int
+    outcome: RealizedOutcome
+
+    def record(self) -> dict[str, Any]:
+        """The row as the CSV file and the table artifact hold it."""
+        figures = self.outcome.columns()
+        return {
+            "cutoff": f"{self.cutoff:%Y-%m-%d %H:%M:%S}",
+            "model": self.model,
+            "kind": self.kind,
+            # The printed figures first: the UI shows a wide table's first columns.
+            **{name: figures[name] for name in PRINTED_FIGURES},
+            **figures,
+            "model_version_id": self.model_version_id,
+            "score_run_id": self.score_run_id,
+        }
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The judged runs by cutoff, the notes of the cutoffs left out, the CSV file."""
+
+    rows: list[BacktestRow]
+    skipped: list[str]
+    csv_path: Path
+
+    def table(self) -> TextTable:
+        header = ("cutoff", "model", "kind", "customers", "base rate")
+        header += ("AUC", "log loss", "ECE", "lift")
+        rows = [
+            [
+                f"{row.cutoff:%Y-%m-%d}",
+                row.model,
+                f"{row.kind} #{row.model_version_id}",
+                f"{row.outcome.n_customers:,}",
+                figure(row.outcome.base_rate),
+                figure(row.outcome.roc_auc),
+                figure(row.outcome.log_loss),
+                figure(row.outcome.ece),
+                figure(row.outcome.top_decile_lift, 2),
+            ]
+            for row in self.rows
+        ]
+        return TextTable("backtest: scores judged after their horizon", header, rows)
+
+
+@dataclass(frozen=True)
+class BacktestJobs:
+    """The retrain and score jobs of the service's settings on the scratch database, and a
+    folder for the retrains' files."""
+
+    retrain: RetrainJob
+    score: ScoreJob
+    partition_size: int
+    folder: Path
+
+
+@io_task
+def plan_cutoffs(
+    databases: Databases,
+    source: EventSource,
+    plan: TrainingPlan,
+    start: datetime,
+    end: datetime,
+    every_days: int,
+) -> WalkForward:
+    walk = backtest_cutoffs(databases, source, start, end, every_days, plan)
+    for note in walk.skipped:
+        get_run_logger().warning(note)
+    return walk
+
+
+@io_task
+def prepare_scratch_database(production: Databases, scratch_url: str, with_customers: bool) -> int:
+    """Migrate the new scratch database; `with_customers`, copy production's customers
+    table into it. The customers copied."""
+    with reachable_engine(scratch_url).begin() as connection:
+        upgrade(connection)
+        if not with_customers:
+            return 0
+        with production.service().connect() as source:
+            return copy_customers(source, connection)
+
+
+@contextmanager
+def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[BacktestJobs]:
+    """The service's jobs on a new SQLite database (at `database_path`, else a temporary
+    one), reading production's events, with the scratch database's retrain and score leases
+    held."""
+    with tempfile.TemporaryDirectory(prefix="propensity-backtest-") as temporary:
+        folder = Path(temporary)
+        database = Path(database_path).resolve() if database_path else folder / "backtest.db"
+        if database.exists():
+            raise ValueError(f"{database} exists: a backtest starts from a new database")
+        scratch = settings.overridden(
+            database_url=f"sqlite:///{database}",
+            source_database_url=settings.databases().events_url,
+            reports_dir=str(folder / "reports"),
+        )
+        copied = prepare_scratch_database(
+            settings.databases(), scratch.database_url, not scratch.active().reads_events
+        )
+        get_run_logger().info("scratch database %s (%s customers copied)", database, copied)
+        jobs = BacktestJobs(
+            retrain=replace(RetrainJob.from_settings(scratch), baselines=STATIC_KINDS),
+            score=ScoreJob.from_settings(scratch),
+            partition_size=scratch.partition_size,
+            folder=folder,
+        )
+        try:
+            with (
+                exclusive("retrain", jobs.retrain.databases, jobs.retrain.lease_heartbeat),
+                exclusive("score", jobs.score.databases, jobs.score.lease_heartbeat),
+            ):
+                yield jobs
+        finally:
+            # Engines are cached per URL: the file's pooled connections close with the run.
+            reachable_engine(scratch.database_url).dispose()
+
+
+@io_task
+def register_baselines(job: RetrainJob, retrained: RetrainOutcome, folder: Path) -> dict[str, int]:
+    """The model version of each baseline the retrain fitted: its winner's for the winner's
+    kind, the others registered here as candidates."""
+    versions = {}
+    with transaction(job.databases.service()) as session:
+        for kind in job.baselines:
+            package = folder / BASELINES / kind
+            if kind == retrained.kind:
+                versions[kind] = retrained.version_id
+            elif package.is_dir():
+                versions[kind] = register(session, ModelPackage.load(package)).id
+    return versions
+
+
+@io_task
+def judge(jobs: BacktestJobs, cutoff: datetime, model: str, run: ScoreSummary) -> BacktestRow:
+    """The run's realized outcome, as `propensity evaluate --run-id` stores it."""
+    (evaluation,) = evaluate_runs(jobs.score.databases, jobs.score.source, run.score_run_id)
+    if evaluation.outcome is None:  # walk_forward keeps only cutoffs whose horizon passed
+        raise RuntimeError(evaluation.describe())
+    return BacktestRow(
+        cutoff,
+        model,
+        evaluation.run.kind,
+        run.model_version_id,
+        run.score_run_id,
+        evaluation.outcome,
+    )
+
+
+def replay_cutoff(jobs: BacktestJobs, cutoff: datetime, folder: Path) -> list[BacktestRow]:
+    """Retrain at the cutoff, score with the champion and each baseline, judge each run; a
+    baseline that is the champion is judged by the champion's run."""
+    retrained = retrain_model(jobs.retrain, cutoff, False, folder)
+    champion = score_and_publish(jobs.score, cutoff, jobs.partition_size)
+    runs = {CHAMPION: champion}
+    for kind, version_id in register_baselines(jobs.retrain, retrained, folder).items():
+        runs[kind] = (
+            champion
+            if version_id == champion.model_version_id
+            else score_and_publish(jobs.score, cutoff, jobs.partition_size, version_id)
+        )
+    return [judge(jobs, cutoff, model, run) for model, run in runs.items()]
+
+
+def replay(jobs: BacktestJobs, cutoffs: list[datetime]) -> list[BacktestRow]:
+    """Every cutoff in turn; progress goes to a Prefect artifact and, on a terminal, a bar."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(0.0, description="backtest cutoffs replayed")
+    rows = []
+    with Progress(disable=not sys.stdout.isatty()) as bar:
+        replayed = bar.add_task("backtest cutoffs", total=len(cutoffs))
+        for done, cutoff in enumerate(cutoffs, start=1):
+            # The retrain's copy of the events goes once its cutoff is judged.
+            with tempfile.TemporaryDirectory(dir=jobs.folder) as work:
+                judged = replay_cutoff(jobs, cutoff, Path(work))
+            logger.info(
+                "cutoff %s: %s",
+                f"{cutoff:%Y-%m-%d}",
+                "; ".join(f"{r.model} AUC {figure(r.outcome.roc_auc)}" for r in judged),
+            )
+            rows += judged
+            update_progress_artifact(progress, 100.0 * done / len(cutoffs))
+            bar.advance(replayed)
+    return rows
+
+
+@io_task
+def publish_backtest(result: Backtest) -> Backtest:
+    """The table as a CSV file and a Prefect table artifact."""
+    records = [row.record() for row in result.rows]
+    result.csv_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(records).to_csv(result.csv_path, index=False)
+    create_table_artifact(
+        records, key="backtest", description="Walk-forward backtest: realized outcomes"
+    )
+    return result
+
+
+# The scratch database is a file on this machine: partitions are scored here, whatever the
+# task runner setting says.
+@flow(
+    name="backtest",
+    log_prints=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE),
+)
+def backtest(
+    start: datetime,
+    end: datetime,
+    every_days: int,
+    horizon_days: int | None = None,
+    cell: str | None = None,
+    csv_path: str | None = None,
+    database_path: str | None = None,
+) -> Backtest:
+    settings = Settings().overridden(horizon_days=horizon_days, cell=cell)
+    walk = plan_cutoffs(
+        settings.databases(),
+        settings.event_source,
+        settings.training_plan(),
+        start,
+        end,
+        every_days,
+    )
+    with scratch_jobs(settings, database_path) as jobs:
+        rows = replay(jobs, walk.cutoffs)
+    default_csv = Path(settings.reports_dir) / f"backtest-{start:%Y-%m-%d}-{end:%Y-%m-%d}.csv"
+    return publish_backtest(Backtest(rows, walk.skipped, Path(csv_path or default_csv).resolve()))

@@ -1,0 +1,100 @@
+"""Judging published score runs once their horizon has passed, as plain functions: the
+score flow's monitoring task and `propensity evaluate` call these.
+
+A run's scores come from the service database and its converted customers from the event
+source (the two may be different databases), so the join is made here, on one row per
+customer the run scored; each run's outcome is stored in a transaction of its own.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from db.engine import transaction
+from db.outcomes import (
+    RunToEvaluate,
+    converted_customers,
+    run_scores,
+    run_to_evaluate,
+    runs_awaiting_outcome,
+    store_outcome,
+)
+from db.source import EventColumns, EventSource, event_time_span, resolve_columns
+from flows.databases import Databases
+from llm_model.manifest import ModelManifest
+from llm_model.monitoring import RealizedOutcome, realized_outcome
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """What became of one run: its stored outcome, or when it matures, or why it was
+    skipped."""
+
+    run: RunToEvaluate
+    outcome: RealizedOutcome | None = None
+    skipped: str | None = None
+
+    @property
+    def matured(self) -> bool:
+        return self.outcome is not None or self.skipped is not None
+
+    def describe(self) -> str:
+        run = self.run
+        about = f"score run {run.score_run_id} (as of {run.as_of:%Y-%m-%d %H:%M})"
+        if self.outcome is not None:
+            o = self.outcome
+            auc = "undefined" if o.roc_auc is None else f"{o.roc_auc:.4f}"
+            return (
+                f"{about}: {o.n_converted:,} of {o.n_customers:,} customers converted, "
+                f"AUC {auc}, log loss {o.log_loss:.4f}"
+            )
+        if self.skipped is not None:
+            return f"{about} skipped: {self.skipped}"
+        return f"{about}: not matured until {run.matures_at:%Y-%m-%d %H:%M}"
+
+
+def evaluate_runs(
+    databases: Databases, source: EventSource, score_run_id: int | None = None
+) -> list[RunEvaluation]:
+    """Evaluate every matured run awaiting its outcome (or the one run, again if it was);
+    runs not matured yet are reported, never evaluated early."""
+    with transaction(databases.service()) as session:
+        if score_run_id is None:
+            runs = runs_awaiting_outcome(session)
+        else:
+            runs = [run_to_evaluate(session, score_run_id)]
+    if not runs:
+        return []
+    with databases.events().connect() as connection:
+        columns = resolve_columns(connection, source)
+        span = event_time_span(connection, columns)
+    latest_event = None if span is None else span[1]
+    return [evaluate_run(databases, columns, run, latest_event) for run in runs]
+
+
+def evaluate_run(
+    databases: Databases,
+    columns: EventColumns,
+    run: RunToEvaluate,
+    latest_event: datetime | None,
+) -> RunEvaluation:
+    if run.matures_at is None:
+        return RunEvaluation(run, skipped=f"its model version {run.model_version_id} is gone")
+    if latest_event is None or latest_event < run.matures_at:
+        return RunEvaluation(run)
+    with databases.service().connect() as connection:
+        scores = run_scores(connection, run.score_run_id)
+    if scores.empty:
+        return RunEvaluation(run, skipped="its scores were pruned before it matured")
+    target_event = ModelManifest.from_json(run.model_config).sequence.target_event
+    with databases.events().connect() as connection:
+        converted = converted_customers(
+            connection, columns, target_event, run.as_of, run.matures_at
+        )
+    outcome = realized_outcome(
+        scores["customer_id"].isin(converted).to_numpy(),
+        scores["propensity"].to_numpy(),
+        scores["decile"].to_numpy(),
+    )
+    with transaction(databases.service()) as session:
+        store_outcome(session, run, outcome.columns(), outcome.deciles)
+    return RunEvaluation(run, outcome)

@@ -1,0 +1,56 @@
+"""The task runner of the score flow, chosen from the settings when a flow run starts.
+
+A deployment's entrypoint (`flows/score.py:score`, and the score subflow of
+`retrain-and-score`) is the flow object itself, imported by a work-pool worker or by
+`propensity serve`: a runner fixed when the flow was defined would ignore
+PROPENSITY_TASK_RUNNER there. So the flow's runner reads the settings as each run starts,
+the same for the CLI and for scheduled runs.
+"""
+
+from typing import Any, Self
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from flows.partitions import PARTITIONS_AT_ONCE
+from flows.settings import Settings
+
+
+def configured_runner(settings: Settings) -> TaskRunner:
+    """A Dask runner (on the cluster at PROPENSITY_DASK_ADDRESS, else a local one) or a
+    thread pool in this process."""
+    if settings.task_runner == "dask":
+        # Dask loads only for runs that ask for it.
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+    # Prefect's default pool starts a thread per partition; every thread that allocates keeps
+    # a malloc arena of its own, so peak memory grew with the number of partitions.
+    return ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE)
+
+
+class SettingsTaskRunner(TaskRunner):
+    """Hands a flow run's tasks to the runner `configured_runner` picks as the run starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner: TaskRunner | None = None
+
+    def duplicate(self) -> Self:
+        return type(self)()
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.runner = configured_runner(Settings()).__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        runner, self.runner = self.runner, None
+        try:
+            runner.__exit__(*exc_info)
+        finally:
+            super().__exit__(*exc_info)
+
+    def submit(self, task, parameters, wait_for=None, dependencies=None):
+        return self.runner.submit(task, parameters, wait_for, dependencies)

@@ -1,0 +1,197 @@
+"""Processes that die or are told to stop, and scheduled runs that scale out: a `propensity
+score` killed by SIGKILL or SIGTERM mid-run (real processes, killed by PID) publishes
+nothing, leaves no staged rows and no child process behind, and the next run takes over its
+lease within the lease's duration; the score deployment's entrypoint runs on Dask when the
+settings say so."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+from prefect.settings import PREFECT_API_URL
+from sqlalchemy import Engine, func, select, text
+
+from db.engine import session_factory
+from db.locks import LockHeld, acquire_lock
+from db.models import PropensityScoreStaging, ScoreRun, ServiceLock
+from flows.databases import Databases
+from flows.deployments import deployment_specs, entrypoint_flow
+from flows.locks import exclusive, lease_duration
+from flows.report import ScoreSummary
+from flows.score import score
+from flows.settings import Settings
+
+HEARTBEAT = timedelta(seconds=1)
+# A refused attempt (a flow run of its own) and the pause before the next.
+ONE_ATTEMPT = timedelta(seconds=3)
+
+
+def rows(engine: Engine, table) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(table))
+
+
+def runs(engine: Engine) -> list[tuple[str, str | None]]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                select(ScoreRun.status, ScoreRun.error).order_by(ScoreRun.id)
+            )
+        ]
+
+
+def current_scores(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as connection:
+        scores = pd.read_sql(
+            text("SELECT * FROM current_propensity_scores ORDER BY customer_id"), connection
+        )
+    return scores.drop(columns=["scored_at"])
+
+
+@pytest.fixture
+def score_command(champion, database_url, tmp_path) -> dict[str, str]:
+    """The environment of `propensity score` on the `champion` database: partitions of ten
+    customers (a run of about forty), a heartbeat of a second."""
+    return os.environ | {
+        "PROPENSITY_DATABASE_URL": database_url,
+        "PROPENSITY_PARTITION_SIZE": "10",
+        "PROPENSITY_LEASE_HEARTBEAT_SECONDS": str(HEARTBEAT.total_seconds()),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+
+
+def start_score(environment: dict[str, str], folder: Path) -> subprocess.Popen:
+    command = Path(sys.executable).with_name("propensity")
+    return subprocess.Popen(
+        [str(command), "score"],
+        env=environment,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_staged_rows(engine: Engine, process: subprocess.Popen, timeout_s: float) -> None:
+    """Until the run's first partition has staged its scores."""
+    deadline = time.monotonic() + timeout_s
+    while rows(engine, PropensityScoreStaging) == 0:
+        assert process.poll() is None, f"propensity score ended first ({process.returncode})"
+        assert time.monotonic() < deadline, "no partition staged its scores in time"
+        time.sleep(0.02)
+
+
+def score_once_the_lease_lapses(killed_at: float) -> tuple[ScoreSummary, float]:
+    """Score until the killed run's lease no longer refuses it: the summary, and how long
+    after the kill the successful attempt started."""
+    while True:
+        seconds_after_kill = time.monotonic() - killed_at
+        try:
+            return score(), seconds_after_kill
+        except LockHeld:
+            assert seconds_after_kill < 60, "the killed run's lease was never taken over"
+            time.sleep(0.2)
+
+
+def test_the_default_lease_lapses_within_two_minutes():
+    default = timedelta(seconds=Settings(_env_file=None).lease_heartbeat_seconds)
+    assert lease_duration(default) < timedelta(minutes=2)
+
+
+def test_a_live_run_keeps_its_lease_however_long_it_runs(engine, database_url):
+    sessions = session_factory(engine)
+    heartbeat = timedelta(seconds=0.2)
+    with exclusive("score", Databases(database_url, database_url), heartbeat):
+        time.sleep(3 * lease_duration(heartbeat).total_seconds())
+        with pytest.raises(LockHeld, match="another score is running"):
+            acquire_lock(sessions, "score", "the next run", lease_duration(heartbeat))
+    assert rows(engine, ServiceLock) == 0
+
+
+def test_a_killed_score_run_is_taken_over_within_its_lease_leaving_no_staged_rows(
+    score_command, champion, prefect_harness, tmp_path
+):
+    process = start_score(score_command | {"PREFECT_API_URL": PREFECT_API_URL.value()}, tmp_path)
+    try:
+        wait_for_staged_rows(champion, process, timeout_s=240)
+        os.kill(process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert [status for status, _ in runs(champion)] == ["running"]
+    assert rows(champion, PropensityScoreStaging) > 0
+    assert rows(champion, ServiceLock) == 1
+
+    summary, seconds_after_kill = score_once_the_lease_lapses(killed_at)
+    assert seconds_after_kill < (lease_duration(HEARTBEAT) + ONE_ATTEMPT).total_seconds()
+    (killed_status, reason), (status, _) = runs(champion)
+    assert (killed_status, status) == ("abandoned", "succeeded")
+    assert reason.startswith("abandoned: found running by the next score run")
+    assert rows(champion, PropensityScoreStaging) == 0
+    assert rows(champion, ServiceLock) == 0
+    assert len(current_scores(champion)) == summary.n_scored > 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigterm_fails_the_run_leaving_no_staged_rows_and_no_child_process(
+    score_command, champion, tmp_path
+):
+    """Without PREFECT_API_URL the command starts Prefect's temporary server, a child
+    process that must end with it; partitions finishing after the failure stage nothing."""
+    environment = score_command | {
+        "PREFECT_API_URL": "",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    process = start_score(environment, tmp_path)
+    children = []
+    try:
+        wait_for_staged_rows(champion, process, timeout_s=300)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert any("uvicorn" in " ".join(child.cmdline()) for child in children)
+        os.kill(process.pid, signal.SIGTERM)
+        returncode = process.wait(timeout=120)
+        _, alive = psutil.wait_procs(children, timeout=10)
+    finally:
+        process.kill()
+        for child in children:
+            if child.is_running():
+                child.kill()
+    assert alive == []
+    assert returncode == 128 + signal.SIGTERM
+    [(status, error)] = runs(champion)
+    assert status == "failed"
+    assert error.startswith("TerminationSignal")
+    assert rows(champion, PropensityScoreStaging) == 0
+    assert rows(champion, ServiceLock) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("champion")
+def test_the_score_deployment_runs_on_dask_with_the_same_scores_as_on_threads(
+    populated, monkeypatch
+):
+    specs = {spec["name"]: spec for spec in deployment_specs()}
+    scheduled_score = entrypoint_flow(specs["score"]["entrypoint"])
+    scheduled_score()
+    on_threads = current_scores(populated)
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as tasks,
+    ):
+        monkeypatch.setenv("PROPENSITY_TASK_RUNNER", "dask")
+        monkeypatch.setenv("PROPENSITY_DASK_ADDRESS", cluster.scheduler_address)
+        summary = scheduled_score()
+    assert tasks.data, "no task ran on the Dask cluster"
+    assert summary.n_scored == len(on_threads)
+    pd.testing.assert_frame_equal(current_scores(populated), on_threads)

@@ -1,0 +1,256 @@
+"""Score runs judged after their horizon, on every database: hand-built runs and events,
+the stored figures against scikit-learn and pandas on the same scores and outcomes."""
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn.metrics
+from sqlalchemy import delete, func, select, text
+
+from db.engine import make_engine
+from db.models import (
+    ModelVersion,
+    PropensityScore,
+    ScoreRun,
+    ScoreRunOutcome,
+    ScoreRunOutcomeDecile,
+)
+from db.outcomes import NotEvaluable
+from db.source import EventSource
+from flows.databases import Databases
+from flows.outcomes import evaluate_runs
+
+AS_OF = datetime(2026, 6, 1)
+MATURES_AT = AS_OF + timedelta(days=30)
+OWN_EVENTS = EventSource()
+
+
+def databases(engine) -> Databases:
+    url = engine.url.render_as_string(hide_password=False)
+    return Databases(url, url)
+
+
+def propensities(n: int, seed: int = 11) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    return {f"c{i:02d}": float(p) for i, p in enumerate(rng.uniform(0.02, 0.98, n))}
+
+
+def events_judging(scores: dict[str, float], seed: int = 12) -> list[tuple[str, str, datetime]]:
+    """Purchases in the horizon for about a score's share of the customers (one exactly at
+    its end), and for the others events that must not count: a purchase at as_of, one just
+    after the horizon, a visit inside it; plus a purchase of a customer the run never scored."""
+    rng = np.random.default_rng(seed)
+    events = [("zz", "purchase", AS_OF + timedelta(days=3))]
+    for i, (customer, p) in enumerate(scores.items()):
+        events.append((customer, "visit", AS_OF - timedelta(days=20)))
+        if rng.random() < p:
+            when = MATURES_AT if i == 0 else AS_OF + timedelta(minutes=int(rng.integers(1, 43200)))
+            events.append((customer, "purchase", when))
+        else:
+            events += [
+                (customer, "purchase", AS_OF),
+                (customer, "purchase", MATURES_AT + timedelta(seconds=1)),
+                (customer, "visit", AS_OF + timedelta(days=5)),
+            ]
+    return events
+
+
+def converted_reference(scores: dict[str, float], events) -> np.ndarray:
+    bought = {c for c, kind, at in events if kind == "purchase" and AS_OF < at <= MATURES_AT}
+    return np.array([customer in bought for customer in scores], dtype=int)
+
+
+def deciles_reference(scores: dict[str, float], converted: np.ndarray) -> pd.DataFrame:
+    """NTILE(10) over propensity descending, then customer id: the run's own deciles."""
+    frame = pd.DataFrame({"customer_id": list(scores), "p": list(scores.values()), "y": converted})
+    frame = frame.sort_values(["p", "customer_id"], ascending=[False, True])
+    frame["decile"] = np.concatenate(
+        [np.full(len(part), d) for d, part in enumerate(np.array_split(frame.index, 10), 1)]
+    )
+    return (
+        frame.groupby("decile")
+        .agg(customers=("y", "size"), expected=("p", "sum"), actual=("y", "sum"))
+        .reset_index()
+    )
+
+
+def stored_outcome(engine, run_id: int) -> tuple[dict | None, pd.DataFrame]:
+    with engine.connect() as connection:
+        outcome = connection.execute(
+            select(ScoreRunOutcome).where(ScoreRunOutcome.score_run_id == run_id)
+        ).one_or_none()
+        deciles = pd.read_sql(
+            select(ScoreRunOutcomeDecile)
+            .where(ScoreRunOutcomeDecile.score_run_id == run_id)
+            .order_by(ScoreRunOutcomeDecile.decile),
+            connection,
+        )
+    return (None if outcome is None else outcome._asdict()), deciles
+
+
+def outcome_count(engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        return tuple(
+            connection.scalar(select(func.count()).select_from(table))
+            for table in (ScoreRunOutcome, ScoreRunOutcomeDecile)
+        )
+
+
+def test_a_matured_run_is_judged_as_scikit_learn_and_pandas_judge_it(engine, hand_scored_run):
+    scores = propensities(60)
+    events = events_judging(scores)
+    run_id = hand_scored_run(engine, AS_OF, scores, events)
+
+    [evaluation] = evaluate_runs(databases(engine), OWN_EVENTS)
+
+    y, p = converted_reference(scores, events), np.array(list(scores.values()))
+    assert 10 < y.sum() < 50
+    outcome, deciles = stored_outcome(engine, run_id)
+    assert evaluation.outcome.roc_auc == outcome["roc_auc"]
+    assert outcome["roc_auc"] == pytest.approx(sklearn.metrics.roc_auc_score(y, p), abs=1e-6)
+    assert outcome["pr_auc"] == pytest.approx(
+        sklearn.metrics.average_precision_score(y, p), abs=1e-6
+    )
+    assert outcome["log_loss"] == pytest.approx(sklearn.metrics.log_loss(y, p), abs=1e-6)
+    assert outcome["brier"] == pytest.approx(sklearn.metrics.brier_score_loss(y, p), abs=1e-6)
+    bins = np.minimum((p * 10).astype(int), 9)
+    gaps = [abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in set(bins)]
+    assert outcome["ece"] == pytest.approx(sum(gaps) / len(p), abs=1e-6)
+    assert (outcome["n_customers"], outcome["n_converted"]) == (60, y.sum())
+    assert outcome["base_rate"] == pytest.approx(y.mean())
+    assert (outcome["as_of"], outcome["horizon_days"], outcome["note"]) == (AS_OF, 30, None)
+
+    reference = deciles_reference(scores, y)
+    pd.testing.assert_frame_equal(
+        deciles[["decile", "customers", "expected", "actual"]],
+        reference,
+        check_dtype=False,
+    )
+    top = reference.iloc[0]
+    assert outcome["top_decile_lift"] == pytest.approx(top["actual"] / top["customers"] / y.mean())
+
+
+def test_a_source_in_another_database_with_its_own_column_names(engine, hand_scored_run, tmp_path):
+    scores = propensities(30)
+    events = events_judging(scores)
+    run_id = hand_scored_run(engine, AS_OF, scores, [])
+    warehouse_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    frame = pd.DataFrame(events, columns=["user_ref", "action", "ts"])
+    with make_engine(warehouse_url).begin() as connection:
+        frame.to_sql("web_events", connection, index=False)
+    source = EventSource("web_events", None, "user_ref", "action", "ts", None)
+
+    url = engine.url.render_as_string(hide_password=False)
+    evaluate_runs(Databases(url, warehouse_url), source)
+
+    outcome, _ = stored_outcome(engine, run_id)
+    y = converted_reference(scores, events)
+    assert outcome["n_converted"] == y.sum()
+    assert outcome["roc_auc"] == pytest.approx(
+        sklearn.metrics.roc_auc_score(y, list(scores.values())), abs=1e-6
+    )
+
+
+def test_evaluating_again_keeps_one_outcome_and_one_set_of_deciles(engine, hand_scored_run):
+    scores = propensities(25)
+    run_id = hand_scored_run(engine, AS_OF, scores, events_judging(scores))
+    [first] = evaluate_runs(databases(engine), OWN_EVENTS)
+    assert evaluate_runs(databases(engine), OWN_EVENTS) == []
+
+    [again] = evaluate_runs(databases(engine), OWN_EVENTS, run_id)
+
+    assert outcome_count(engine) == (1, 10)
+    assert again.outcome.columns() == first.outcome.columns()
+
+
+def test_no_conversion_in_the_horizon_stores_null_ranking_metrics_with_the_reason(
+    engine, hand_scored_run
+):
+    scores = propensities(20)
+    events = [(c, "visit", MATURES_AT + timedelta(days=1)) for c in scores]
+    run_id = hand_scored_run(engine, AS_OF, scores, events)
+
+    evaluate_runs(databases(engine), OWN_EVENTS)
+
+    outcome, deciles = stored_outcome(engine, run_id)
+    assert (outcome["roc_auc"], outcome["pr_auc"], outcome["top_decile_lift"]) == (None,) * 3
+    assert outcome["note"].startswith("no customer converted in the horizon")
+    p = np.array(list(scores.values()))
+    assert outcome["n_converted"] == 0
+    assert outcome["log_loss"] == pytest.approx(
+        sklearn.metrics.log_loss(np.zeros(20), p, labels=[0, 1])
+    )
+    assert outcome["brier"] == pytest.approx(np.mean(p**2))
+    assert deciles["actual"].sum() == 0 and deciles["customers"].sum() == 20
+
+
+def test_a_run_is_judged_only_once_the_source_reaches_its_horizon(
+    engine, hand_scored_run, add_events
+):
+    scores = propensities(20)
+    events = [("c00", "purchase", AS_OF + timedelta(days=2))]
+    # The horizon's last second is not yet its end.
+    events.append(("c01", "visit", MATURES_AT - timedelta(seconds=1)))
+    run_id = hand_scored_run(engine, AS_OF, scores, events)
+
+    [early] = evaluate_runs(databases(engine), OWN_EVENTS)
+    [asked] = evaluate_runs(databases(engine), OWN_EVENTS, run_id)
+
+    for evaluation in (early, asked):
+        assert (evaluation.matured, evaluation.outcome) == (False, None)
+        assert evaluation.describe().endswith("not matured until 2026-07-01 00:00")
+    assert outcome_count(engine) == (0, 0)
+
+    add_events(engine, [("c02", "visit", MATURES_AT)])
+    [matured] = evaluate_runs(databases(engine), OWN_EVENTS)
+    assert (matured.run.score_run_id, matured.outcome.n_converted) == (run_id, 1)
+    assert outcome_count(engine) == (1, 10)
+
+
+def test_a_run_whose_scores_are_gone_is_reported_and_skipped(engine, hand_scored_run):
+    scores = propensities(20)
+    run_id = hand_scored_run(engine, AS_OF, scores, events_judging(scores))
+    with engine.begin() as connection:
+        connection.execute(delete(PropensityScore).where(PropensityScore.score_run_id == run_id))
+
+    [evaluation] = evaluate_runs(databases(engine), OWN_EVENTS)
+
+    assert evaluation.skipped == "its scores were pruned before it matured"
+    assert evaluation.describe().endswith("skipped: its scores were pruned before it matured")
+    assert outcome_count(engine) == (0, 0)
+
+
+FOREIGN_KEYS_OFF = {
+    "sqlite": "PRAGMA foreign_keys = OFF",
+    "postgresql": "SET session_replication_role = replica",
+    "mysql": "SET FOREIGN_KEY_CHECKS = 0",
+}
+
+
+def test_a_run_whose_model_row_is_gone_is_reported_and_skipped(engine, hand_scored_run):
+    scores = propensities(20)
+    run_id = hand_scored_run(engine, AS_OF, scores, events_judging(scores))
+    with engine.connect() as connection:
+        connection.execute(text(FOREIGN_KEYS_OFF[engine.dialect.name]))
+        connection.execute(delete(ModelVersion))
+        connection.commit()
+
+    [evaluation] = evaluate_runs(databases(engine), OWN_EVENTS)
+
+    assert evaluation.run.score_run_id == run_id
+    assert evaluation.skipped == f"its model version {evaluation.run.model_version_id} is gone"
+    assert outcome_count(engine) == (0, 0)
+
+
+def test_only_an_existing_succeeded_run_can_be_asked_for(engine, hand_scored_run):
+    run_id = hand_scored_run(engine, AS_OF, propensities(12), [])
+    with engine.begin() as connection:
+        connection.execute(ScoreRun.__table__.update().values(status="failed"))
+
+    with pytest.raises(NotEvaluable, match=f"score run {run_id} is failed: only succeeded"):
+        evaluate_runs(databases(engine), OWN_EVENTS, run_id)
+    with pytest.raises(NotEvaluable, match="score run 999 does not exist"):
+        evaluate_runs(databases(engine), OWN_EVENTS, 999)
+    assert evaluate_runs(databases(engine), OWN_EVENTS) == []
