@@ -24,6 +24,10 @@ class LockHeld(DataLayerError):
     pass
 
 
+class LeaseLost(DataLayerError):
+    pass
+
+
 @dataclass(frozen=True)
 class LapsedLease:
     """A lease taken over: its holder stopped renewing it."""
@@ -89,6 +93,19 @@ def renew_lock(sessions: sessionmaker[Session], name: str, holder: str, lease: t
             .values(expires_at=utc_now() + lease)
         )
     return renewed.rowcount == 1
+
+
+def check_lease(session: Session, name: str, holder: str) -> None:
+    """Raise LeaseLost unless `holder` still holds the lease `name`. The lease row stays locked
+    until the session's transaction ends, so a takeover cannot slip in before its writes
+    commit: a run paused past its lease, and taken over meanwhile, must not write as if it
+    still held it."""
+    current = session.scalar(
+        select(ServiceLock.holder).where(ServiceLock.name == name).with_for_update()
+    )
+    if current != holder:
+        taken_by = f"{current} took it over" if current else "it lapsed"
+        raise LeaseLost(f"this {name} lost its lease ({taken_by}): it ran past its lease")
 
 
 def release_lock(sessions: sessionmaker[Session], name: str, holder: str) -> None:

@@ -40,7 +40,7 @@ from db.engine import transaction
 from db.migrate import upgrade
 from db.source import EventSource
 from flows.databases import Databases, reachable_engine
-from flows.locks import exclusive
+from flows.locks import Lease, exclusive
 from flows.outcomes import evaluate_runs
 from flows.partitions import PARTITIONS_AT_ONCE, ScoreJob
 from flows.registry import ModelPackage, register
@@ -115,11 +115,12 @@ class Backtest:
 
 @dataclass(frozen=True)
 class BacktestJobs:
-    """The retrain and score jobs of the service's settings on the scratch database, and a
-    folder for the retrains' files."""
+    """The retrain and score jobs of the service's settings on the scratch database, the
+    retrain lease held there, and a folder for the retrains' files."""
 
     retrain: RetrainJob
     score: ScoreJob
+    retrain_lease: Lease
     partition_size: int
     folder: Path
 
@@ -170,18 +171,14 @@ def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[Back
             settings.databases(), scratch.database_url, not scratch.active().reads_events
         )
         get_run_logger().info("scratch database %s (%s customers copied)", database, copied)
-        jobs = BacktestJobs(
-            retrain=replace(RetrainJob.from_settings(scratch), baselines=STATIC_KINDS),
-            score=ScoreJob.from_settings(scratch),
-            partition_size=scratch.partition_size,
-            folder=folder,
-        )
+        retrain = replace(RetrainJob.from_settings(scratch), baselines=STATIC_KINDS)
+        score = ScoreJob.from_settings(scratch)
         try:
             with (
-                exclusive("retrain", jobs.retrain.databases, jobs.retrain.lease_heartbeat),
-                exclusive("score", jobs.score.databases, jobs.score.lease_heartbeat),
+                exclusive("retrain", retrain.databases, retrain.lease_heartbeat) as lease,
+                exclusive("score", score.databases, score.lease_heartbeat),
             ):
-                yield jobs
+                yield BacktestJobs(retrain, score, lease, scratch.partition_size, folder)
         finally:
             # Engines are cached per URL: the file's pooled connections close with the run.
             reachable_engine(scratch.database_url).dispose()
@@ -221,7 +218,7 @@ def judge(jobs: BacktestJobs, cutoff: datetime, model: str, run: ScoreSummary) -
 def replay_cutoff(jobs: BacktestJobs, cutoff: datetime, folder: Path) -> list[BacktestRow]:
     """Retrain at the cutoff, score with the champion and each baseline, judge each run; a
     baseline that is the champion is judged by the champion's run."""
-    retrained = retrain_model(jobs.retrain, cutoff, False, folder)
+    retrained = retrain_model(jobs.retrain, cutoff, False, folder, jobs.retrain_lease)
     champion = score_and_publish(jobs.score, cutoff, jobs.partition_size)
     runs = {CHAMPION: champion}
     for kind, version_id in register_baselines(jobs.retrain, retrained, folder).items():

@@ -48,7 +48,7 @@ from flows.report import (
     monitoring_report,
 )
 from flows.runtime import exit_on_sigterm, local_flow_runs, terminal_tracebacks
-from flows.server import local_prefect_server
+from flows.server import local_prefect_server, stop_temporary_server_with_this_process
 from flows.settings import Settings
 from flows.tensorflow_log import load_tensorflow_quietly
 from flows.walk_forward import backtest_cutoffs
@@ -81,6 +81,7 @@ def quiet_start(
     # server would log a failed telemetry call on every start. An explicit setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     exit_on_sigterm()
+    stop_temporary_server_with_this_process()
     app_options.debug = debug
     # Without --debug a failed run's traceback stays in its Prefect logs; the terminal gets
     # the one-line error.

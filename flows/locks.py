@@ -5,14 +5,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prefect.runtime import flow_run
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from db.engine import session_factory
 from db.errors import error_line
-from db.locks import acquire_lock, release_lock, renew_lock
+from db.locks import acquire_lock, check_lease, release_lock, renew_lock
 from flows.databases import Databases
 from flows.runtime import run_logger
 
@@ -25,8 +27,20 @@ def lease_duration(heartbeat: timedelta) -> timedelta:
     return heartbeat * LEASE_HEARTBEATS
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The lease a run holds: the job's name and the holder it is registered under."""
+
+    job: str
+    holder: str
+
+    def check(self, session: Session) -> None:
+        """Raise LeaseLost unless the run still holds it, until the session's transaction ends."""
+        check_lease(session, self.job, self.holder)
+
+
 @contextmanager
-def exclusive(job: str, databases: Databases, heartbeat: timedelta) -> Iterator[None]:
+def exclusive(job: str, databases: Databases, heartbeat: timedelta) -> Iterator[Lease]:
     """Hold the lease of `job` (e.g. "retrain") for the duration of the block, renewed every
     `heartbeat`; a lapsed lease of a dead run is taken over."""
     sessions = session_factory(databases.service())
@@ -55,7 +69,7 @@ def exclusive(job: str, databases: Databases, heartbeat: timedelta) -> Iterator[
     heartbeats = threading.Thread(target=renew, name=f"{job} lease", daemon=True)
     heartbeats.start()
     try:
-        yield
+        yield Lease(job, holder)
     finally:
         # Stopped before the release, so no renewal comes after it.
         stop.set()

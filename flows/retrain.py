@@ -17,7 +17,7 @@ from db.registry import current_champion, promote, reject
 from db.source import EventColumns, EventSource
 from flows.databases import Databases
 from flows.events import data_cutoff, source_columns
-from flows.locks import exclusive
+from flows.locks import Lease, exclusive
 from flows.registry import CHARTS, ModelPackage, metrics_of, publish_charts, register
 from flows.report import RetrainOutcome, metrics_markdown
 from flows.settings import Settings
@@ -140,9 +140,13 @@ def register_challenger(job: RetrainJob, challenger: Path) -> int:
 
 
 @io_task
-def promote_or_reject(job: RetrainJob, version_id: int, force: bool) -> RetrainOutcome:
-    """Apply the champion/challenger rule; the champion switches in one transaction."""
+def promote_or_reject(
+    job: RetrainJob, version_id: int, force: bool, lease: Lease
+) -> RetrainOutcome:
+    """Apply the champion/challenger rule; the champion switches in one transaction, only
+    while this run holds the retrain lease."""
     with transaction(job.databases.service()) as session:
+        lease.check(session)
         version = session.get(ModelVersion, version_id)
         evaluation = metrics_of(version).evaluation()
         decision = decide_promotion(evaluation, job.metric, job.tolerance, force)
@@ -165,15 +169,15 @@ def publish_model_card(job: RetrainJob, version_id: int) -> str:
 
 
 def retrain_model(
-    job: RetrainJob, as_of: datetime | None, force_promote: bool, folder: Path
+    job: RetrainJob, as_of: datetime | None, force_promote: bool, folder: Path, lease: Lease
 ) -> RetrainOutcome:
-    """The retrain's steps, working in `folder`; the caller holds the retrain lease."""
+    """The retrain's steps, working in `folder`; the caller holds the retrain `lease`."""
     window = resolve_training_window(job, as_of)
     events = extract_events(job, window, folder)
     champion_id = export_champion(job, folder / "champion")
     challenger = train_challenger(job, window, events, champion_id, folder)
     version_id = register_challenger(job, challenger)
-    return promote_or_reject(job, version_id, force_promote)
+    return promote_or_reject(job, version_id, force_promote, lease)
 
 
 @flow(name="retrain", log_prints=True)
@@ -195,8 +199,8 @@ def retrain(
     )
     job = RetrainJob.from_settings(settings)
     with (
-        exclusive("retrain", job.databases, job.lease_heartbeat),
+        exclusive("retrain", job.databases, job.lease_heartbeat) as lease,
         tempfile.TemporaryDirectory() as temporary,
     ):
-        outcome = retrain_model(job, as_of, force_promote, Path(temporary))
+        outcome = retrain_model(job, as_of, force_promote, Path(temporary), lease)
     return replace(outcome, card=publish_model_card(job, outcome.version_id))

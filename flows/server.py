@@ -1,4 +1,6 @@
-"""A local Prefect server for `propensity serve`: schedules do not run on the ephemeral one."""
+"""Prefect servers the CLI starts: a lasting local one for `propensity serve` (schedules do
+not run on the ephemeral one), and the temporary one of every other command, which must end
+with the command however it ends."""
 
 import os
 import subprocess
@@ -9,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 HOST, PORT = "127.0.0.1", 4200
@@ -50,3 +53,46 @@ def local_prefect_server(log_path: Path = Path("prefect-server.log")) -> Iterato
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# Runs in a process of its own: until its stdin closes, which happens when the command ends
+# (exit, exception, SIGTERM or SIGKILL alike), then stops the server. A pidfd pins the
+# server process, so a recycled process id is never signalled.
+STOP_WHEN_STDIN_CLOSES = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+pid = int(sys.argv[1])
+handle = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+sys.stdin.buffer.read()
+try:
+    if handle is None:
+        os.kill(pid, signal.SIGTERM)
+    else:
+        signal.pidfd_send_signal(handle, signal.SIGTERM)
+except ProcessLookupError:
+    pass
+"""
+
+
+class TemporaryPrefectServer(SubprocessASGIServer):
+    """Prefect's temporary server, stopped by a watchdog process when the command that started
+    it ends. Prefect stops its own at exit, which SIGKILL (`kill -9`, the OOM killer) skips,
+    leaving the server running forever."""
+
+    def _run_uvicorn_command(self) -> subprocess.Popen:
+        server = super()._run_uvicorn_command()
+        # Only this process holds the pipe's write end: the kernel closes it at its end. Kept
+        # on the server object so that the pipe stays open as long as this process lives.
+        server.watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-c", STOP_WHEN_STDIN_CLOSES, str(server.pid)],
+            stdin=subprocess.PIPE,
+        )
+        return server
+
+
+def stop_temporary_server_with_this_process() -> None:
+    """The temporary server Prefect starts for this process, when no lasting server is set, is
+    a TemporaryPrefectServer: Prefect asks its port-keyed registry for the server of no port,
+    which this registers (an existing entry, such as a test harness's server, is kept)."""
+    if not PREFECT_API_URL.value():
+        TemporaryPrefectServer()

@@ -4,7 +4,15 @@ import pytest
 from sqlalchemy import update
 
 from db.engine import session_factory
-from db.locks import LapsedLease, LockHeld, acquire_lock, release_lock, renew_lock
+from db.locks import (
+    LapsedLease,
+    LeaseLost,
+    LockHeld,
+    acquire_lock,
+    check_lease,
+    release_lock,
+    renew_lock,
+)
 from db.models import ServiceLock
 from db.timestamps import utc_now
 
@@ -70,3 +78,18 @@ def test_a_renewed_lease_is_not_taken_over(engine):
     with pytest.raises(LockHeld):
         acquire_lock(sessions, "score", "next run", MINUTE)
     assert lease_of(sessions, "score").holder == "live run"
+
+
+def test_a_lease_checked_after_a_takeover_names_who_took_it(engine):
+    sessions = session_factory(engine)
+    acquire_lock(sessions, "retrain", "run A", MINUTE)
+    with sessions.begin() as session:
+        check_lease(session, "retrain", "run A")
+    expire(sessions, "retrain")
+    acquire_lock(sessions, "retrain", "run B", MINUTE)
+    taken_over = r"this retrain lost its lease \(run B took it over\)"
+    with pytest.raises(LeaseLost, match=taken_over), sessions.begin() as session:
+        check_lease(session, "retrain", "run A")
+    release_lock(sessions, "retrain", "run B")
+    with pytest.raises(LeaseLost, match=r"\(it lapsed\)"), sessions.begin() as session:
+        check_lease(session, "retrain", "run A")

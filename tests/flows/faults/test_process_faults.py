@@ -17,15 +17,19 @@ import psutil
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
 from prefect.settings import PREFECT_API_URL
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 
-from db.engine import session_factory
-from db.locks import LockHeld, acquire_lock
-from db.models import PropensityScoreStaging, ScoreRun, ServiceLock
+from db.engine import session_factory, transaction
+from db.locks import LeaseLost, LockHeld, acquire_lock, release_lock
+from db.models import ModelVersion, PropensityScoreStaging, ScoreRun, ServiceLock
+from db.registry import current_champion
+from db.timestamps import utc_now
 from flows.databases import Databases
 from flows.deployments import deployment_specs, entrypoint_flow
 from flows.locks import exclusive, lease_duration
+from flows.registry import register
 from flows.report import ScoreSummary
+from flows.retrain import RetrainJob, promote_or_reject
 from flows.score import score
 from flows.settings import Settings
 
@@ -116,6 +120,26 @@ def test_a_live_run_keeps_its_lease_however_long_it_runs(engine, database_url):
     assert rows(engine, ServiceLock) == 0
 
 
+def test_a_retrain_that_lost_its_lease_promotes_nothing(populated, trained_packages):
+    """A retrain paused past its lease (a stalled host) while another took the lease over:
+    its challenger stays a candidate and no champion appears."""
+    job = RetrainJob.from_settings(Settings())
+    with transaction(populated) as session:
+        version_id = register(session, trained_packages["gbm"]).id
+    sessions = session_factory(populated)
+    heartbeat = timedelta(seconds=0.2)
+    with exclusive("retrain", job.databases, heartbeat) as lease:
+        with sessions.begin() as session:
+            session.execute(update(ServiceLock).values(expires_at=utc_now() - HEARTBEAT))
+        acquire_lock(sessions, "retrain", "the next run", lease_duration(heartbeat))
+        with pytest.raises(LeaseLost, match="the next run took it over"):
+            promote_or_reject.fn(job, version_id, False, lease)
+    with sessions() as session:
+        assert session.get(ModelVersion, version_id).status == "candidate"
+        assert current_champion(session) is None
+    release_lock(sessions, "retrain", "the next run")
+
+
 def test_a_killed_score_run_is_taken_over_within_its_lease_leaving_no_staged_rows(
     score_command, champion, prefect_harness, tmp_path
 ):
@@ -141,23 +165,23 @@ def test_a_killed_score_run_is_taken_over_within_its_lease_leaving_no_staged_row
     assert len(current_scores(champion)) == summary.n_scored > 0
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_sigterm_fails_the_run_leaving_no_staged_rows_and_no_child_process(
-    score_command, champion, tmp_path
-):
-    """Without PREFECT_API_URL the command starts Prefect's temporary server, a child
-    process that must end with it; partitions finishing after the failure stage nothing."""
-    environment = score_command | {
+def signal_mid_run(
+    environment: dict[str, str], folder: Path, engine: Engine, signum: int
+) -> tuple[int, list[psutil.Process]]:
+    """Start `propensity score` without PREFECT_API_URL, so that it starts Prefect's temporary
+    server, a child process; send it `signum` once a partition has staged its scores. Its
+    exit code, and its child processes still alive ten seconds later."""
+    environment = environment | {
         "PREFECT_API_URL": "",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
-    process = start_score(environment, tmp_path)
+    process = start_score(environment, folder)
     children = []
     try:
-        wait_for_staged_rows(champion, process, timeout_s=300)
+        wait_for_staged_rows(engine, process, timeout_s=300)
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("uvicorn" in " ".join(child.cmdline()) for child in children)
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signum)
         returncode = process.wait(timeout=120)
         _, alive = psutil.wait_procs(children, timeout=10)
     finally:
@@ -165,6 +189,15 @@ def test_sigterm_fails_the_run_leaving_no_staged_rows_and_no_child_process(
         for child in children:
             if child.is_running():
                 child.kill()
+    return returncode, alive
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigterm_fails_the_run_leaving_no_staged_rows_and_no_child_process(
+    score_command, champion, tmp_path
+):
+    """Partitions finishing after the failure stage nothing."""
+    returncode, alive = signal_mid_run(score_command, tmp_path, champion, signal.SIGTERM)
     assert alive == []
     assert returncode == 128 + signal.SIGTERM
     [(status, error)] = runs(champion)
@@ -172,6 +205,15 @@ def test_sigterm_fails_the_run_leaving_no_staged_rows_and_no_child_process(
     assert error.startswith("TerminationSignal")
     assert rows(champion, PropensityScoreStaging) == 0
     assert rows(champion, ServiceLock) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigkill_leaves_no_prefect_server_behind(score_command, champion, tmp_path):
+    """SIGKILL skips every exit handler, Prefect's stopping of its server among them."""
+    returncode, alive = signal_mid_run(score_command, tmp_path, champion, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    assert alive == []
+    assert [status for status, _ in runs(champion)] == ["running"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
