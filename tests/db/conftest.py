@@ -10,6 +10,7 @@ from sqlalchemy import Column, DateTime, Engine, Float, MetaData, String, Table,
 
 from db.engine import make_engine, transaction
 from db.event_import import event_keys, store_events
+from db.registry import register_model
 from db.source import EventSource
 
 T0 = datetime(2026, 1, 1)
@@ -88,3 +89,19 @@ def warehouse(database_url) -> Iterator[Engine]:
         )
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def gbm_version(engine) -> int:
+    """The id of a registered gbm model version (trained as of 2026-01-01, horizon 14 days),
+    for score runs to refer to."""
+    with transaction(engine) as session:
+        return register_model(
+            session,
+            artifact=b"x",
+            trained_as_of=datetime(2026, 1, 1),
+            horizon_days=14,
+            kind="gbm",
+            config={"kind": "gbm"},
+            metrics={},
+        ).id

@@ -7,7 +7,6 @@ import pandas as pd
 
 from db.engine import transaction
 from db.outcomes import RunToEvaluate, converted_customers, runs_awaiting_outcome, store_outcome
-from db.registry import register_model
 from db.scores import fail_score_run, publish_score_run, stage_scores, start_score_run
 from db.source import resolve_columns
 
@@ -24,24 +23,14 @@ def published_run(engine, model_id: int, as_of: datetime) -> int:
     return run_id
 
 
-def test_runs_awaiting_their_outcome_are_succeeded_unjudged_runs_oldest_first(engine):
+def test_runs_awaiting_their_outcome_are_succeeded_unjudged_runs_oldest_first(engine, gbm_version):
+    later = published_run(engine, gbm_version, T0 + timedelta(days=2))
+    judged = published_run(engine, gbm_version, T0)
+    backfill = published_run(engine, gbm_version, T0 + timedelta(days=1))
     with transaction(engine) as session:
-        model = register_model(
-            session,
-            artifact=b"x",
-            trained_as_of=T0,
-            horizon_days=14,
-            kind="gbm",
-            config={"kind": "gbm"},
-            metrics={},
-        )
-    later = published_run(engine, model.id, T0 + timedelta(days=2))
-    judged = published_run(engine, model.id, T0)
-    backfill = published_run(engine, model.id, T0 + timedelta(days=1))
-    with transaction(engine) as session:
-        failed = start_score_run(session, T0 + timedelta(days=3), model.id, None)
+        failed = start_score_run(session, T0 + timedelta(days=3), gbm_version, None)
         fail_score_run(session, failed, "boom")
-        running = start_score_run(session, T0 + timedelta(days=4), model.id, None)
+        running = start_score_run(session, T0 + timedelta(days=4), gbm_version, None)
     with transaction(engine) as session:
         [oldest, *_] = runs_awaiting_outcome(session)
         figures = {"n_customers": 1, "n_converted": 1, "base_rate": 1.0, "roc_auc": None}
@@ -56,7 +45,7 @@ def test_runs_awaiting_their_outcome_are_succeeded_unjudged_runs_oldest_first(en
     assert oldest.score_run_id == judged
     assert [run.score_run_id for run in awaiting] == [backfill, later]
     assert awaiting[0] == RunToEvaluate(
-        backfill, T0 + timedelta(days=1), model.id, "gbm", 14, {"kind": "gbm"}
+        backfill, T0 + timedelta(days=1), gbm_version, "gbm", 14, {"kind": "gbm"}
     )
     assert awaiting[0].matures_at == T0 + timedelta(days=15)
     # The failed and the running run are no results to judge.

@@ -9,23 +9,9 @@ from sqlalchemy import select, text
 from db.drift import RunDrift, latest_drift, store_drift
 from db.engine import transaction
 from db.models import ScoreRunDrift
-from db.registry import register_model
 from db.scores import publish_score_run, stage_scores, start_score_run
 
 T0 = datetime(2026, 1, 1)
-
-
-def model_version(engine) -> int:
-    with transaction(engine) as session:
-        return register_model(
-            session,
-            artifact=b"x",
-            trained_as_of=T0,
-            horizon_days=14,
-            kind="gbm",
-            config={"kind": "gbm"},
-            metrics={},
-        ).id
 
 
 def published_run(engine, model_id: int, as_of: datetime, psi: dict[str, float]) -> int:
@@ -49,8 +35,8 @@ def drift_rows(engine) -> list[tuple]:
         ).all()
 
 
-def test_the_latest_measured_run_by_as_of_is_read_back_with_every_feature(engine):
-    model_id = model_version(engine)
+def test_the_latest_measured_run_by_as_of_is_read_back_with_every_feature(engine, gbm_version):
+    model_id = gbm_version
     with engine.connect() as connection:
         assert latest_drift(connection) is None
     latest = published_run(engine, model_id, T0 + timedelta(days=2), {"tenure": 0.5, "x": 0.0})
@@ -68,8 +54,8 @@ def test_the_latest_measured_run_by_as_of_is_read_back_with_every_feature(engine
     assert max_psi == 0.5
 
 
-def test_storing_again_replaces_a_runs_rows_and_a_rerun_replaces_the_run(engine):
-    model_id = model_version(engine)
+def test_storing_again_replaces_a_runs_rows_and_a_rerun_replaces_the_run(engine, gbm_version):
+    model_id = gbm_version
     first = published_run(engine, model_id, T0, {"tenure": 0.5, "recency": 0.25})
     with transaction(engine) as session:
         store_drift(session, first, {"tenure": 0.75})
