@@ -32,7 +32,6 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import Progress
 
 from db.customers import copy_customers
@@ -42,12 +41,13 @@ from db.source import EventSource
 from flows.databases import Databases, reachable_engine
 from flows.locks import Lease, exclusive
 from flows.outcomes import evaluate_runs
-from flows.partitions import PARTITIONS_AT_ONCE, ScoreJob
+from flows.partitions import ScoreJob
 from flows.registry import ModelPackage, register
 from flows.report import RetrainOutcome, ScoreSummary, TextTable, figure
 from flows.retrain import BASELINES, RetrainJob, retrain_model
 from flows.score import score_and_publish
 from flows.settings import Settings
+from flows.task_runner import partition_threads
 from flows.tasks import io_task
 from flows.walk_forward import WalkForward, backtest_cutoffs
 from llm_model.baselines import STATIC_KINDS
@@ -266,11 +266,7 @@ def publish_backtest(result: Backtest) -> Backtest:
 
 # The scratch database is a file on this machine: partitions are scored here, whatever the
 # task runner setting says.
-@flow(
-    name="backtest",
-    log_prints=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE),
-)
+@flow(name="backtest", log_prints=True, task_runner=partition_threads())
 def backtest(
     start: datetime,
     end: datetime,

@@ -25,6 +25,11 @@ def configured_runner(settings: Settings) -> TaskRunner:
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+    return partition_threads()
+
+
+def partition_threads() -> ThreadPoolTaskRunner:
+    """A thread pool in this process, PARTITIONS_AT_ONCE wide."""
     # Prefect's default pool starts a thread per partition; every thread that allocates keeps
     # a malloc arena of its own, so peak memory grew with the number of partitions.
     return ThreadPoolTaskRunner(max_workers=PARTITIONS_AT_ONCE)
