@@ -85,16 +85,16 @@ def recurrent_layer(
 def build_model(
     config: ModelConfig,
     vocab_size: int,
-    max_len: int,
     static_mean: np.ndarray,
     static_variance: np.ndarray,
     base_rate: float,
 ) -> keras.Model:
     """Embedding -> head. The head is a model of its own so attribution can take gradients
-    with respect to the embedded events (token ids themselves have no gradient)."""
+    with respect to the embedded events (token ids themselves have no gradient). Sequences
+    may have any length: training cuts each batch's padding (llm_model.buckets)."""
     quiet_dropped_mask_warning()
-    tokens = keras.Input((max_len,), dtype="int32", name="tokens")
-    numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    numbers = keras.Input((None, N_EVENT_NUMBERS), name="numeric")
     static = keras.Input((len(static_mean),), name="static")
     seeds = layer_seeds(config.seed)
     embedded = layers.Embedding(
@@ -104,7 +104,7 @@ def build_model(
         mask_zero=True,
         name="embed",
     )(tokens)
-    head = build_head(config, max_len, static_mean, static_variance, base_rate, seeds)
+    head = build_head(config, static_mean, static_variance, base_rate, seeds)
     output = head([tokens, embedded, numbers, static])
     model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
     model.compile(
@@ -117,16 +117,15 @@ def build_model(
 
 def build_head(
     config: ModelConfig,
-    max_len: int,
     static_mean: np.ndarray,
     static_variance: np.ndarray,
     base_rate: float,
     seeds: Iterator[int],
 ) -> keras.Model:
     """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
-    tokens = keras.Input((max_len,), dtype="int32", name="tokens")
-    embedded = keras.Input((max_len, config.embedding_dim), name="embedded")
-    numbers = keras.Input((max_len, N_EVENT_NUMBERS), name="numeric")
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    embedded = keras.Input((None, config.embedding_dim), name="embedded")
+    numbers = keras.Input((None, N_EVENT_NUMBERS), name="numeric")
     static = keras.Input((len(static_mean),), name="static")
 
     mask = keras.ops.not_equal(tokens, PAD)
@@ -157,10 +156,6 @@ def build_head(
         name="propensity",
     )(hidden)
     return keras.Model([tokens, embedded, numbers, static], output, name="head")
-
-
-def model_inputs(features: Features) -> dict[str, np.ndarray]:
-    return {"tokens": features.tokens, "numeric": features.numeric, "static": features.static}
 
 
 def probability_function(network: keras.Model, max_len: int, n_static: int):

@@ -10,7 +10,9 @@ import pandas as pd
 import tensorflow as tf
 
 from llm_model import metrics
+from llm_model.attribution import INFERENCE_BATCH
 from llm_model.baselines import STATIC_KINDS, RecencyReference, StaticModel, fit_static_model
+from llm_model.buckets import bucketed_dataset
 from llm_model.calibration import EPS, choose_calibrator, log_odds
 from llm_model.drift import SCORE, DriftReference, reference_bins
 from llm_model.hybrid import (
@@ -32,7 +34,6 @@ from llm_model.manifest import (
 from llm_model.model import (
     TrainedModel,
     build_model,
-    model_inputs,
     predict,
     probability_function,
     use_inter_op_threads,
@@ -89,7 +90,6 @@ def fit_network(
     validation: Snapshot,
     vocab_size: int,
     config: ModelConfig,
-    max_len: int,
     verbose: int | str,
 ) -> keras.Model:
     """The network fitted with early stopping on the validation customers; deterministic
@@ -101,7 +101,6 @@ def fit_network(
     network = build_model(
         config,
         vocab_size=vocab_size,
-        max_len=max_len,
         static_mean=static.mean(axis=0),
         static_variance=np.maximum(static.var(axis=0), 1e-6),
         base_rate=float(fit_part.labels.mean()),
@@ -110,12 +109,11 @@ def fit_network(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
     network.fit(
-        model_inputs(fit_part.features),
-        fit_part.labels,
-        validation_data=(model_inputs(validation.features), validation.labels),
+        bucketed_dataset(fit_part.features, fit_part.labels, config.batch_size, config.seed),
+        validation_data=bucketed_dataset(validation.features, validation.labels, INFERENCE_BATCH),
         epochs=config.epochs,
-        batch_size=config.batch_size,
         callbacks=[stop_early],
+        shuffle=False,  # the dataset reshuffles its batches itself
         verbose=verbose,
     )
     return network
@@ -131,9 +129,7 @@ def fit_model(
     """Train on a customer split of the training snapshots; choose the calibrator fitted on
     the validation customers by its log loss on `judge`, the holdout half kept for it."""
     fit_part, validation = validation_split(training.train, config.validation_share)
-    network = fit_network(
-        fit_part, validation, training.vocab.size, config, sequence_config.max_len, verbose
-    )
+    network = fit_network(fit_part, validation, training.vocab.size, config, verbose)
     static_names = training.train.features.static_names
     probability = probability_function(network, sequence_config.max_len, len(static_names))
     calibrator, calibration_report = choose_calibrator(
