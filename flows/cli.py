@@ -57,6 +57,7 @@ app = typer.Typer(
     help="Purchase propensity: retrain, score and publish to SQL.", no_args_is_help=True
 )
 console = Console()
+UNBOUNDED_WIDTH = 10_000
 errors = Console(stderr=True)
 
 
@@ -256,7 +257,13 @@ def show_table(table: TextTable) -> None:
         view.add_column(column)
     for row in table.rows:
         view.add_row(*row)
-    console.print(view)
+    # Off a terminal (a log file, a pipe) Rich would fit the table into 80 columns and cut
+    # its cells; there the table takes the width it needs.
+    if not console.is_terminal:
+        unbounded = console.options.update_width(UNBOUNDED_WIDTH)
+        needed = console.measure(view, options=unbounded).maximum
+        view.width = needed if needed > console.width else None
+    console.print(view, crop=console.is_terminal)
 
 
 def show_retrain(outcome: RetrainOutcome) -> None:

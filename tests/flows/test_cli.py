@@ -19,6 +19,7 @@ from db.engine import make_engine, transaction
 from db.models import Customer, CustomerEvent
 from flows import cli
 from flows.cli import app
+from flows.report import TextTable
 from flows.runtime import local_flow_runs
 
 runner = CliRunner()
@@ -212,3 +213,11 @@ def test_report_shows_the_latest_runs_drift_flagged_by_the_threshold_setting(
     cells = {row[0].strip(): [cell.strip() for cell in row[1:]] for row in rows}
     assert cells["propensity"] == ["0.5000", "drifted"]
     assert cells["frequency"] == ["0.2500", ""]
+
+
+def test_a_table_printed_off_a_terminal_keeps_every_cell_whole(capsys):
+    cells = ["1998-03-30 00:00:00", "champion", "gru_hybrid #12", "23,570", "0.0602"]
+    wide = TextTable("backtest", tuple(f"column {i}" for i in range(12)), [cells * 2 + cells[:2]])
+    cli.show_table(wide)
+    row = next(line for line in capsys.readouterr().out.splitlines() if "champion" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == wide.rows[0]
