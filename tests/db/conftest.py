@@ -1,5 +1,5 @@
-"""Fixtures the data-layer tests share: sample events, a mapped events table, and reading a
-table's rows back into a frame."""
+"""Fixtures the data-layer tests share: sample events, a mapped events table, a registered
+model and published runs of it, and reading a table's rows back into a frame."""
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import Column, DateTime, Engine, Float, MetaData, String, Table, select
 
+from db.drift import store_drift
 from db.engine import make_engine, transaction
 from db.event_import import event_keys, store_events
 from db.registry import register_model
+from db.scores import publish_score_run, stage_scores, start_score_run
 from db.source import EventSource
 
 T0 = datetime(2026, 1, 1)
@@ -105,3 +107,23 @@ def gbm_version(engine) -> int:
             config={"kind": "gbm"},
             metrics={},
         ).id
+
+
+@pytest.fixture
+def published_run(engine, gbm_version) -> Callable[..., int]:
+    """published_run(as_of, psi=None): the id of a new succeeded run of `gbm_version` that
+    scored one customer, with its drift rows (when given) stored as it was published."""
+
+    def publish(as_of: datetime, psi: dict[str, float] | None = None) -> int:
+        with transaction(engine) as session:
+            run_id = start_score_run(session, as_of, gbm_version, None)
+        with engine.begin() as connection:
+            scores = pd.DataFrame({"customer_id": ["a"], "propensity": [0.5]})
+            stage_scores(connection, run_id, scores)
+        with transaction(engine) as session:
+            publish_score_run(session, run_id, keep_succeeded=10)
+            if psi is not None:
+                store_drift(session, run_id, psi)
+        return run_id
+
+    return publish

@@ -7,26 +7,18 @@ import pandas as pd
 
 from db.engine import transaction
 from db.outcomes import RunToEvaluate, converted_customers, runs_awaiting_outcome, store_outcome
-from db.scores import fail_score_run, publish_score_run, stage_scores, start_score_run
+from db.scores import fail_score_run, start_score_run
 from db.source import resolve_columns
 
 T0 = datetime(2026, 1, 1)
 
 
-def published_run(engine, model_id: int, as_of: datetime) -> int:
-    with transaction(engine) as session:
-        run_id = start_score_run(session, as_of, model_id, None)
-    with engine.begin() as connection:
-        stage_scores(connection, run_id, pd.DataFrame({"customer_id": ["a"], "propensity": [0.5]}))
-    with transaction(engine) as session:
-        publish_score_run(session, run_id, keep_succeeded=10)
-    return run_id
-
-
-def test_runs_awaiting_their_outcome_are_succeeded_unjudged_runs_oldest_first(engine, gbm_version):
-    later = published_run(engine, gbm_version, T0 + timedelta(days=2))
-    judged = published_run(engine, gbm_version, T0)
-    backfill = published_run(engine, gbm_version, T0 + timedelta(days=1))
+def test_runs_awaiting_their_outcome_are_succeeded_unjudged_runs_oldest_first(
+    engine, gbm_version, published_run
+):
+    later = published_run(T0 + timedelta(days=2))
+    judged = published_run(T0)
+    backfill = published_run(T0 + timedelta(days=1))
     with transaction(engine) as session:
         failed = start_score_run(session, T0 + timedelta(days=3), gbm_version, None)
         fail_score_run(session, failed, "boom")
