@@ -43,7 +43,14 @@ from flows.locks import Lease, exclusive
 from flows.outcomes import evaluate_runs
 from flows.partitions import ScoreJob
 from flows.registry import ModelPackage, register
-from flows.report import RetrainOutcome, ScoreSummary, TextTable, figure
+from flows.report import (
+    OUTCOME_FIGURES,
+    RetrainOutcome,
+    ScoreSummary,
+    TextTable,
+    figure,
+    outcome_cells,
+)
 from flows.retrain import BASELINES, RetrainJob, retrain_model
 from flows.score import score_and_publish
 from flows.settings import Settings
@@ -55,7 +62,6 @@ from llm_model.manifest import TrainingPlan
 from llm_model.monitoring import RealizedOutcome
 
 CHAMPION = "champion"
-PRINTED_FIGURES = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class BacktestRow:
             "model": self.model,
             "kind": self.kind,
             # The printed figures first: the UI shows a wide table's first columns.
-            **{name: figures[name] for name in PRINTED_FIGURES},
+            **{name: figures[name] for name in OUTCOME_FIGURES},
             **figures,
             "model_version_id": self.model_version_id,
             "score_run_id": self.score_run_id,
@@ -102,11 +108,7 @@ class Backtest:
                 row.model,
                 f"{row.kind} #{row.model_version_id}",
                 f"{row.outcome.n_customers:,}",
-                figure(row.outcome.base_rate),
-                figure(row.outcome.roc_auc),
-                figure(row.outcome.log_loss),
-                figure(row.outcome.ece),
-                figure(row.outcome.top_decile_lift, 2),
+                *outcome_cells(row.outcome),
             ]
             for row in self.rows
         ]

@@ -57,8 +57,8 @@ app = typer.Typer(
     help="Purchase propensity: retrain, score and publish to SQL.", no_args_is_help=True
 )
 console = Console()
-UNBOUNDED_WIDTH = 10_000
 errors = Console(stderr=True)
+UNBOUNDED_WIDTH = 10_000
 
 
 @dataclass

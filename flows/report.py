@@ -18,6 +18,7 @@ from flows.outcomes import RunEvaluation
 from flows.registry import manifest_of, metrics_of
 from llm_model.charts import monitoring_figure, png, save
 from llm_model.manifest import ModelMetrics
+from llm_model.monitoring import RealizedOutcome
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # Score runs the report's monitoring section shows.
@@ -279,6 +280,9 @@ def figure(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+# The figures of a judged run that tables print, in their order (headed "base rate", "AUC",
+# "log loss", "ECE", "lift").
+OUTCOME_FIGURES = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
 EVALUATION_HEADER = (
     *("run", "as_of", "model", "customers", "converted", "base rate"),
     *("AUC", "log loss", "ECE", "lift"),
@@ -301,12 +305,21 @@ def evaluation_table(evaluations: list[RunEvaluation]) -> TextTable:
                 *about,
                 f"{outcome.n_customers:,}",
                 f"{outcome.n_converted:,}",
-                figure(outcome.base_rate),
-                *(figure(outcome.roc_auc), figure(outcome.log_loss), figure(outcome.ece)),
-                figure(outcome.top_decile_lift, 2),
+                *outcome_cells(outcome),
             ]
         )
     return TextTable("realized outcomes of score runs", EVALUATION_HEADER, rows)
+
+
+def outcome_cells(outcome: RealizedOutcome) -> list[str]:
+    """The OUTCOME_FIGURES of a judged run as the tables print them."""
+    return [
+        figure(outcome.base_rate),
+        figure(outcome.roc_auc),
+        figure(outcome.log_loss),
+        figure(outcome.ece),
+        figure(outcome.top_decile_lift, 2),
+    ]
 
 
 def holdout_row(model_metrics: dict | None) -> dict[str, float]:
@@ -322,7 +335,6 @@ MONITORING_HEADER = (
     *("run", "as_of", "model", "customers", "expected", "actual"),
     *("base rate", "AUC", "log loss", "ECE", "lift"),
 )
-BESIDE_HOLDOUT = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
 
 
 def monitoring_table(runs: list[dict]) -> TextTable:
@@ -339,7 +351,7 @@ def monitoring_table(runs: list[dict]) -> TextTable:
                 f"{run['n_customers']:,}",
                 f"{run['expected']:,.1f}",
                 f"{run['n_converted']:,}",
-                *(f"{figure(run[k])} / {figure(holdout.get(k))}" for k in BESIDE_HOLDOUT),
+                *(f"{figure(run[k])} / {figure(holdout.get(k))}" for k in OUTCOME_FIGURES),
             ]
         )
     return TextTable(
