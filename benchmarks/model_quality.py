@@ -34,19 +34,15 @@ from db.event_import import event_keys, store_customers, store_events
 from db.migrate import upgrade
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
-from flows.report import METRIC_COLUMNS as COLUMNS
-from llm_model.baselines import STATIC_KINDS, fit_static_model
-from llm_model.hybrid import hybrid_kind
+from llm_model.baselines import fit_static_model
+from llm_model.kinds import STATIC_KINDS, hybrid_kind
 from llm_model.manifest import ModelConfig
+from llm_model.metrics import METRIC_NAMES as COLUMNS
 from llm_model.sequences import SequenceConfig, build_training_set
-from llm_model.synthetic import generate
-from llm_model.training import (
-    calibration_split,
-    evaluate,
-    fit_hybrid,
-    fit_model,
-    resolve_as_of,
-)
+from llm_model.training import calibration_split, evaluate, fit_hybrid, fit_model
+from service.events import resolve_as_of
+from service.settings import BacktestRequest, Settings, using_settings
+from service.synthetic import generate
 
 # CDNOW: 23,570 customers who all first bought in Q1 1997, ~3 purchases each over 18 months
 # (most buy once). A 90-day horizon gives a usable base rate (~10%); 90-day strides give four
@@ -141,14 +137,14 @@ def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:
         events = cdnow_events() if args.cdnow else generate(args.customers, seed=args.seed).events
         last = events["occurred_at"].max()
         first = events["occurred_at"].min()
-        return events, resolve_as_of(args.as_of, first, last, pd.Timestamp.max)
+        return events, pd.Timestamp(resolve_as_of(args.as_of, first, last, pd.Timestamp.max))
     source = EventSource(table=args.table)
     with make_engine(args.database_url).connect() as connection:
         columns = resolve_columns(connection, source)
         span = event_time_span(connection, columns)
         if span is None:
             raise SystemExit("no events in the source")
-        as_of = resolve_as_of(args.as_of, pd.Timestamp(span[0]), pd.Timestamp(span[1]), now())
+        as_of = pd.Timestamp(resolve_as_of(args.as_of, span[0], span[1], now()))
         # The whole history, as the retrain reads it: the static features cover all of it.
         events = read_events(connection, columns, as_of.to_pydatetime())
     return events, as_of
@@ -243,14 +239,18 @@ def forward(args: argparse.Namespace) -> None:
     """The service's backtest flow over the whole log, loaded into a new SQLite database as
     the service's own events."""
     folder = Path(tempfile.mkdtemp(prefix="forward-"))
-    os.environ["PROPENSITY_DATABASE_URL"] = f"sqlite:///{folder / 'events.db'}"
-    os.environ["PROPENSITY_REPORTS_DIR"] = str(folder / "reports")
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{folder / 'events.db'}",
+        reports_dir=str(folder / "reports"),
+    )
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline, as the CLI
     # The flows load TensorFlow and Prefect: only this mode needs them.
+    from cli.process import local_flow_runs
     from flows.backtest import backtest
-    from flows.runtime import local_flow_runs
+    from service.rendering import backtest_table
 
-    events = load_into_service(args, os.environ["PROPENSITY_DATABASE_URL"])
+    events = load_into_service(args, settings.database_url)
     start, end = args.forward
     every = args.every_days or args.horizon_days
     print(
@@ -258,15 +258,16 @@ def forward(args: argparse.Namespace) -> None:
         f"cutoffs every {every} days from {start:%Y-%m-%d} to {end:%Y-%m-%d}; folder {folder}"
     )
     started = time.perf_counter()
-    with local_flow_runs():
-        result = backtest(
-            start.to_pydatetime(),
-            end.to_pydatetime(),
-            every,
-            horizon_days=args.horizon_days,
-            csv_path=str(folder / "backtest.csv"),
-        )
-    print(f"\n{result.table().markdown()}\n")
+    request = BacktestRequest(
+        start=start.to_pydatetime(),
+        end=end.to_pydatetime(),
+        every_days=every,
+        horizon_days=args.horizon_days,
+        csv_path=str(folder / "backtest.csv"),
+    )
+    with using_settings(settings), local_flow_runs():
+        result = backtest(request=request)
+    print(f"\n{backtest_table(result).markdown()}\n")
     for note in result.skipped:
         print(note)
     print(f"backtest in {time.perf_counter() - started:.0f}s; table in {result.csv_path}")

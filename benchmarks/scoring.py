@@ -60,9 +60,9 @@ from db.engine import make_engine, transaction  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Customer, CustomerEvent  # noqa: E402
 from db.registry import promote  # noqa: E402
-from flows.registry import ModelPackage, register  # noqa: E402
-from flows.settings import Settings  # noqa: E402
-from llm_model.synthetic import generate  # noqa: E402
+from service.registry import ModelPackage, register  # noqa: E402
+from service.settings import Settings, using_settings  # noqa: E402
+from service.synthetic import generate  # noqa: E402
 
 BLOCK = 50_000  # customers generated and loaded at a time
 CPU_STAGES = ("e2e", "read", "features", "model")
@@ -350,9 +350,9 @@ def timed(work: Callable[[], T]) -> tuple[T, float, np.ndarray]:
 def matured_run_evaluation(job, latest: datetime, horizon_days: int) -> dict:
     """Score a backfill run whose horizon the data covers, then time judging it again as a
     later score flow's monitoring task judges it (its own flow judged it once already)."""
-    from flows.outcomes import evaluate_runs
-    from flows.runtime import local_flow_runs
+    from cli.process import local_flow_runs
     from flows.score import score
+    from service.outcomes import evaluate_runs
 
     with local_flow_runs():
         backfill = score(as_of=latest - timedelta(days=horizon_days))
@@ -373,18 +373,18 @@ def measure(url: str, evaluate: bool) -> dict:
     from prefect import flow
     from sqlalchemy import select
 
+    from cli.process import local_flow_runs
     from db.customers import partition_ranges
     from db.models import ScoreRun
-    from flows.events import source_columns
-    from flows.partitions import (
+    from flows.score import score
+    from service.events import source_columns
+    from service.partitions import (
         ScoreJob,
         ScoreRunPlan,
         cached_model,
         partition_events,
         partition_features,
     )
-    from flows.runtime import local_flow_runs
-    from flows.score import score
 
     @flow(name="warm-up")
     def warm_up() -> None:
@@ -392,7 +392,7 @@ def measure(url: str, evaluate: bool) -> dict:
 
     settings = Settings()
     job = ScoreJob.from_settings(settings)
-    with local_flow_runs():  # as `propensity score` runs it
+    with using_settings(settings), local_flow_runs():  # as `propensity score` runs it
         warm_up()  # starts Prefect's ephemeral server outside the timed part
         rss_before = peak_rss_mb()
         summary, e2e_seconds, e2e_cpu = timed(score)

@@ -142,9 +142,37 @@ def store_outcome(
     )
 
 
-def evaluated_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
-    """The `limit` latest evaluated runs, oldest first: their outcome, expected conversions,
-    model kind and the model's holdout metrics (model_versions.metrics)."""
+@dataclass(frozen=True)
+class EvaluatedRun:
+    """A judged run's stored outcome, the conversions its scores expected, and its model's
+    kind and holdout metrics (model_versions.metrics); kind and metrics None where the
+    model row is gone."""
+
+    score_run_id: int
+    as_of: datetime
+    model_version_id: int
+    n_customers: int
+    n_converted: int
+    expected: float
+    figures: dict[str, float | None]
+    kind: str | None
+    model_metrics: dict[str, Any] | None
+
+
+# The judged figures score_run_outcomes holds for a run (and the tables print).
+OUTCOME_FIGURE_COLUMNS = (
+    "base_rate",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "top_decile_lift",
+)
+
+
+def evaluated_runs(connection: Connection, limit: int) -> list[EvaluatedRun]:
+    """The `limit` latest evaluated runs, oldest first."""
     outcome = ScoreRunOutcome
     expected = (
         select(func.sum(ScoreRunOutcomeDecile.expected))
@@ -153,13 +181,31 @@ def evaluated_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
     )
     rows = connection.execute(
         select(
-            *outcome.__table__.c,
+            outcome.score_run_id,
+            outcome.as_of,
+            outcome.model_version_id,
+            outcome.n_customers,
+            outcome.n_converted,
             expected.label("expected"),
             ModelVersion.kind,
-            ModelVersion.metrics.label("model_metrics"),
+            ModelVersion.metrics,
+            *(outcome.__table__.c[name] for name in OUTCOME_FIGURE_COLUMNS),
         )
         .outerjoin(ModelVersion, ModelVersion.id == outcome.model_version_id)
         .order_by(outcome.as_of.desc(), outcome.score_run_id.desc())
         .limit(limit)
     ).all()
-    return [row._asdict() for row in reversed(rows)]
+    return [
+        EvaluatedRun(
+            score_run_id=row.score_run_id,
+            as_of=row.as_of,
+            model_version_id=row.model_version_id,
+            n_customers=row.n_customers,
+            n_converted=row.n_converted,
+            expected=float(row.expected or 0.0),
+            figures={name: getattr(row, name) for name in OUTCOME_FIGURE_COLUMNS},
+            kind=row.kind,
+            model_metrics=row.metrics,
+        )
+        for row in reversed(rows)
+    ]

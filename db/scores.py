@@ -4,6 +4,7 @@ Consumers read current_propensity_scores, which shows only the newest succeeded 
 running or failed run is never visible and publication is a single status flip.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -249,7 +250,18 @@ def clear_partition(
     )
 
 
-def decile_distribution(connection: Connection, score_run_id: int) -> list[dict]:
+@dataclass(frozen=True)
+class DecileRow:
+    """A published run's customers in one decile and the range of their propensities."""
+
+    decile: int
+    customers: int
+    mean: float
+    min: float
+    max: float
+
+
+def decile_distribution(connection: Connection, score_run_id: int) -> list[DecileRow]:
     score = PropensityScore
     rows = connection.execute(
         select(
@@ -263,11 +275,22 @@ def decile_distribution(connection: Connection, score_run_id: int) -> list[dict]
         .group_by(score.decile)
         .order_by(score.decile)
     ).all()
-    keys = ("decile", "customers", "mean", "min", "max")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    return [
+        DecileRow(int(d), int(n), float(mean), float(lo), float(hi)) for d, n, mean, lo, hi in rows
+    ]
 
 
-def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[dict]:
+@dataclass(frozen=True)
+class TopScore:
+    """One of a published run's best-ranked customers, with its reasons (best first)."""
+
+    rank: int
+    customer_id: str
+    propensity: float
+    reasons: tuple[str, ...]
+
+
+def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[TopScore]:
     score = PropensityScore
     rows = connection.execute(
         select(
@@ -282,10 +305,40 @@ def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[d
         .order_by(score.rank)
         .limit(n)
     ).all()
-    return [row._asdict() for row in rows]
+    return [
+        TopScore(rank, customer_id, propensity, tuple(r for r in reasons if r))
+        for rank, customer_id, propensity, *reasons in rows
+    ]
 
 
-def score_run_row(connection: Connection, score_run_id: int) -> dict:
-    columns = ScoreRun.__table__.c
-    row = connection.execute(select(columns).where(columns.id == score_run_id)).one()
-    return {"score_run_id": row.id, **{k: v for k, v in row._asdict().items() if k != "id"}}
+@dataclass(frozen=True)
+class ScoreRunRow:
+    """A score run as score_runs holds it."""
+
+    score_run_id: int
+    as_of: datetime
+    model_version_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    n_scored: int | None
+    flow_run_id: str | None
+    error: str | None
+
+
+def score_run_row(connection: Connection, score_run_id: int) -> ScoreRunRow:
+    run = ScoreRun
+    row = connection.execute(
+        select(
+            run.id,
+            run.as_of,
+            run.model_version_id,
+            run.started_at,
+            run.finished_at,
+            run.status,
+            run.n_scored,
+            run.flow_run_id,
+            run.error,
+        ).where(run.id == score_run_id)
+    ).one()
+    return ScoreRunRow(*row)

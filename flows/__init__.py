@@ -1,1 +1,1 @@
-"""Prefect flows and tasks, the CLI and settings: thin wiring of db/ and llm_model/."""
+"""Prefect flows and tasks only: thin wiring of service/ with retries, logging, artifacts."""

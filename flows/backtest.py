@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -34,85 +33,32 @@ from prefect.artifacts import (
 )
 from rich.progress import Progress
 
-from db.customers import copy_customers
 from db.engine import transaction
-from db.migrate import upgrade
 from db.source import EventSource
-from flows.databases import Databases, reachable_engine
-from flows.locks import Lease, exclusive
-from flows.outcomes import evaluate_runs
-from flows.partitions import ScoreJob
-from flows.registry import ModelPackage, register
-from flows.report import (
-    OUTCOME_FIGURES,
-    RetrainOutcome,
-    ScoreSummary,
-    TextTable,
-    figure,
-    outcome_cells,
-)
-from flows.retrain import BASELINES, RetrainJob, retrain_model
+from flows.leases import held_by_this_run
+from flows.retrain import retrain_model
 from flows.score import score_and_publish
-from flows.settings import Settings
 from flows.task_runner import partition_threads
 from flows.tasks import io_task
-from flows.walk_forward import WalkForward, backtest_cutoffs
-from llm_model.baselines import STATIC_KINDS
+from llm_model.kinds import STATIC_KINDS
 from llm_model.manifest import TrainingPlan
-from llm_model.monitoring import RealizedOutcome
-
-CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class BacktestRow:
-    """One model's score run at one cutoff, judged: `model` is "champion" or a baseline's
-    kind, `kind` the kind of the model that scored."""
-
-    cutoff: datetime
-    model: str
-    kind: str
-    model_version_id: int
-    score_run_id: int
-    outcome: RealizedOutcome
-
-    def record(self) -> dict[str, Any]:
-        """The row as the CSV file and the table artifact hold it."""
-        figures = self.outcome.columns()
-        return {
-            "cutoff": f"{self.cutoff:%Y-%m-%d %H:%M:%S}",
-            "model": self.model,
-            "kind": self.kind,
-            # The printed figures first: the UI shows a wide table's first columns.
-            **{name: figures[name] for name in OUTCOME_FIGURES},
-            **figures,
-            "model_version_id": self.model_version_id,
-            "score_run_id": self.score_run_id,
-        }
-
-
-@dataclass(frozen=True)
-class Backtest:
-    """The judged runs by cutoff, the notes of the cutoffs left out, the CSV file."""
-
-    rows: list[BacktestRow]
-    skipped: list[str]
-    csv_path: Path
-
-    def table(self) -> TextTable:
-        header = ("cutoff", "model", "kind", "customers", "base rate")
-        header += ("AUC", "log loss", "ECE", "lift")
-        rows = [
-            [
-                f"{row.cutoff:%Y-%m-%d}",
-                row.model,
-                f"{row.kind} #{row.model_version_id}",
-                f"{row.outcome.n_customers:,}",
-                *outcome_cells(row.outcome),
-            ]
-            for row in self.rows
-        ]
-        return TextTable("backtest: scores judged after their horizon", header, rows)
+from llm_model.selection import CHAMPION
+from service.databases import Databases, reachable_engine
+from service.leases import Lease
+from service.outcomes import evaluate_runs
+from service.partitions import ScoreJob
+from service.registry import ModelPackage, register
+from service.rendering import backtest_record, evaluation_line, figure
+from service.results import Backtest, BacktestRow, RetrainOutcome, ScoreSummary
+from service.retraining import BASELINES, RetrainJob
+from service.settings import BacktestRequest, Settings, current_settings
+from service.walk_forward import (
+    WalkForward,
+    backtest_cutoffs,
+    default_csv_path,
+    prepare_scratch_database,
+    scratch_settings,
+)
 
 
 @dataclass(frozen=True)
@@ -143,15 +89,8 @@ def plan_cutoffs(
 
 
 @io_task
-def prepare_scratch_database(production: Databases, scratch_url: str, with_customers: bool) -> int:
-    """Migrate the new scratch database; `with_customers`, copy production's customers
-    table into it. The customers copied."""
-    with reachable_engine(scratch_url).begin() as connection:
-        upgrade(connection)
-        if not with_customers:
-            return 0
-        with production.service().connect() as source:
-            return copy_customers(source, connection)
+def prepare_scratch(production: Databases, scratch: Settings) -> int:
+    return prepare_scratch_database(production, scratch)
 
 
 @contextmanager
@@ -162,23 +101,15 @@ def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[Back
     with tempfile.TemporaryDirectory(prefix="propensity-backtest-") as temporary:
         folder = Path(temporary)
         database = Path(database_path).resolve() if database_path else folder / "backtest.db"
-        if database.exists():
-            raise ValueError(f"{database} exists: a backtest starts from a new database")
-        scratch = settings.overridden(
-            database_url=f"sqlite:///{database}",
-            source_database_url=settings.databases().events_url,
-            reports_dir=str(folder / "reports"),
-        )
-        copied = prepare_scratch_database(
-            settings.databases(), scratch.database_url, not scratch.active().reads_events
-        )
+        scratch = scratch_settings(settings, database, folder)
+        copied = prepare_scratch(settings.databases(), scratch)
         get_run_logger().info("scratch database %s (%s customers copied)", database, copied)
         retrain = replace(RetrainJob.from_settings(scratch), baselines=STATIC_KINDS)
         score = ScoreJob.from_settings(scratch)
         try:
             with (
-                exclusive("retrain", retrain.databases, retrain.lease_heartbeat) as lease,
-                exclusive("score", score.databases, score.lease_heartbeat),
+                held_by_this_run("retrain", retrain.databases, retrain.lease_heartbeat) as lease,
+                held_by_this_run("score", score.databases, score.lease_heartbeat),
             ):
                 yield BacktestJobs(retrain, score, lease, scratch.partition_size, folder)
         finally:
@@ -206,7 +137,7 @@ def judge(jobs: BacktestJobs, cutoff: datetime, model: str, run: ScoreSummary) -
     """The run's realized outcome, as `propensity evaluate --run-id` stores it."""
     (evaluation,) = evaluate_runs(jobs.score.databases, jobs.score.source, run.score_run_id)
     if evaluation.outcome is None:  # walk_forward keeps only cutoffs whose horizon passed
-        raise RuntimeError(evaluation.describe())
+        raise RuntimeError(evaluation_line(evaluation))
     return BacktestRow(
         cutoff,
         model,
@@ -257,7 +188,7 @@ def replay(jobs: BacktestJobs, cutoffs: list[datetime]) -> list[BacktestRow]:
 @io_task
 def publish_backtest(result: Backtest) -> Backtest:
     """The table as a CSV file and a Prefect table artifact."""
-    records = [row.record() for row in result.rows]
+    records = [backtest_record(row) for row in result.rows]
     result.csv_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(records).to_csv(result.csv_path, index=False)
     create_table_artifact(
@@ -269,25 +200,17 @@ def publish_backtest(result: Backtest) -> Backtest:
 # The scratch database is a file on this machine: partitions are scored here, whatever the
 # task runner setting says.
 @flow(name="backtest", log_prints=True, task_runner=partition_threads())
-def backtest(
-    start: datetime,
-    end: datetime,
-    every_days: int,
-    horizon_days: int | None = None,
-    cell: str | None = None,
-    csv_path: str | None = None,
-    database_path: str | None = None,
-) -> Backtest:
-    settings = Settings().overridden(horizon_days=horizon_days, cell=cell)
+def backtest(request: BacktestRequest) -> Backtest:
+    settings = current_settings().for_run(request)
     walk = plan_cutoffs(
         settings.databases(),
         settings.event_source,
         settings.training_plan(),
-        start,
-        end,
-        every_days,
+        request.start,
+        request.end,
+        request.every_days,
     )
-    with scratch_jobs(settings, database_path) as jobs:
+    with scratch_jobs(settings, request.database_path) as jobs:
         rows = replay(jobs, walk.cutoffs)
-    default_csv = Path(settings.reports_dir) / f"backtest-{start:%Y-%m-%d}-{end:%Y-%m-%d}.csv"
-    return publish_backtest(Backtest(rows, walk.skipped, Path(csv_path or default_csv).resolve()))
+    csv_path = request.csv_path or default_csv_path(settings, request)
+    return publish_backtest(Backtest(rows, walk.skipped, Path(csv_path).resolve()))

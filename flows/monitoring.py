@@ -7,10 +7,12 @@ from prefect.events import Event, emit_event
 
 from db.errors import error_line
 from db.source import EventSource
-from flows.databases import Databases
-from flows.outcomes import evaluate_runs
-from flows.report import ScoreSummary, outcomes_markdown
 from flows.tasks import compute_task, io_task
+from service.databases import Databases
+from service.outcomes import evaluate_runs
+from service.rendering import drift_line, evaluation_line, outcomes_markdown
+from service.reports import monitoring_png
+from service.results import ScoreSummary
 
 # What an automation triggers on; its resource is the score run, its payload the drifted
 # features' PSI.
@@ -25,9 +27,9 @@ def announce_drift(summary: ScoreSummary) -> Event | None:
     logger = get_run_logger()
     drift = summary.drift
     if drift is None or not drift.drifted:
-        logger.info(summary.drift_line())
+        logger.info(drift_line(summary))
         return None
-    logger.warning(summary.drift_line())
+    logger.warning(drift_line(summary))
     return emit_event(
         event=DRIFT_EVENT,
         resource={
@@ -60,11 +62,12 @@ def evaluate_matured_runs(databases: Databases, source: EventSource) -> int:
         logger.info(f"{len(waiting)} score run(s) not matured yet, the next at {min(waiting)}")
     for evaluation in (e for e in evaluations if e.matured):
         log = logger.warning if evaluation.skipped else logger.info
-        log(evaluation.describe())
+        log(evaluation_line(evaluation))
     evaluated = [e for e in evaluations if e.outcome is not None]
     if evaluated:
         with databases.service().connect() as connection:
-            markdown = outcomes_markdown(connection, evaluated)
+            runs, chart = monitoring_png(connection)
+        markdown = outcomes_markdown(evaluated, runs, chart)
         create_markdown_artifact(
             markdown,
             key="score-run-outcomes",

@@ -1,13 +1,13 @@
 """The parent flow: retrain, then score with whatever model is champion afterwards."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from prefect import flow
 
-from flows.report import RetrainOutcome, ScoreSummary
 from flows.retrain import retrain
 from flows.score import score
+from service.results import RetrainOutcome, ScoreSummary
+from service.settings import RetrainRequest, ScoreRequest
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,12 @@ class RetrainAndScoreOutcome:
 
 @flow(name="retrain-and-score", log_prints=True)
 def retrain_and_score(
-    as_of: datetime | None = None, force_promote: bool = False
+    request: RetrainRequest = RetrainRequest(),  # noqa: B008
 ) -> RetrainAndScoreOutcome:
     """A rejected challenger leaves the old champion scoring; a failed retrain still scores
     with the existing champion, then fails this run so the failure is seen."""
-    retrained = retrain(as_of=as_of, force_promote=force_promote, return_state=True)
-    scored = score(as_of=as_of)
+    retrained = retrain(request=request, return_state=True)
+    scored = score(request=ScoreRequest(as_of=request.as_of))
     if retrained.is_failed():
         raise RuntimeError(
             f"retrain failed ({retrained.message}); scores were published with the existing "

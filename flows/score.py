@@ -30,25 +30,27 @@ from db.scores import (
     stage_scores,
     start_score_run,
 )
-from flows.events import data_cutoff, source_columns
-from flows.locks import exclusive
+from flows.leases import held_by_this_run
 from flows.monitoring import announce_drift, evaluate_after_publication
-from flows.partitions import (
+from flows.task_runner import SettingsTaskRunner
+from flows.tasks import compute_task, io_task
+from llm_model.drift import BinCounts
+from service.events import data_cutoff, source_columns
+from service.partitions import (
     PartitionResult,
     ScoreJob,
     ScoreRunPlan,
     cached_model,
+    collections_skip_what_is_alive,
     drift_counts,
     partition_features,
     partitions_in_memory,
     summed_bins,
 )
-from flows.report import DriftCheck, ScoreSummary, score_markdown, score_summary
-from flows.runtime import collections_skip_what_is_alive
-from flows.settings import Settings
-from flows.task_runner import SettingsTaskRunner
-from flows.tasks import compute_task, io_task
-from llm_model.drift import BinCounts
+from service.rendering import score_markdown
+from service.reports import score_summary
+from service.results import DriftCheck, ScoreSummary
+from service.settings import ScoreRequest, current_settings
 
 
 @io_task
@@ -65,7 +67,7 @@ def prepare_score_run(
     # A corrupt artifact fails here, before anything is written.
     cached_model(job.databases, model_version_id)
     columns = source_columns(job.databases, job.source)
-    cutoff = data_cutoff(job.databases, columns, as_of).to_pydatetime()
+    cutoff = data_cutoff(job.databases, columns, as_of, get_run_logger())
     with job.rule_engine().connect() as connection:
         ranges = partition_ranges(connection, job.rule.query(columns, cutoff), partition_size)
     if not ranges:
@@ -164,11 +166,11 @@ def score_and_publish(
 
 
 @flow(name="score", log_prints=True, task_runner=SettingsTaskRunner())
-def score(as_of: datetime | None = None, partition_size: int | None = None) -> ScoreSummary:
-    settings = Settings()
+def score(request: ScoreRequest = ScoreRequest()) -> ScoreSummary:  # noqa: B008
+    settings = current_settings().for_run(request)
     job = ScoreJob.from_settings(settings)
-    with exclusive("score", job.databases, job.lease_heartbeat):
-        summary = score_and_publish(job, as_of, partition_size or settings.partition_size)
+    with held_by_this_run("score", job.databases, job.lease_heartbeat):
+        summary = score_and_publish(job, request.as_of, settings.partition_size)
         announce_drift(summary)
         evaluate_after_publication(job.databases, job.source)
     create_markdown_artifact(score_markdown(summary), key="score-run", description="Score run")

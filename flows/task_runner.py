@@ -3,16 +3,16 @@
 A deployment's entrypoint (`flows/score.py:score`, and the score subflow of
 `retrain-and-score`) is the flow object itself, imported by a work-pool worker or by
 `propensity serve`: a runner fixed when the flow was defined would ignore
-PROPENSITY_TASK_RUNNER there. So the flow's runner reads the settings as each run starts,
-the same for the CLI and for scheduled runs.
+PROPENSITY_TASK_RUNNER there. So the flow's runner takes the settings the run takes
+(`current_settings`) as each run starts, the same for the CLI and for scheduled runs.
 """
 
 from typing import Any, Self
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.partitions import PARTITIONS_AT_ONCE
-from flows.settings import Settings
+from service.partitions import PARTITIONS_AT_ONCE
+from service.settings import Settings, current_settings
 
 
 def configured_runner(settings: Settings) -> TaskRunner:
@@ -47,7 +47,7 @@ class SettingsTaskRunner(TaskRunner):
 
     def __enter__(self) -> Self:
         super().__enter__()
-        self.runner = configured_runner(Settings()).__enter__()
+        self.runner = configured_runner(current_settings()).__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -3,18 +3,17 @@ features, in the same pass that computes the score (about the cost of one more p
 
 An event's contribution is summed over every occurrence of its type, so a reason reads
 "add_to_cart events"; a static feature's contribution is measured from its training mean.
+How contributions become reasons is llm_model/reasons.py, shared with the static models.
 """
-
-import re
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from llm_model.reasons import N_REASONS, reasons_frame, static_labels, top_reasons
 from llm_model.sequences import NO_HISTORY, PAD, UNKNOWN, Features, Vocabulary
 
-N_REASONS = 3
 # Large fixed batches: per-call overhead dominates small ones on CPU.
 INFERENCE_BATCH = 4096
 
@@ -24,23 +23,6 @@ def token_names(vocab: Vocabulary) -> list[str]:
     return [special.get(i, "") for i in range(len(special))] + [
         f"{event_type} events in the sequence" for event_type in vocab.event_types
     ]
-
-
-STATIC_LABELS = {
-    "recency": "days since last event",
-    "frequency": "number of events",
-    "monetary": "total spend",
-    "target_recency": "days since last conversion",
-    "tenure": "customer tenure",
-}
-WINDOW_COUNT = re.compile(r"^count_(?P<event_type>.+)_(?P<days>\d+)d$")
-
-
-def static_label(name: str) -> str:
-    """'count_add_to_cart_7d' -> 'add_to_cart events, last 7 days'."""
-    if match := WINDOW_COUNT.match(name):
-        return f"{match['event_type']} events, last {match['days']} days"
-    return STATIC_LABELS.get(name, name)
 
 
 def batch_signature(max_len: int, n_static: int) -> list[tf.TensorSpec]:
@@ -107,20 +89,6 @@ def scores_with_reasons(
         scores.append(p.numpy().astype(np.float64))
     table = np.concatenate(reasons) if reasons else np.empty((0, N_REASONS), dtype=object)
     return np.concatenate(scores) if scores else np.zeros(0), reasons_frame(table)
-
-
-def static_labels(static_names: tuple[str, ...]) -> list[str]:
-    return [static_label(name) for name in static_names]
-
-
-def top_reasons(contributions: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Per row, the names of its N_REASONS largest contributions, largest first."""
-    top = np.argsort(-contributions, axis=1, kind="stable")[:, :N_REASONS]
-    return names[top]
-
-
-def reasons_frame(table: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(table, columns=[f"reason_{i + 1}" for i in range(N_REASONS)])
 
 
 def sum_by_token(tokens: np.ndarray, per_event: np.ndarray, vocab_size: int) -> np.ndarray:

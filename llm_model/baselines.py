@@ -19,13 +19,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from llm_model.attribution import reasons_frame, static_labels, top_reasons
 from llm_model.calibration import Calibrator, log_odds
+from llm_model.kinds import STATIC_KINDS
 from llm_model.manifest import ModelManifest
+from llm_model.reasons import reasons_frame, static_labels, top_reasons
 from llm_model.sequences import Features, SequenceConfig, Snapshot, TrainingSet
 from llm_model.servable import ServableModel
 
-STATIC_KINDS = ("logistic", "gbm")
 # What skops may rebuild beyond its own safe defaults: the trees of a fitted boosting model.
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 

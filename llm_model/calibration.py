@@ -21,7 +21,7 @@ from scipy.special import expit, logit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from llm_model.metrics import _as_scores, _require_both_classes, _validate, log_loss
+from llm_model.metrics import as_scores, log_loss, require_both_classes, validated
 
 Method = Literal["isotonic", "platt", "identity"]
 METHODS: tuple[Method, ...] = ("isotonic", "platt", "identity")
@@ -71,7 +71,7 @@ class Calibrator:
 
     def transform(self, p: ArrayLike) -> np.ndarray:
         """Calibrated probabilities, clipped to [1e-6, 1 - 1e-6]."""
-        p = _as_scores(p, probabilities=True)
+        p = as_scores(p, probabilities=True)
         if self.method == "isotonic":
             calibrated = np.interp(p, self.x_thresholds, self.y_thresholds)
         elif self.method == "platt":
@@ -93,8 +93,8 @@ class Calibrator:
 
 def fit_calibrator(y: ArrayLike, p: ArrayLike, method: Method) -> Calibrator:
     """Fits `method` to map raw scores p onto binary outcomes y."""
-    y, p = _validate(y, p, probabilities=True)
-    _require_both_classes(y, "calibration")
+    y, p = validated(y, p, probabilities=True)
+    require_both_classes(y, "calibration")
     if method == "isotonic":
         iso = IsotonicRegression().fit(p, y)
         return Calibrator(method, x_thresholds=iso.X_thresholds_, y_thresholds=iso.y_thresholds_)

@@ -31,7 +31,6 @@ from llm_model.model import TrainedModel, for_scoring, model_from_bytes, model_t
 from llm_model.sequences import Features, Snapshot
 from llm_model.servable import ServableModel
 
-HYBRID_KINDS = ("gru_hybrid", "lstm_hybrid")
 BOOSTER_KIND = "gbm"
 # The booster's log-odds as a static input of the network and, by gradient x input, as one
 # reason of its scores.
@@ -40,10 +39,6 @@ N_FOLDS = 5
 NETWORK_MEMBER, BOOSTER_MEMBER = "network.keras", "booster.skops"
 # Fixed member timestamps: the archive's bytes depend only on its members'.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
-def hybrid_kind(cell: str) -> str:
-    return f"{cell}_hybrid"
 
 
 def customer_folds(customer_ids: np.ndarray, n_folds: int) -> np.ndarray:

@@ -7,12 +7,12 @@ and read the JSON shape stored since the first model version, so older rows stil
 """
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any
 
 from llm_model.calibration import Calibrator
 from llm_model.drift import DriftReference
+from llm_model.kinds import CellName
+from llm_model.selection import Evaluation
 from llm_model.sequences import SequenceConfig, TrainingSet, Vocabulary
 
 JSON = dict[str, Any]
@@ -26,7 +26,7 @@ class ManifestError(ValueError):
 class ModelConfig:
     """The recurrent network's hyperparameters (see llm_model.model.build_model)."""
 
-    cell: Literal["gru", "lstm"] = "gru"
+    cell: CellName = "gru"
     units: int = 32
     recurrent_layers: int = 1
     embedding_dim: int = 16
@@ -41,14 +41,6 @@ class ModelConfig:
     seed: int = 42
 
 
-# Metrics where a lower value is better; for the others higher is better.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
-# Contenders this close to the best on the selection metric tie with it: on holdouts of a
-# few thousand customers such differences are noise (an AUC's standard error is ~0.005),
-# and of near-equal rankers the better calibrated serves better (docs/benchmarks.md).
-SELECTION_TIE = 0.001
-
-
 @dataclass(frozen=True)
 class TrainingPlan:
     """How a retrain trains: the snapshots' settings, the network's, and whether the
@@ -59,46 +51,6 @@ class TrainingPlan:
     n_snapshots: int
     stride_days: int
     hybrid: bool = True
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Holdout metrics keyed by name: every servable contender (by kind), references that
-    are not served (the recency heuristic, the recurrent model before calibration) and
-    the champion in production; `scores` keeps the holdout predictions for charts (not
-    stored)."""
-
-    table: dict[str, dict[str, float]]
-    contenders: tuple[str, ...]
-    labels: np.ndarray | None = None
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def ranked(self, metric: str) -> list[str]:
-        """Contenders best first by `metric`; those tied with the best go first, by log
-        loss."""
-        tied = self.tied_with_best(metric)
-
-        def key(name: str) -> tuple[bool, float, float]:
-            log_loss = self.table[name]["log_loss"]
-            value = self._value(name, metric)
-            return (False, log_loss, value) if name in tied else (True, value, log_loss)
-
-        return sorted(self.contenders, key=key)
-
-    def tied_with_best(self, metric: str) -> set[str]:
-        """The contenders within SELECTION_TIE of the best by `metric`, the best included."""
-        best = min(self._value(name, metric) for name in self.contenders)
-        return {
-            name for name in self.contenders if self._value(name, metric) - best <= SELECTION_TIE
-        }
-
-    def _value(self, name: str, metric: str) -> float:
-        """`metric` of `name`, lower is better."""
-        row = self.table[name]
-        return row[metric] if metric in LOWER_IS_BETTER else -row[metric]
-
-    def winner(self, metric: str) -> str:
-        return self.ranked(metric)[0]
 
 
 @dataclass(frozen=True)

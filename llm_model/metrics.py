@@ -8,10 +8,18 @@ independent reference.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+# The figures every contender, champion and judged score run is reported with, in the order
+# tables show them; any of them may choose the champion (PROPENSITY_SELECTION_METRIC).
+MetricName = Literal["roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift"]
+METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
+# Where a lower value is better; for the others higher is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
 N_DECILES = 10
 # Same order of magnitude as scikit-learn's clipping, so one confidently wrong prediction costs
 # about 34.5 nats instead of making the mean loss infinite.
@@ -29,7 +37,7 @@ DECILE_COLUMNS = [
 ]
 
 
-def _as_scores(values: ArrayLike, *, probabilities: bool) -> np.ndarray:
+def as_scores(values: ArrayLike, *, probabilities: bool) -> np.ndarray:
     """Validates scores (or probabilities, which must also lie in [0, 1]) as a float array."""
     s = np.asarray(values, dtype=float)
     if s.ndim != 1:
@@ -44,12 +52,12 @@ def _as_scores(values: ArrayLike, *, probabilities: bool) -> np.ndarray:
     return s
 
 
-def _validate(
+def validated(
     y_true: ArrayLike, values: ArrayLike, *, probabilities: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (labels as int64, scores as float64) after checking shape, labels and NaNs."""
     y = np.asarray(y_true)
-    s = _as_scores(values, probabilities=probabilities)
+    s = as_scores(values, probabilities=probabilities)
     if y.shape != s.shape:
         raise ValueError(f"length mismatch: y_true has shape {y.shape}, scores have {s.shape}")
     valid = np.isin(y, (0, 1))
@@ -58,7 +66,7 @@ def _validate(
     return y.astype(np.int64), s
 
 
-def _require_both_classes(y: np.ndarray, what: str) -> None:
+def require_both_classes(y: np.ndarray, what: str) -> None:
     if y.min() == y.max():
         raise ValueError(f"{what} is undefined: y_true contains only one class ({y[0]})")
 
@@ -84,8 +92,8 @@ def _threshold_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def roc_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Area under the ROC curve; tied scores count as half-correct pairs."""
-    y, s = _validate(y_true, y_score, probabilities=False)
-    _require_both_classes(y, "ROC AUC")
+    y, s = validated(y_true, y_score, probabilities=False)
+    require_both_classes(y, "ROC AUC")
     positives, contacted = _threshold_counts(y, s)
     tpr = np.r_[0.0, positives / positives[-1]]
     negatives = contacted - positives
@@ -98,8 +106,8 @@ def pr_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
 
     Step-wise rather than trapezoidal, since linear interpolation in PR space is optimistic.
     """
-    y, s = _validate(y_true, y_score, probabilities=False)
-    _require_both_classes(y, "PR AUC")
+    y, s = validated(y_true, y_score, probabilities=False)
+    require_both_classes(y, "PR AUC")
     positives, contacted = _threshold_counts(y, s)
     recall_gain = np.diff(np.r_[0, positives]) / positives[-1]
     return float(np.sum(recall_gain * positives / contacted))
@@ -107,14 +115,14 @@ def pr_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
 
 def log_loss(y_true: ArrayLike, p: ArrayLike) -> float:
     """Mean negative log-likelihood in nats, with p clipped to [1e-15, 1 - 1e-15]."""
-    y, p = _validate(y_true, p, probabilities=True)
+    y, p = validated(y_true, p, probabilities=True)
     p = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
 
 
 def brier(y_true: ArrayLike, p: ArrayLike) -> float:
     """Mean squared error between probabilities and labels."""
-    y, p = _validate(y_true, p, probabilities=True)
+    y, p = validated(y_true, p, probabilities=True)
     return float(np.mean((p - y) ** 2))
 
 
@@ -127,7 +135,7 @@ def calibration_curve(y_true: ArrayLike, p: ArrayLike, n_bins: int = 10) -> pd.D
     Returns:
         Columns bin, mean_predicted, observed_rate, count; one row per non-empty bin, by bin.
     """
-    y, p = _validate(y_true, p, probabilities=True)
+    y, p = validated(y_true, p, probabilities=True)
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
     bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
@@ -155,7 +163,7 @@ def decile_table(y_true: ArrayLike, y_score: ArrayLike) -> pd.DataFrame:
         Columns decile, count, positives, rate, mean_score, lift (rate / overall rate),
         cumulative_gain (share of all positives in deciles 1..d) and cumulative_lift.
     """
-    y, s = _validate(y_true, y_score, probabilities=False)
+    y, s = validated(y_true, y_score, probabilities=False)
     n = y.size
     if n < N_DECILES:
         raise ValueError(f"decile table needs at least {N_DECILES} rows, got {n}")
@@ -191,7 +199,7 @@ def gains_curve(y_true: ArrayLike, y_score: ArrayLike) -> pd.DataFrame:
         Columns share_contacted and share_captured, both from 0 to 1, one row per distinct score
         plus the origin; tied customers are contacted together.
     """
-    y, s = _validate(y_true, y_score, probabilities=False)
+    y, s = validated(y_true, y_score, probabilities=False)
     _require_positives(y, "gains curve")
     positives, contacted = _threshold_counts(y, s)
     return pd.DataFrame(
@@ -204,7 +212,7 @@ def gains_curve(y_true: ArrayLike, y_score: ArrayLike) -> pd.DataFrame:
 
 def summary(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
     """The standard report for a model or baseline: ranking, probability and lift metrics."""
-    y, p = _validate(y_true, p, probabilities=True)
+    y, p = validated(y_true, p, probabilities=True)
     return {
         "roc_auc": roc_auc(y, p),
         "pr_auc": pr_auc(y, p),

@@ -5,7 +5,8 @@ The first retrain always leaves a champion."""
 
 from dataclasses import dataclass
 
-from llm_model.manifest import LOWER_IS_BETTER, SELECTION_TIE, Evaluation
+from llm_model.metrics import LOWER_IS_BETTER
+from llm_model.selection import CHAMPION, SELECTION_TIE, Evaluation
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ def decide_promotion(
         )
     if force:
         return Decision(True, f"forced by operator; {best_of}")
-    if "champion" not in evaluation.table:
+    if CHAMPION not in evaluation.table:
         return Decision(True, f"first champion: {best_of}")
-    champion = evaluation.table["champion"][metric]
+    champion = evaluation.table[CHAMPION][metric]
     shortfall = score - champion if metric in LOWER_IS_BETTER else champion - score
     versus = f"the champion's {champion:.4f} (tolerance {tolerance})"
     if shortfall > tolerance:

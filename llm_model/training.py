@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from llm_model import metrics
 from llm_model.attribution import INFERENCE_BATCH
-from llm_model.baselines import STATIC_KINDS, RecencyReference, StaticModel, fit_static_model
+from llm_model.baselines import RecencyReference, StaticModel, fit_static_model
 from llm_model.buckets import bucketed_dataset
 from llm_model.calibration import EPS, choose_calibrator, log_odds
 from llm_model.drift import SCORE, DriftReference, reference_bins
@@ -19,12 +19,11 @@ from llm_model.hybrid import (
     BOOSTER_KIND,
     N_FOLDS,
     HybridModel,
-    hybrid_kind,
     out_of_fold_log_odds,
     with_boosted_score,
 )
+from llm_model.kinds import STATIC_KINDS, hybrid_kind
 from llm_model.manifest import (
-    Evaluation,
     ModelConfig,
     ModelManifest,
     ModelMetrics,
@@ -38,6 +37,7 @@ from llm_model.model import (
     probability_function,
     use_inter_op_threads,
 )
+from llm_model.selection import CHAMPION, Evaluation
 from llm_model.sequences import (
     Features,
     SequenceConfig,
@@ -251,7 +251,7 @@ def evaluate(
     scores["recency"] = RecencyReference.fit(training.train).propensity(holdout.features)
     if champion is not None:
         champion_features = champion.features(events, holdout.features.customer_ids, holdout.cutoff)
-        scores["champion"] = champion.propensity(champion_features)
+        scores[CHAMPION] = champion.propensity(champion_features)
     table = {name: metrics.summary(holdout.labels, score) for name, score in scores.items()}
     return Evaluation(
         table=table, contenders=tuple(contenders), labels=holdout.labels, scores=scores
@@ -297,21 +297,6 @@ class RetrainResult:
             calibration_log_loss=self.contenders.calibration,
             skipped_contenders=self.contenders.failures,
         )
-
-
-def resolve_as_of(
-    requested: pd.Timestamp | None,
-    first_event: pd.Timestamp,
-    last_event: pd.Timestamp,
-    now: pd.Timestamp,
-) -> pd.Timestamp:
-    """The data cutoff: as requested, or the latest event time; never in the future."""
-    as_of = pd.Timestamp(requested) if requested is not None else pd.Timestamp(last_event)
-    if as_of > now:
-        raise ValueError(f"as_of {as_of} is in the future (now is {now:%Y-%m-%d %H:%M} UTC)")
-    if as_of < first_event:
-        raise ValueError(f"as_of {as_of} is before the first event ({first_event})")
-    return as_of
 
 
 def train_and_evaluate(

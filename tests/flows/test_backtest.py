@@ -11,6 +11,7 @@ from prefect.artifacts import Artifact
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from cli.main import app
 from db.engine import make_engine, transaction
 from db.models import (
     CustomerEvent,
@@ -20,10 +21,10 @@ from db.models import (
     ScoreRunOutcome,
 )
 from flows.backtest import backtest
-from flows.cli import app
-from flows.registry import metrics_of
-from flows.settings import Settings
-from flows.walk_forward import walk_forward
+from service.registry import metrics_of
+from service.rendering import backtest_record
+from service.settings import BacktestRequest, Settings
+from service.walk_forward import walk_forward
 
 FIRST, LAST = datetime(2026, 1, 1), datetime(2026, 11, 30, 12)
 runner = CliRunner()
@@ -97,19 +98,21 @@ def realized_auc(production, scratch, row) -> float:
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_the_backtest_judges_the_champion_and_each_baseline_at_every_cutoff(
-    champion, monkeypatch, tmp_path
+    champion, configure, tmp_path
 ):
     """Production holds a champion; the backtest neither uses it nor writes beside it."""
-    monkeypatch.setenv("PROPENSITY_SCORE_RETENTION", "10")  # every run's scores stay to check
+    configure(score_retention=10)  # every run's scores stay to check
     before = row_counts(champion)
     kept = tmp_path / "backtest.db"
 
     result = backtest(
-        datetime(2026, 8, 1),
-        datetime(2026, 10, 15),
-        31,
-        csv_path=str(tmp_path / "backtest.csv"),
-        database_path=str(kept),
+        request=BacktestRequest(
+            start=datetime(2026, 8, 1),
+            end=datetime(2026, 10, 15),
+            every_days=31,
+            csv_path=str(tmp_path / "backtest.csv"),
+            database_path=str(kept),
+        )
     )
 
     assert row_counts(champion) == before
@@ -137,7 +140,9 @@ def test_the_backtest_judges_the_champion_and_each_baseline_at_every_cutoff(
     csv = pd.read_csv(result.csv_path)
     assert list(csv["model"]) == [row.model for row in result.rows]
     assert csv["roc_auc"].tolist() == pytest.approx([row.outcome.roc_auc for row in result.rows])
-    assert Artifact.get("backtest").data == json.dumps([row.record() for row in result.rows])
+    assert Artifact.get("backtest").data == json.dumps(
+        [backtest_record(row) for row in result.rows]
+    )
 
 
 def test_the_command_refuses_a_reversed_range_and_one_without_a_usable_cutoff_in_one_line(

@@ -19,8 +19,9 @@ from db.models import (
 )
 from db.outcomes import NotEvaluable
 from db.source import EventSource
-from flows.databases import Databases
-from flows.outcomes import evaluate_runs
+from service.databases import Databases
+from service.outcomes import evaluate_runs
+from service.rendering import evaluation_line
 
 AS_OF = datetime(2026, 6, 1)
 MATURES_AT = AS_OF + timedelta(days=30)
@@ -200,7 +201,7 @@ def test_a_run_is_judged_only_once_the_source_reaches_its_horizon(
 
     for evaluation in (early, asked):
         assert (evaluation.matured, evaluation.outcome) == (False, None)
-        assert evaluation.describe().endswith("not matured until 2026-07-01 00:00")
+        assert evaluation_line(evaluation).endswith("not matured until 2026-07-01 00:00")
     assert outcome_count(engine) == (0, 0)
 
     add_events(engine, [("c02", "visit", MATURES_AT)])
@@ -218,7 +219,7 @@ def test_a_run_whose_scores_are_gone_is_reported_and_skipped(engine, hand_scored
     [evaluation] = evaluate_runs(databases(engine), OWN_EVENTS)
 
     assert evaluation.skipped == "its scores were pruned before it matured"
-    assert evaluation.describe().endswith("skipped: its scores were pruned before it matured")
+    assert evaluation_line(evaluation).endswith("skipped: its scores were pruned before it matured")
     assert outcome_count(engine) == (0, 0)
 
 

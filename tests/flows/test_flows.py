@@ -17,15 +17,21 @@ from db.event_import import event_keys, store_events
 from db.locks import LockHeld, acquire_lock
 from db.models import Customer, CustomerEvent, ModelVersion, ScoreRun
 from db.registry import NoChampion
-from flows.events import source_columns
-from flows.partitions import ScoreJob, ScoreRunPlan, cached_model, partition_features
 from flows.pipeline import retrain_and_score
-from flows.registry import metrics_of
 from flows.retrain import retrain
-from flows.runtime import collections_skip_what_is_alive
 from flows.score import score, warm_up_model
-from flows.settings import Settings
-from llm_model.attribution import static_label
+from llm_model.reasons import static_label
+from service.events import source_columns
+from service.partitions import (
+    ScoreJob,
+    ScoreRunPlan,
+    cached_model,
+    collections_skip_what_is_alive,
+    partition_features,
+    unload_models,
+)
+from service.registry import metrics_of
+from service.settings import RetrainRequest, current_settings
 
 
 def current_scores(engine) -> pd.DataFrame:
@@ -130,9 +136,9 @@ def test_a_second_retrain_while_one_runs_exits_clearly(populated):
     assert count(populated, select(func.count()).select_from(ModelVersion)) == 0
 
 
-def test_parent_flow_scores_with_the_champion_even_when_retrain_fails(populated, monkeypatch):
+def test_parent_flow_scores_with_the_champion_even_when_retrain_fails(populated, configure):
     first = retrain()
-    monkeypatch.setenv("PROPENSITY_HORIZON_DAYS", "400")  # longer than the data: retrain fails
+    configure(horizon_days=400)  # longer than the data: retrain fails
     with pytest.raises(RuntimeError, match=r"retrain failed .* existing champion in score run"):
         retrain_and_score()
     with Session(populated) as session:
@@ -207,18 +213,16 @@ def test_customers_without_history_and_unseen_event_types_are_scored(populated):
 # The rule's SQL is checked on every back-end in tests/db; one back-end keeps this short.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("champion")
-def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(
-    populated, monkeypatch
-):
+def test_recent_events_rule_scores_exactly_the_customers_with_a_recent_event(populated, configure):
     """The partitions read every customer's whole history, so their own events answer the
     rule whatever its window, beyond the lookback too; the scored set is what SQL says it
     is."""
-    monkeypatch.setenv("PROPENSITY_ACTIVE_RULE", "recent_events")
+    configure(active_rule="recent_events")
     latest = count(populated, select(func.max(CustomerEvent.occurred_at)))
-    beyond_lookback = Settings().lookback_days + 100
+    beyond_lookback = current_settings().lookback_days + 100
     scored = {}
     for within_days in (30, beyond_lookback):
-        monkeypatch.setenv("PROPENSITY_ACTIVE_WITHIN_DAYS", str(within_days))
+        configure(active_within_days=within_days)
         score()
         with populated.connect() as connection:
             recent = connection.scalars(
@@ -240,7 +244,7 @@ def test_a_partition_reads_the_whole_history_for_the_static_features(populated):
         version_id = session.scalar(select(ModelVersion.id))
         as_of = session.scalar(select(func.max(CustomerEvent.occurred_at)))
         customer = first_active_customer(session)
-        old = as_of - timedelta(days=Settings().lookback_days + 100)
+        old = as_of - timedelta(days=current_settings().lookback_days + 100)
         session.add(
             CustomerEvent(
                 event_id="older-than-the-lookback",
@@ -250,7 +254,7 @@ def test_a_partition_reads_the_whole_history_for_the_static_features(populated):
                 amount=None,
             )
         )
-    job = ScoreJob.from_settings(Settings())
+    job = ScoreJob.from_settings(current_settings())
     plan = ScoreRunPlan(0, as_of, version_id, source_columns(job.databases, job.source), [])
     model, _ = cached_model(job.databases, version_id)
 
@@ -265,23 +269,23 @@ def test_a_partition_reads_the_whole_history_for_the_static_features(populated):
 @pytest.mark.parametrize("reason_codes", [True, False])
 @pytest.mark.usefixtures("champion")
 def test_the_warm_up_traces_the_function_that_then_scores_every_partition(
-    populated, monkeypatch, reason_codes
+    populated, configure, reason_codes
 ):
     """Tracing costs up to a second of CPU; the flow's warm-up task does it while the first
     partition reads its events, which only helps if the partitions reuse that trace."""
-    monkeypatch.setenv("PROPENSITY_REASON_CODES", str(reason_codes).lower())
+    configure(reason_codes=reason_codes)
     with Session(populated) as session:
         version_id = session.scalar(select(ModelVersion.id))
         as_of = session.scalar(select(func.max(CustomerEvent.occurred_at)))
-    job = ScoreJob.from_settings(Settings())
+    job = ScoreJob.from_settings(current_settings())
     plan = ScoreRunPlan(0, as_of, version_id, source_columns(job.databases, job.source), [])
-    cached_model.cache_clear()
+    unload_models()
     model, _ = cached_model(job.databases, version_id)
     warm_up_model.fn(job, plan)
     traced = model.attribution if reason_codes else model.probability
     assert traced.experimental_get_tracing_count() == 1
     summary = score()
-    n, size = summary.n_scored, Settings().partition_size
+    n, size = summary.n_scored, current_settings().partition_size
     assert n > size and n % size  # full partitions and a smaller last one
     assert traced.experimental_get_tracing_count() == 1
 
@@ -294,7 +298,7 @@ def test_collections_skip_the_loaded_model_while_partitions_run_and_only_then(po
     model that dies (evicted from the cache) must be collectable again."""
     with Session(populated) as session:
         version_id = session.scalar(select(ModelVersion.id))
-    model, _ = cached_model(Settings().databases(), version_id)
+    model, _ = cached_model(current_settings().databases(), version_id)
 
     def walked() -> set[int]:
         return {id(tracked) for tracked in gc.get_objects()}
@@ -310,10 +314,10 @@ def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_stays
     """The champion (logistic regression on three snapshots) beats everything a retrain on
     two snapshots of the same data trains, on the same holdout, by more than the tolerance."""
     champion_id = make_champion("logistic")
-    result = retrain(snapshots=2)
+    result = retrain(request=RetrainRequest(n_snapshots=2))
     auc = {name: row["roc_auc"] for name, row in result.table.items()}
     best = max(auc[k] for k in ("gru", "logistic", "gbm", "gru_hybrid"))
-    assert auc["champion"] - best > Settings().promotion_tolerance
+    assert auc["champion"] - best > current_settings().promotion_tolerance
     assert result.status == "rejected"
     assert "worse than the champion's" in result.reason
     with Session(populated) as session:
@@ -362,8 +366,8 @@ def order_signal_events(n_customers: int, seed: int, days: int = 240) -> pd.Data
 
 # Training is most of the time: one back-end (the champion rule is the same on every one).
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_recurrent_model_wins_where_only_the_order_of_events_tells(service, monkeypatch):
-    monkeypatch.setenv("PROPENSITY_EPOCHS", "5")
+def test_the_recurrent_model_wins_where_only_the_order_of_events_tells(service, configure):
+    configure(epochs=5)
     events = order_signal_events(600, seed=1)
     with transaction(service) as session:
         store_events(session, events.assign(event_id=event_keys(events)))

@@ -23,11 +23,13 @@ from db.engine import transaction
 from db.models import Customer, CustomerEvent, PropensityScore, ScoreRun, ScoreRunDrift
 from db.registry import promote
 from flows.monitoring import DRIFT_EVENT
-from flows.registry import register
-from flows.report import drift_report, score_markdown
 from flows.score import score
 from llm_model.drift import SCORE, SHARE_FLOOR, DriftReference
 from llm_model.sequences import build_features
+from service.registry import register
+from service.rendering import drift_line, score_markdown, stored_drift_table
+from service.reports import latest_drift_check
+from service.settings import ScoreRequest
 
 
 def stored_drift(engine, run_id: int) -> dict[str, float]:
@@ -128,19 +130,19 @@ def test_a_score_run_stores_the_psi_of_every_static_feature_and_the_score(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_drifted_population_is_flagged_named_and_announced_and_still_published(
-    populated, make_champion, monkeypatch
+    populated, make_champion, configure
 ):
     make_champion("gru")
-    monkeypatch.setenv("PROPENSITY_DRIFT_PSI_THRESHOLD", "0.2")
+    configure(drift_psi_threshold=0.2)
 
     # Ten months before the latest event most customers have no history yet.
-    drifted = score(as_of=latest_event(populated) - timedelta(days=300))
+    drifted = score(request=ScoreRequest(as_of=latest_event(populated) - timedelta(days=300)))
 
     flagged = drifted.drift.drifted
     assert {"tenure", "frequency"} <= set(flagged)
     assert all(value > 0.2 for value in flagged.values())
     assert stored_drift(populated, drifted.score_run_id) == pytest.approx(drifted.drift.psi)
-    line = drifted.drift_line()
+    line = drift_line(drifted)
     assert line.startswith("drift: PSI above 0.2 for ")
     assert all(name in line for name in flagged)
     assert f"{line}." in score_markdown(drifted)
@@ -152,7 +154,7 @@ def test_a_drifted_population_is_flagged_named_and_announced_and_still_published
     assert model_resource in {resource.id for resource in event.related}
 
     with populated.connect() as connection:
-        table = drift_report(connection, threshold=0.2)
+        table = stored_drift_table(latest_drift_check(connection, threshold=0.2))
     assert f"score run {drifted.score_run_id}" in table.title
     shown = {row[0]: row for row in table.rows}
     assert set(shown) == set(drifted.drift.psi)
@@ -173,6 +175,6 @@ def test_a_champion_without_a_drift_reference_scores_and_stores_no_drift(
     assert summary.n_scored > 0
     assert summary.drift is None
     assert stored_drift(populated, summary.score_run_id) == {}
-    assert summary.drift_line().startswith("drift not measured: model version ")
+    assert drift_line(summary).startswith("drift not measured: model version ")
     with populated.connect() as connection:
-        assert drift_report(connection, threshold=0.2) is None
+        assert latest_drift_check(connection, threshold=0.2) is None

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 
 from db.models import CustomerEvent, PropensityScore, ScoreRun, ScoreRunOutcome
 from flows.score import score
+from service.settings import ScoreRequest
 
 
 def latest_event(engine):
@@ -49,7 +50,7 @@ def test_the_score_flow_judges_a_matured_run_and_not_one_still_in_its_horizon(po
     current = score()
     assert outcomes(populated).empty
 
-    past = score(as_of=latest - timedelta(days=40))
+    past = score(request=ScoreRequest(as_of=latest - timedelta(days=40)))
 
     judged = outcomes(populated)
     assert judged["score_run_id"].tolist() == [past.score_run_id]
@@ -95,7 +96,7 @@ def test_a_failing_evaluation_keeps_the_published_run_and_the_next_run_retries(p
             connection.execute(text(statement))
     latest = latest_event(populated)
 
-    past = score(as_of=latest - timedelta(days=40))
+    past = score(request=ScoreRequest(as_of=latest - timedelta(days=40)))
 
     assert outcomes(populated).empty
     with populated.connect() as connection:

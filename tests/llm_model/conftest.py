@@ -11,8 +11,8 @@ from llm_model.hybrid import HybridModel
 from llm_model.manifest import ModelConfig
 from llm_model.model import TrainedModel
 from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
-from llm_model.synthetic import generate
 from llm_model.training import calibration_split, fit_hybrid, fit_model
+from service.synthetic import generate
 
 
 @pytest.fixture(scope="session")

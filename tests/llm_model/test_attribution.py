@@ -4,7 +4,8 @@ recurrent model's gradient x input against finite differences."""
 import numpy as np
 from scipy.special import logit
 
-from llm_model.attribution import attribution_function, static_label, sum_by_token, token_names
+from llm_model.attribution import attribution_function, sum_by_token, token_names
+from llm_model.reasons import static_label
 from llm_model.sequences import PAD, Features
 from llm_model.training import validation_split
 

@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from llm_model.attribution import static_label
 from llm_model.baselines import RecencyReference, fit_static_model, new_classifier
+from llm_model.reasons import static_label
 from llm_model.sequences import Snapshot
 
 

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from llm_model import metrics
-from llm_model.attribution import static_labels, token_names
+from llm_model.attribution import token_names
 from llm_model.baselines import UntrustedArtifact, new_classifier
 from llm_model.hybrid import (
     BOOSTED_SCORE,
@@ -29,6 +29,7 @@ from llm_model.hybrid import (
 from llm_model.kinds import load_servable
 from llm_model.manifest import ModelManifest
 from llm_model.model import model_to_bytes
+from llm_model.reasons import static_labels
 from llm_model.sequences import Features, Snapshot
 from llm_model.training import evaluate
 

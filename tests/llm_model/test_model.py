@@ -5,17 +5,21 @@ import json
 import numpy as np
 import pandas as pd
 
-from llm_model.attribution import N_REASONS
 from llm_model.manifest import ModelManifest
 from llm_model.model import TrainedModel, model_to_bytes
+from llm_model.reasons import N_REASONS
 
 
-def test_keras_artifact_round_trip_predicts_identically(training, trained):
+def test_keras_artifact_round_trip_predicts_the_same(training, trained):
     manifest = ModelManifest.from_json(json.loads(json.dumps(trained.manifest.to_json())))
     assert manifest == trained.manifest
     loaded = TrainedModel.from_artifact(model_to_bytes(trained.network), manifest)
     features = training.holdout.features
-    np.testing.assert_array_equal(loaded.propensity(features), trained.propensity(features))
+    # The loaded GRU computes its gates another way (see the next test): float32 rounding
+    # may differ in the last bits, as seen once in 111 scores (1.5e-7 relative).
+    np.testing.assert_allclose(
+        loaded.propensity(features), trained.propensity(features), rtol=1e-6, atol=0
+    )
     assert loaded.manifest == trained.manifest
 
 

@@ -4,8 +4,8 @@ that metric's direction); an operator can force it."""
 
 import pytest
 
-from llm_model.manifest import Evaluation
 from llm_model.promotion import decide_promotion
+from llm_model.selection import Evaluation
 
 CONTENDERS = ("gru", "logistic", "gbm")
 

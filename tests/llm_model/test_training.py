@@ -6,7 +6,6 @@ import random
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
@@ -20,7 +19,6 @@ from llm_model.training import (
     evaluate,
     fit_contenders,
     fit_model,
-    resolve_as_of,
     train_and_evaluate,
     with_drift_references,
 )
@@ -81,17 +79,6 @@ def test_train_and_evaluate_reports_every_contender_on_one_holdout(
     assert (record.table, record.contenders) == (table, result.evaluation.contenders)
     assert record.calibration_log_loss == result.contenders.calibration
     assert record.data == result.data
-
-
-@pytest.mark.parametrize(
-    ("requested", "message"),
-    [("2030-01-01", "in the future"), ("2019-01-01", "before the first event")],
-)
-def test_as_of_outside_the_data_is_refused(requested, message):
-    first, last, now = (pd.Timestamp(d) for d in ("2020-01-01", "2021-01-01", "2026-11-29"))
-    with pytest.raises(ValueError, match=message):
-        resolve_as_of(pd.Timestamp(requested), first, last, now)
-    assert resolve_as_of(None, first, last, now) == last
 
 
 def test_a_purchases_only_log_with_one_time_buyers_trains(events, tiny_config, sequence_config):

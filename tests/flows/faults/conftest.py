@@ -13,17 +13,17 @@ from sqlalchemy import Column, DateTime, Double, Engine, MetaData, String, Table
 
 SOURCE_DAY = datetime(2026, 6, 1)
 HUGE_AMOUNTS_SOURCE = {
-    "PROPENSITY_SOURCE_TABLE": "shop_events",
-    "PROPENSITY_SOURCE_CUSTOMER_ID_COLUMN": "buyer",
-    "PROPENSITY_SOURCE_OCCURRED_AT_COLUMN": "at",
-    "PROPENSITY_SOURCE_EVENT_TYPE_COLUMN": "kind",
-    "PROPENSITY_SOURCE_AMOUNT_COLUMN": "revenue",
-    "PROPENSITY_ACTIVE_RULE": "recent_events",
+    "source_table": "shop_events",
+    "source_customer_id_column": "buyer",
+    "source_occurred_at_column": "at",
+    "source_event_type_column": "kind",
+    "source_amount_column": "revenue",
+    "active_rule": "recent_events",
 }
 
 
 @pytest.fixture
-def huge_amounts_source(engine, monkeypatch) -> Engine:
+def huge_amounts_source(engine, configure) -> Engine:
     """The flows read a mapped events table in which customer `big` made two purchases whose
     amounts (1e308, 1.5e308) are floats, but whose sum is not; `small` bought for 12.5."""
     table = Table(
@@ -49,8 +49,7 @@ def huge_amounts_source(engine, monkeypatch) -> Engine:
                 for hour, (buyer, revenue) in enumerate(rows)
             ],
         )
-    for name, value in HUGE_AMOUNTS_SOURCE.items():
-        monkeypatch.setenv(name, value)
+    configure(**HUGE_AMOUNTS_SOURCE)
     return engine
 
 

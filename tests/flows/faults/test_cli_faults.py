@@ -13,9 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.settings import PREFECT_API_URL
 
-import flows.tensorflow_log
-from flows.cli import one_line
-from flows.tensorflow_log import stderr_without
+import llm_model.tensorflow_log
+from cli.terminal import one_line
+from llm_model.tensorflow_log import stderr_without
 
 NO_CHAMPION = "error: no champion model: run `propensity retrain` first"
 TENSORFLOW_NOISE = ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "E0000", "I0000")
@@ -109,7 +109,7 @@ with module.stderr_without(["noise"]):
 def test_a_crash_while_filtering_still_shows_its_last_words():
     """The filter is a process of its own: it passes on what a dying process wrote."""
     result = subprocess.run(
-        [sys.executable, "-c", CRASH_WHILE_FILTERED, flows.tensorflow_log.__file__],
+        [sys.executable, "-c", CRASH_WHILE_FILTERED, llm_model.tensorflow_log.__file__],
         capture_output=True,
         text=True,
         timeout=60,

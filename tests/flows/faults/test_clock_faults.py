@@ -14,9 +14,11 @@ from db.event_import import FileColumns, event_keys, import_events, store_events
 from db.models import CustomerEvent, ScoreRun
 from db.source import EventSource
 from db.timestamps import utc_now
-from flows.databases import Databases
-from flows.events import data_cutoff, source_columns
 from flows.score import score
+from service.databases import Databases
+from service.events import data_cutoff, source_columns
+
+LOG = logging.getLogger("propensity")
 
 
 @pytest.fixture
@@ -51,17 +53,17 @@ def test_events_after_now_are_left_out_of_the_default_as_of_with_a_warning(
     source = store(engine, [past - timedelta(days=1), past, utc_now() + timedelta(minutes=30)])
     columns = source_columns(databases, source)
     with caplog.at_level(logging.WARNING):
-        assert data_cutoff(databases, columns, None) == pd.Timestamp(past)
+        assert data_cutoff(databases, columns, None, LOG) == past
     assert "1 event(s) stamped later than now" in caplog.text
     with pytest.raises(ValueError, match="in the future"):
-        data_cutoff(databases, columns, utc_now() + timedelta(days=1))
+        data_cutoff(databases, columns, utc_now() + timedelta(days=1), LOG)
 
 
 def test_a_source_whose_every_event_is_after_now_says_so(engine, databases):
     store_own(engine, [utc_now() + timedelta(minutes=30)])
     columns = source_columns(databases, EventSource())
     with pytest.raises(ValueError, match=r"no events in the source up to now \(1 stamped later\)"):
-        data_cutoff(databases, columns, None)
+        data_cutoff(databases, columns, None, LOG)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -100,9 +100,8 @@ def test_ids_differing_only_in_case_are_two_customers_stored_as_spelled(engine, 
 
 
 @pytest.mark.usefixtures("champion")
-def test_recent_events_rule_scores_c1_and_C1_as_two_customers(populated, monkeypatch, tmp_path):
-    monkeypatch.setenv("PROPENSITY_ACTIVE_RULE", "recent_events")
-    monkeypatch.setenv("PROPENSITY_ACTIVE_WITHIN_DAYS", "30")
+def test_recent_events_rule_scores_c1_and_C1_as_two_customers(populated, configure, tmp_path):
+    configure(active_rule="recent_events", active_within_days=30)
     with populated.connect() as connection:
         latest = connection.scalar(select(func.max(CustomerEvent.occurred_at)))
     day = f"{latest - timedelta(days=1):%Y-%m-%d %H:%M:%S}"

@@ -4,6 +4,7 @@ nothing, leaves no staged rows and no child process behind, and the next run tak
 lease within the lease's duration; the score deployment's entrypoint runs on Dask when the
 settings say so."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -19,21 +20,23 @@ from distributed import Client, LocalCluster, get_task_stream
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import Engine, func, select, text, update
 
+from cli.deployments import deployment_specs, entrypoint_flow
 from db.engine import session_factory, transaction
 from db.locks import LeaseLost, LockHeld, acquire_lock, release_lock
 from db.models import ModelVersion, PropensityScoreStaging, ScoreRun, ServiceLock
 from db.registry import current_champion
 from db.timestamps import utc_now
-from flows.databases import Databases
-from flows.deployments import deployment_specs, entrypoint_flow
-from flows.locks import exclusive, lease_duration
-from flows.registry import register
-from flows.report import ScoreSummary
-from flows.retrain import RetrainJob, promote_or_reject
+from flows.retrain import promote_or_reject
 from flows.score import score
-from flows.settings import Settings
+from service.databases import Databases
+from service.leases import exclusive, lease_duration
+from service.registry import register
+from service.results import ScoreSummary
+from service.retraining import RetrainJob
+from service.settings import Settings, current_settings
 
 HEARTBEAT = timedelta(seconds=1)
+LOG = logging.getLogger("propensity")
 # A refused attempt (a flow run of its own) and the pause before the next.
 ONE_ATTEMPT = timedelta(seconds=3)
 
@@ -113,7 +116,7 @@ def test_the_default_lease_lapses_within_two_minutes():
 def test_a_live_run_keeps_its_lease_however_long_it_runs(engine, database_url):
     sessions = session_factory(engine)
     heartbeat = timedelta(seconds=0.2)
-    with exclusive("score", Databases(database_url, database_url), heartbeat):
+    with exclusive("score", Databases(database_url, database_url), heartbeat, "a run", LOG):
         time.sleep(3 * lease_duration(heartbeat).total_seconds())
         with pytest.raises(LockHeld, match="another score is running"):
             acquire_lock(sessions, "score", "the next run", lease_duration(heartbeat))
@@ -123,12 +126,12 @@ def test_a_live_run_keeps_its_lease_however_long_it_runs(engine, database_url):
 def test_a_retrain_that_lost_its_lease_promotes_nothing(populated, trained_packages):
     """A retrain paused past its lease (a stalled host) while another took the lease over:
     its challenger stays a candidate and no champion appears."""
-    job = RetrainJob.from_settings(Settings())
+    job = RetrainJob.from_settings(current_settings())
     with transaction(populated) as session:
         version_id = register(session, trained_packages["gbm"]).id
     sessions = session_factory(populated)
     heartbeat = timedelta(seconds=0.2)
-    with exclusive("retrain", job.databases, heartbeat) as lease:
+    with exclusive("retrain", job.databases, heartbeat, "a run", LOG) as lease:
         with sessions.begin() as session:
             session.execute(update(ServiceLock).values(expires_at=utc_now() - HEARTBEAT))
         acquire_lock(sessions, "retrain", "the next run", lease_duration(heartbeat))
@@ -218,9 +221,7 @@ def test_sigkill_leaves_no_prefect_server_behind(score_command, champion, tmp_pa
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("champion")
-def test_the_score_deployment_runs_on_dask_with_the_same_scores_as_on_threads(
-    populated, monkeypatch
-):
+def test_the_score_deployment_runs_on_dask_with_the_same_scores_as_on_threads(populated, configure):
     specs = {spec["name"]: spec for spec in deployment_specs()}
     scheduled_score = entrypoint_flow(specs["score"]["entrypoint"])
     scheduled_score()
@@ -231,8 +232,7 @@ def test_the_score_deployment_runs_on_dask_with_the_same_scores_as_on_threads(
         Client(cluster) as client,
         get_task_stream(client) as tasks,
     ):
-        monkeypatch.setenv("PROPENSITY_TASK_RUNNER", "dask")
-        monkeypatch.setenv("PROPENSITY_DASK_ADDRESS", cluster.scheduler_address)
+        configure(task_runner="dask", dask_address=cluster.scheduler_address)
         summary = scheduled_score()
     assert tasks.data, "no task ran on the Dask cluster"
     assert summary.n_scored == len(on_threads)

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import make_url, select
 from typer.testing import CliRunner
 
+from cli.main import app
 from db.engine import safe_url
 from db.models import ScoreRun
 from db.secrets import mask_secrets
-from flows.cli import app
 from flows.score import score
 
 SECRETS = ("userinfo-s3cret", "query-s3cret")

@@ -1,16 +1,20 @@
-"""The cutoffs a backtest replays: every `every_days` from its start to its end, each kept
-only where the events can train and judge a model at it. No TensorFlow here: the CLI checks
-a backtest's range before its flow starts."""
+"""A backtest's plain parts: the cutoffs it replays (every `every_days` from its start to
+its end, each kept only where the events can train and judge a model at it; no TensorFlow
+here, the CLI checks a backtest's range before its flow starts) and its scratch database."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
+from db.customers import copy_customers
+from db.migrate import upgrade
 from db.source import EventSource, event_time_span, resolve_columns
 from db.timestamps import utc_now
-from flows.databases import Databases
 from llm_model.manifest import TrainingPlan
+from service.databases import Databases, reachable_engine
+from service.settings import BacktestRequest, Settings
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,31 @@ def backtest_cutoffs(
     with databases.events().connect() as connection:
         span = event_time_span(connection, resolve_columns(connection, source), until=utc_now())
     return walk_forward(start, end, every_days, plan, span)
+
+
+def scratch_settings(settings: Settings, database: Path, folder: Path) -> Settings:
+    """The service's settings on a new SQLite database file, reading the same events, its
+    reports in `folder`."""
+    if database.exists():
+        raise ValueError(f"{database} exists: a backtest starts from a new database")
+    return settings.overridden(
+        database_url=f"sqlite:///{database}",
+        source_database_url=settings.databases().events_url,
+        reports_dir=str(folder / "reports"),
+    )
+
+
+def prepare_scratch_database(production: Databases, scratch: Settings) -> int:
+    """Migrate the new scratch database and, where the active rule reads the customers
+    table, copy production's into it. The customers copied."""
+    with reachable_engine(scratch.database_url).begin() as connection:
+        upgrade(connection)
+        if scratch.active().reads_events:
+            return 0
+        with production.service().connect() as source:
+            return copy_customers(source, connection)
+
+
+def default_csv_path(settings: Settings, request: BacktestRequest) -> Path:
+    name = f"backtest-{request.start:%Y-%m-%d}-{request.end:%Y-%m-%d}.csv"
+    return Path(settings.reports_dir) / name

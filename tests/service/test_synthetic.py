@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_model.synthetic import EVENT_TYPES, SyntheticData, generate
+from service.synthetic import EVENT_TYPES, SyntheticData, generate
 
 END = datetime(2026, 6, 15)
 DAYS = 365

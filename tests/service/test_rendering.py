@@ -1,6 +1,6 @@
 """What people read about models and score runs: tables, headlines and the model card, against
 hand-written text; the card, the score summary and the monitoring section from real rows on
-every database."""
+every database (service/rendering.py and service/reports.py)."""
 
 import base64
 import dataclasses
@@ -19,29 +19,34 @@ from db.engine import transaction
 from db.models import ModelVersion
 from db.outcomes import RunToEvaluate
 from db.registry import reject
-from db.scores import publish_score_run, stage_scores, start_score_run
+from db.scores import DecileRow, TopScore, publish_score_run, stage_scores, start_score_run
 from db.source import EventSource
-from flows.databases import Databases
-from flows.outcomes import RunEvaluation, evaluate_runs
-from flows.registry import ModelPackage, register
-from flows.report import (
-    DriftCheck,
-    RetrainOutcome,
-    ScoreSummary,
-    TextTable,
-    chart_lines,
-    evaluation_table,
-    metrics_markdown,
-    metrics_table,
-    monitoring_report,
-    outcomes_markdown,
-    reasons_text,
-    score_markdown,
-    score_summary,
-)
 from llm_model.calibration import Calibrator
 from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, TrainingData
 from llm_model.sequences import SequenceConfig, Vocabulary
+from service.databases import Databases
+from service.outcomes import evaluate_runs
+from service.registry import ModelPackage, register
+from service.rendering import (
+    TextTable,
+    chart_lines,
+    decile_table,
+    drift_line,
+    drift_table,
+    drift_verdict,
+    evaluation_table,
+    metrics_markdown,
+    metrics_table,
+    monitoring_table,
+    outcomes_markdown,
+    reasons_text,
+    retrain_decision,
+    score_headline,
+    score_markdown,
+    top_table,
+)
+from service.reports import monitoring_png, monitoring_report, score_summary
+from service.results import DriftCheck, RetrainOutcome, RunEvaluation, ScoreSummary
 
 COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift")
 # Holdout metrics as stored, with keys the card does not show (gini, n).
@@ -114,21 +119,19 @@ SUMMARY = ScoreSummary(
     n_scored=12_345,
     seconds=2.5,
     deciles=[
-        {"decile": 1, "customers": 1_235, "mean": 0.91234, "min": 0.80001, "max": 0.99999},
-        {"decile": 2, "customers": 1_234, "mean": 0.5, "min": 0.25, "max": 0.8},
+        DecileRow(decile=1, customers=1_235, mean=0.91234, min=0.80001, max=0.99999),
+        DecileRow(decile=2, customers=1_234, mean=0.5, min=0.25, max=0.8),
     ],
     top=[
-        {"rank": 1, "customer_id": "c-17", "propensity": 0.99999, "reason_1": "visit"}
-        | {"reason_2": None, "reason_3": "purchase"},
-        {"rank": 2, "customer_id": "c-3", "propensity": 0.98766, "reason_1": None}
-        | {"reason_2": None, "reason_3": None},
+        TopScore(rank=1, customer_id="c-17", propensity=0.99999, reasons=("visit", "purchase")),
+        TopScore(rank=2, customer_id="c-3", propensity=0.98766, reasons=()),
     ],
 )
 
 
 def test_score_summary_headline():
     assert SUMMARY.customers_per_second == pytest.approx(4_938.0)
-    assert SUMMARY.headline() == (
+    assert score_headline(SUMMARY) == (
         "score run 5: 12,345 customers scored as of 2026-11-01 00:00:00 with model version 7 "
         "in 2.5 s (4,938 customers/s)"
     )
@@ -137,11 +140,11 @@ def test_score_summary_headline():
 def test_a_run_of_no_measurable_time_has_no_rate():
     instant = ScoreSummary(1, datetime(2026, 11, 1), 2, 10, 0.0, [], [])
     assert instant.customers_per_second == 0.0
-    assert instant.headline().endswith("in 0.0 s (0 customers/s)")
+    assert score_headline(instant).endswith("in 0.0 s (0 customers/s)")
 
 
 def test_score_summary_decile_table():
-    table = SUMMARY.decile_table()
+    table = decile_table(SUMMARY)
     assert (table.title, table.header) == (
         "scores by decile (1 = best)",
         ("decile", "customers", "mean", "min", "max"),
@@ -153,7 +156,7 @@ def test_score_summary_decile_table():
 
 
 def test_score_summary_top_table():
-    table = SUMMARY.top_table()
+    table = top_table(SUMMARY)
     assert (table.title, table.header) == (
         "top customers",
         ("rank", "customer_id", "propensity", "reasons"),
@@ -166,8 +169,8 @@ DRIFT = DriftCheck({"recency": 0.05, "tenure": 1.4732, "propensity": 0.2, "monet
 
 def test_drift_names_the_features_above_the_threshold_largest_first():
     assert DRIFT.drifted == {"tenure": 1.4732, "monetary": 0.31}
-    assert DRIFT.line() == "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)"
-    table = DRIFT.table("t")
+    assert drift_verdict(DRIFT) == "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)"
+    table = drift_table(DRIFT, "t")
     assert table.header == ("feature", "PSI", "above 0.2")
     assert table.rows == [
         ["tenure", "1.4732", "drifted"],
@@ -180,7 +183,7 @@ def test_drift_names_the_features_above_the_threshold_largest_first():
 def test_a_run_within_the_threshold_names_its_largest_psi():
     stable = DriftCheck({"recency": 0.05, "tenure": 0.125}, 0.2)
     assert stable.drifted == {}
-    assert stable.line() == "no drift: every PSI is at most 0.2 (the largest 0.125, tenure)"
+    assert drift_verdict(stable) == "no drift: every PSI is at most 0.2 (the largest 0.125, tenure)"
 
 
 def test_the_score_summary_says_whether_drift_was_measured():
@@ -188,11 +191,11 @@ def test_the_score_summary_says_whether_drift_was_measured():
     markdown = score_markdown(measured)
     assert "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)." in markdown
     assert "| tenure | 1.4732 | drifted |" in markdown
-    assert SUMMARY.drift_line() == (
+    assert drift_line(SUMMARY) == (
         "drift not measured: model version 7 was trained without a drift reference "
         "(before drift was measured); retrain to measure it"
     )
-    assert f"{SUMMARY.drift_line()}." in score_markdown(SUMMARY)
+    assert f"{drift_line(SUMMARY)}." in score_markdown(SUMMARY)
     assert "| feature | PSI |" not in score_markdown(SUMMARY)
 
 
@@ -200,15 +203,13 @@ def test_the_score_summary_says_whether_drift_was_measured():
     ("reasons", "text"),
     [
         (("visit", "purchase", "add_to_cart"), "visit, purchase, add_to_cart"),
-        ((None, "visit", None), "visit"),
-        (("visit", None, "purchase"), "visit, purchase"),
-        ((None, None, None), ""),
+        (("visit",), "visit"),
+        (("visit", "purchase"), "visit, purchase"),
+        ((), ""),
     ],
 )
-def test_reasons_text_skips_missing_reasons(reasons, text):
-    assert (
-        reasons_text(dict(zip(("reason_1", "reason_2", "reason_3"), reasons, strict=True))) == text
-    )
+def test_reasons_text_joins_the_reasons_given(reasons, text):
+    assert reasons_text(reasons) == text
 
 
 def test_metrics_table_rows_in_contender_order():
@@ -220,7 +221,7 @@ def test_metrics_table_rows_in_contender_order():
 
 def test_retrain_outcome_decision():
     outcome = RetrainOutcome(4, "gbm", "rejected", "roc_auc 0.70 below the champion's", TABLE)
-    assert outcome.decision() == (
+    assert retrain_decision(outcome) == (
         "model version 4 (gbm): rejected — roc_auc 0.70 below the champion's"
     )
 
@@ -293,14 +294,13 @@ def test_score_summary_of_a_published_run(engine):
     )
     assert summary.as_of == datetime(2026, 11, 1)
     assert 0 <= summary.seconds < 60
-    deciles = [
-        tuple(d[k] for k in ("decile", "customers", "mean", "min", "max")) for d in summary.deciles
-    ]
+    deciles = [(d.decile, d.customers, d.mean, d.min, d.max) for d in summary.deciles]
     assert [d[:2] for d in deciles] == [d[:2] for d in DECILES]
     assert [d[2:] for d in deciles] == [pytest.approx(d[2:]) for d in DECILES]
-    by_id = {row[0]: dict(zip(SCORED, row, strict=True)) for row in STAGED_ROWS}
+    by_id = {customer: (p, reasons) for customer, p, *reasons in STAGED_ROWS}
     expected_top = [
-        {"rank": rank, **by_id[customer]} for rank, customer in enumerate(BEST_FIRST[:10], 1)
+        TopScore(rank, customer, by_id[customer][0], tuple(r for r in by_id[customer][1] if r))
+        for rank, customer in enumerate(BEST_FIRST[:10], 1)
     ]
     assert summary.top == expected_top
 
@@ -343,7 +343,8 @@ def test_monitoring_section_sets_realized_figures_beside_the_holdout(
     y = [int(c in buyers) for c in scores]
     # Positives outrank 15, 15, 13, 9 and 3 of the 15 negatives: 55 of 75 pairs. Decile 1 is
     # c19 and c18, both buyers: a rate of 1 over a base rate of 0.25.
-    assert report.table.rows == [
+    table = monitoring_table(report.runs)
+    assert table.rows == [
         [
             str(run_id),
             "2026-06-01",
@@ -354,11 +355,11 @@ def test_monitoring_section_sets_realized_figures_beside_the_holdout(
             "0.2500 / 0.2500",
             "0.7333 / 0.7500",
             f"{log_loss(y, list(scores.values())):.4f} / 0.4000",
-            report.table.rows[0][9],
+            table.rows[0][9],
             "4.0000 / 2.5000",
         ]
     ]
-    assert report.table.rows[0][9].endswith(" / 0.0300")
+    assert table.rows[0][9].endswith(" / 0.0300")
     assert report.chart == tmp_path / "reports" / "monitoring.png"
     image = imread(report.chart)
     assert image.shape[:2] == (495, 1320)
@@ -397,7 +398,7 @@ def test_the_outcomes_artifact_carries_the_monitoring_chart(engine, hand_scored_
     evaluations = evaluate_runs(Databases(url, url), EventSource())
 
     with engine.connect() as connection:
-        markdown = outcomes_markdown(connection, evaluations)
+        markdown = outcomes_markdown(evaluations, *monitoring_png(connection))
 
     assert evaluation_table(evaluations).markdown() in markdown
     # The latest judged runs: the realized base rate beside the model's holdout one.

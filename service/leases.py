@@ -1,22 +1,20 @@
 """One retrain and one score at a time, across manual and scheduled runs and across hosts:
 a run holds its job's lease (db/locks.py) and a thread of its process renews it."""
 
+import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from prefect.runtime import flow_run
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.engine import session_factory
 from db.errors import error_line
 from db.locks import acquire_lock, check_lease, release_lock, renew_lock
-from flows.databases import Databases
-from flows.runtime import run_logger
+from service.databases import Databases
 
 # Three heartbeats may be missed (a busy database, a long pause of the process), and half a
 # heartbeat more absorbs the difference between hosts' clocks: 105 s with the default 30 s.
@@ -40,13 +38,18 @@ class Lease:
 
 
 @contextmanager
-def exclusive(job: str, databases: Databases, heartbeat: timedelta) -> Iterator[Lease]:
-    """Hold the lease of `job` (e.g. "retrain") for the duration of the block, renewed every
-    `heartbeat`; a lapsed lease of a dead run is taken over."""
+def exclusive(
+    job: str,
+    databases: Databases,
+    heartbeat: timedelta,
+    holder: str,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> Iterator[Lease]:
+    """Hold the lease of `job` (e.g. "retrain") as `holder` (a flow run, say) for the
+    duration of the block, renewed every `heartbeat`; a lapsed lease of a dead run is taken
+    over, with a warning to `logger`."""
     sessions = session_factory(databases.service())
-    holder = f"flow run {flow_run.get_id() or uuid.uuid4()}"
     lease = lease_duration(heartbeat)
-    logger = run_logger()
     lapsed = acquire_lock(sessions, job, holder, lease)
     if lapsed is not None:
         logger.warning(

@@ -9,7 +9,7 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from flows.settings import Settings
+from service.settings import Settings
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "deployments" / "prefect.yaml"
 

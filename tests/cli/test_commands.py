@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 # TensorFlow writes to stderr while it loads: load it before CliRunner swaps stderr out.
 import llm_model.model  # noqa: F401
+from cli import terminal
+from cli.main import app
+from cli.process import local_flow_runs
 from db.drift import store_drift
 from db.engine import make_engine, transaction
 from db.models import Customer, CustomerEvent
-from flows import cli
-from flows.cli import app
-from flows.report import TextTable
-from flows.runtime import local_flow_runs
+from service.rendering import TextTable
 
 runner = CliRunner()
 
@@ -162,7 +162,7 @@ def test_evaluate_prints_each_runs_outcome_or_when_it_matures(
     )
     waiting = hand_scored_run(engine, as_of + timedelta(days=5), scores, [])
     # Wide enough for the table's ten columns on one line each.
-    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setattr(terminal.console, "width", 200)
     monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
 
     result = invoke("evaluate")
@@ -196,7 +196,7 @@ def test_report_shows_the_latest_runs_drift_flagged_by_the_threshold_setting(
     engine = make_engine(sqlite_service)
     run_id = hand_scored_run(engine, datetime(2026, 6, 1), {"c1": 0.5, "c2": 0.25}, [])
     monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setattr(terminal.console, "width", 200)
     before = invoke("report")
     assert before.exit_code == 0, before.output
     assert "no score run measured drift yet" in before.output
@@ -218,6 +218,6 @@ def test_report_shows_the_latest_runs_drift_flagged_by_the_threshold_setting(
 def test_a_table_printed_off_a_terminal_keeps_every_cell_whole(capsys):
     cells = ["1998-03-30 00:00:00", "champion", "gru_hybrid #12", "23,570", "0.0602"]
     wide = TextTable("backtest", tuple(f"column {i}" for i in range(12)), [cells * 2 + cells[:2]])
-    cli.show_table(wide)
+    terminal.show_table(wide)
     row = next(line for line in capsys.readouterr().out.splitlines() if "champion" in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == wide.rows[0]

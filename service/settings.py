@@ -1,16 +1,24 @@
-"""All configuration in one place: environment variables with the prefix PROPENSITY_."""
+"""All configuration in one place: environment variables with the prefix PROPENSITY_, read
+once per process (or handed in), and the requests that override them for one run."""
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.customers import ActiveRule
 from db.source import EventSource
-from flows.databases import Databases
+from llm_model.kinds import CellName
 from llm_model.manifest import ModelConfig, TrainingPlan
+from llm_model.metrics import MetricName
 from llm_model.sequences import SequenceConfig
+from service.databases import Databases
 
 
 class Settings(BaseSettings):
@@ -52,7 +60,7 @@ class Settings(BaseSettings):
         description="Events older than this stay out of the event sequence; the static "
         "features use the whole history.",
     )
-    cell: Literal["gru", "lstm"] = "gru"
+    cell: CellName = "gru"
     hybrid: bool = Field(
         True,
         description="Also train the recurrent model on top of gradient boosting's "
@@ -61,9 +69,9 @@ class Settings(BaseSettings):
     units: int = Field(32, gt=0)
     epochs: int = Field(20, gt=0, description="Most epochs; early stopping usually ends sooner.")
     seed: int = 42
-    selection_metric: Literal[
-        "roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift"
-    ] = Field("roc_auc", description="Picks the best contender on the holdout; ties by log loss.")
+    selection_metric: MetricName = Field(
+        "roc_auc", description="Picks the best contender on the holdout; ties by log loss."
+    )
     promotion_tolerance: float = Field(
         0.005,
         ge=0,
@@ -109,6 +117,10 @@ class Settings(BaseSettings):
         given = {name: value for name, value in values.items() if value is not None}
         return self.model_validate({**self.model_dump(), **given}) if given else self
 
+    def for_run(self, request: "RunRequest") -> "Settings":
+        """These settings with the ones `request` overrides for its run."""
+        return self.overridden(**request.overrides())
+
     def active(self) -> ActiveRule:
         return ActiveRule(self.active_rule, self.active_within_days)
 
@@ -145,3 +157,70 @@ class Settings(BaseSettings):
             occurred_at=self.source_occurred_at_column,
             amount=self.source_amount_column,
         )
+
+
+class RunRequest(BaseModel):
+    """What one run is asked to do. Its fields named as settings override them for the run
+    (None keeps the setting); the others say what to run. A flow's one parameter, so Prefect
+    checks a deployment's or the CLI's values against these types."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def overrides(self) -> dict[str, object]:
+        return {
+            name: value
+            for name, value in self.model_dump().items()
+            if name in Settings.model_fields and value is not None
+        }
+
+
+class RetrainRequest(RunRequest):
+    as_of: datetime | None = Field(None, description="Data cutoff (UTC); default: latest event.")
+    force_promote: bool = Field(False, description="Make the new model champion regardless.")
+    horizon_days: int | None = Field(None, gt=0)
+    cell: CellName | None = None
+    epochs: int | None = Field(None, gt=0)
+    n_snapshots: int | None = Field(None, ge=2)
+    snapshot_stride_days: int | None = Field(None, gt=0)
+
+
+class ScoreRequest(RunRequest):
+    as_of: datetime | None = Field(None, description="Data cutoff (UTC); default: latest event.")
+    partition_size: int | None = Field(None, gt=0)
+
+
+class BacktestRequest(RunRequest):
+    start: datetime = Field(description="The first cutoff (UTC).")
+    end: datetime = Field(description="No cutoff after this.")
+    every_days: int = Field(gt=0, description="Days between cutoffs.")
+    horizon_days: int | None = Field(None, gt=0)
+    cell: CellName | None = None
+    csv_path: str | None = Field(None, description="The table's CSV file.")
+    database_path: str | None = Field(None, description="Keep the scratch database here.")
+
+
+_handed_in: ContextVar[Settings | None] = ContextVar("propensity_settings", default=None)
+
+
+@functools.cache
+def environment_settings() -> Settings:
+    """The settings of this process's environment (and .env), read once."""
+    return Settings()
+
+
+def current_settings() -> Settings:
+    """The settings a run uses: those handed in by `using_settings` (the CLI, tests,
+    benchmarks), else the environment's. A flow reads them once, as it starts, and hands
+    what its tasks need down to them."""
+    return _handed_in.get() or environment_settings()
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    """Inside the block, runs started in this thread (and the tasks they submit) use
+    `settings`."""
+    token = _handed_in.set(settings)
+    try:
+        yield settings
+    finally:
+        _handed_in.reset(token)

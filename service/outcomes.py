@@ -6,7 +6,6 @@ source (the two may be different databases), so the join is made here, on one ro
 customer the run scored; each run's outcome is stored in a transaction of its own.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from db.engine import transaction
@@ -19,37 +18,10 @@ from db.outcomes import (
     store_outcome,
 )
 from db.source import EventColumns, EventSource, event_time_span, resolve_columns
-from flows.databases import Databases
 from llm_model.manifest import ModelManifest
-from llm_model.monitoring import RealizedOutcome, realized_outcome
-
-
-@dataclass(frozen=True)
-class RunEvaluation:
-    """What became of one run: its stored outcome, or when it matures, or why it was
-    skipped."""
-
-    run: RunToEvaluate
-    outcome: RealizedOutcome | None = None
-    skipped: str | None = None
-
-    @property
-    def matured(self) -> bool:
-        return self.outcome is not None or self.skipped is not None
-
-    def describe(self) -> str:
-        run = self.run
-        about = f"score run {run.score_run_id} (as of {run.as_of:%Y-%m-%d %H:%M})"
-        if self.outcome is not None:
-            o = self.outcome
-            auc = "undefined" if o.roc_auc is None else f"{o.roc_auc:.4f}"
-            return (
-                f"{about}: {o.n_converted:,} of {o.n_customers:,} customers converted, "
-                f"AUC {auc}, log loss {o.log_loss:.4f}"
-            )
-        if self.skipped is not None:
-            return f"{about} skipped: {self.skipped}"
-        return f"{about}: not matured until {run.matures_at:%Y-%m-%d %H:%M}"
+from llm_model.monitoring import realized_outcome
+from service.databases import Databases
+from service.results import RunEvaluation
 
 
 def evaluate_runs(

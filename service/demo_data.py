@@ -4,7 +4,7 @@ from sqlalchemy import Engine
 
 from db.engine import transaction
 from db.event_import import event_keys, store_customers, store_events
-from llm_model.synthetic import generate
+from service.synthetic import generate
 
 
 def load_synthetic_events(engine: Engine, n_customers: int, seed: int) -> dict[str, int]:

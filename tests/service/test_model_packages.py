@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 from db.engine import transaction
 from db.models import ModelVersion
 from db.registry import ArtifactError, register_model
-from flows.registry import ModelPackage, manifest_of, metrics_of, publish_charts, register
 from llm_model.calibration import Calibrator
 from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, TrainingData
 from llm_model.sequences import SequenceConfig, Vocabulary
+from service.registry import ModelPackage, manifest_of, metrics_of, publish_charts, register
 
 # Not the defaults, so that a registration that ignored the manifest would show.
 MANIFEST = ModelManifest(

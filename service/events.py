@@ -1,9 +1,8 @@
-"""The event source as a flow run reads it: its columns, resolved once per run, and the
-run's data cutoff."""
+"""The event source as a run reads it: its columns, resolved once per run, and the run's data
+cutoff."""
 
+import logging
 from datetime import datetime
-
-import pandas as pd
 
 from db.source import (
     EventColumns,
@@ -13,9 +12,9 @@ from db.source import (
     resolve_columns,
 )
 from db.timestamps import utc_now
-from flows.databases import Databases
-from flows.runtime import run_logger
-from llm_model.training import resolve_as_of
+from service.databases import Databases
+
+Logger = logging.Logger | logging.LoggerAdapter
 
 
 def source_columns(databases: Databases, source: EventSource) -> EventColumns:
@@ -24,9 +23,22 @@ def source_columns(databases: Databases, source: EventSource) -> EventColumns:
         return resolve_columns(connection, source)
 
 
+def resolve_as_of(
+    requested: datetime | None, first_event: datetime, last_event: datetime, now: datetime
+) -> datetime:
+    """The data cutoff: as requested, or the latest event time; never in the future, never
+    before the first event."""
+    as_of = requested if requested is not None else last_event
+    if as_of > now:
+        raise ValueError(f"as_of {as_of} is in the future (now is {now:%Y-%m-%d %H:%M} UTC)")
+    if as_of < first_event:
+        raise ValueError(f"as_of {as_of} is before the first event ({first_event})")
+    return as_of
+
+
 def data_cutoff(
-    databases: Databases, columns: EventColumns, requested: datetime | None
-) -> pd.Timestamp:
+    databases: Databases, columns: EventColumns, requested: datetime | None, logger: Logger
+) -> datetime:
     """The as_of of a retrain or score run: as requested, or the latest event not later than
     now; checked against the event source (never in the future, never before the first
     event). Events stamped after now (a clock ahead somewhere) are left out with a warning:
@@ -36,7 +48,7 @@ def data_cutoff(
         span = event_time_span(connection, columns, until=now)
         later = count_events_after(connection, columns, now)
     if later:
-        run_logger().warning(
+        logger.warning(
             "%s event(s) stamped later than now (%s UTC) are left out of this run",
             f"{later:,}",
             f"{now:%Y-%m-%d %H:%M}",
@@ -47,5 +59,5 @@ def data_cutoff(
             if later
             else "no events in the source: import events first"
         )
-    first, last = (pd.Timestamp(moment) for moment in span)
-    return resolve_as_of(requested, first, last, pd.Timestamp(now))
+    first, last = span
+    return resolve_as_of(requested, first, last, now)

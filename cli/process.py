@@ -1,14 +1,11 @@
-"""How flow runs behave in this process: Prefect's flow-run heartbeats, the garbage
-collector during scoring, where their log lines go, and how a SIGTERM ends them."""
+"""How flow runs behave in the CLI's process: Prefect's flow-run heartbeats, where their log
+lines go, and how a SIGTERM ends them."""
 
-import gc
 import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prefect import get_run_logger
-from prefect.exceptions import MissingContextError
 from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -45,28 +42,6 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, leave)
-
-
-@contextmanager
-def collections_skip_what_is_alive() -> Iterator[None]:
-    """Inside the block the garbage collector leaves alone what was alive at its start (the
-    libraries, a loaded model): a full collection walks all of it while holding the GIL that
-    every partition thread waits for. Afterwards they are collected as usual again, so
-    nothing that dies later (an evicted model) is kept for good."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def run_logger() -> logging.Logger | logging.LoggerAdapter:
-    """The current flow or task run's logger, whose lines reach the run's logs; outside a
-    run (tests, benchmarks) a plain logger."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("propensity")
 
 
 class WithoutTraceback(logging.Formatter):

@@ -3,8 +3,11 @@ customers and features. The score flow's tasks call these; the scoring benchmark
 same code without Prefect."""
 
 import functools
+import gc
 import operator
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,13 +19,13 @@ from db.engine import transaction
 from db.models import ModelVersion
 from db.readers import read_events
 from db.source import CustomerRange, EventColumns, EventSource
-from flows.databases import Databases
-from flows.registry import ModelPackage
-from flows.settings import Settings
 from llm_model.drift import BinCounts
 from llm_model.kinds import load_servable
 from llm_model.sequences import Features, non_finite_inputs
 from llm_model.servable import ServableModel
+from service.databases import Databases
+from service.registry import ModelPackage
+from service.settings import Settings
 
 # One partition predicting while the next reads and builds its features, or both reading
 # while the model waits: two reads at once overlap their database servers' work.
@@ -102,12 +105,44 @@ def load_model(version: ModelVersion) -> ServableModel:
     return load_servable(package.artifact, package.manifest)
 
 
-@functools.lru_cache(maxsize=2)
+# Models loaded in this process, by database and version; the lock guards loading.
+MODELS_KEPT = 2
+_models: dict[tuple[Databases, int], tuple[ServableModel, threading.Lock]] = {}
+_loading = threading.Lock()
+
+
 def cached_model(databases: Databases, version_id: int) -> tuple[ServableModel, threading.Lock]:
-    """One model per process; the lock keeps partition threads from predicting at once."""
-    with transaction(databases.service()) as session:
-        model = load_model(session.get(ModelVersion, version_id))
-    return model, threading.Lock()
+    """One model per process, loaded once: partitions on other threads (a Dask worker's)
+    wait for the first load instead of loading it beside it, which skops' loader does not
+    survive. The returned lock keeps partition threads from predicting at once."""
+    key = (databases, version_id)
+    with _loading:
+        if key not in _models:
+            if len(_models) >= MODELS_KEPT:
+                del _models[next(iter(_models))]
+            with transaction(databases.service()) as session:
+                model = load_model(session.get(ModelVersion, version_id))
+            _models[key] = (model, threading.Lock())
+        return _models[key]
+
+
+def unload_models() -> None:
+    """Forget the models this process loaded; the next use loads them again."""
+    with _loading:
+        _models.clear()
+
+
+@contextmanager
+def collections_skip_what_is_alive() -> Iterator[None]:
+    """Inside the block the garbage collector leaves alone what was alive at its start (the
+    libraries, a loaded model): a full collection walks all of it while holding the GIL that
+    every partition thread waits for. Afterwards they are collected as usual again, so
+    nothing that dies later (an evicted model) is kept for good."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @functools.cache

@@ -1,0 +1,376 @@
+"""What people read about models and runs: every table once, as a TextTable the CLI prints
+on the terminal and Prefect artifacts hold as Markdown; the model card; the charts of
+judged runs."""
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from db.models import ModelVersion
+from db.outcomes import EvaluatedRun
+from llm_model.charts import monitoring_figure
+from llm_model.manifest import ModelMetrics
+from llm_model.metrics import METRIC_NAMES
+from llm_model.monitoring import RealizedOutcome
+from service.registry import manifest_of, metrics_of
+from service.results import (
+    Backtest,
+    BacktestRow,
+    DriftCheck,
+    RetrainOutcome,
+    RunDriftCheck,
+    RunEvaluation,
+    ScoreSummary,
+)
+
+
+@dataclass(frozen=True)
+class TextTable:
+    title: str
+    header: tuple[str, ...]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        return "\n".join(
+            [
+                "| " + " | ".join(self.header) + " |",
+                "|" + "---|" * len(self.header),
+                *("| " + " | ".join(row) + " |" for row in self.rows),
+            ]
+        )
+
+
+def figure(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# --- retrains --------------------------------------------------------------------------
+
+
+def retrain_decision(outcome: RetrainOutcome) -> str:
+    return (
+        f"model version {outcome.version_id} ({outcome.kind}): {outcome.status} — {outcome.reason}"
+    )
+
+
+def metrics_table(table: dict[str, dict[str, float]]) -> TextTable:
+    """One row per contender: its name, then METRIC_NAMES."""
+    rows = [
+        [name, *(f"{scores[column]:.4f}" for column in METRIC_NAMES)]
+        for name, scores in table.items()
+    ]
+    return TextTable(
+        "holdout metrics (every contender, the champion, the recency reference)",
+        ("contender", *METRIC_NAMES),
+        rows,
+    )
+
+
+def metrics_markdown(version: ModelVersion, embed_charts: bool = False) -> str:
+    """The model card; `embed_charts` shows the charts inside it (for the Prefect UI)."""
+    metrics, manifest = metrics_of(version), manifest_of(version)
+    data = metrics.data
+    skipped = ", ".join(data.skipped_cutoffs) or "none"
+    calibrator = manifest.calibrator.method
+    if data.n_calibration:  # rows written before the holdout was split have none
+        calibrator += f", chosen on {data.n_calibration:,} other holdout customers"
+    not_trained = "; ".join(f"{k}: {why}" for k, why in metrics.skipped_contenders.items())
+    not_trained = f" Not trained: {not_trained}." if not_trained else ""
+    return f"""# Model card: version {version.id} ({version.kind})
+
+**Status:** {version.status} — {version.status_reason or ""}
+
+**Contenders:** {", ".join(metrics.contenders)}; registered: `{metrics.winner}`, the best
+by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
+
+| data | |
+|---|---|
+| as of | {data.as_of} |
+| horizon | {version.horizon_days} days |
+| training cutoffs | {", ".join(data.train_cutoffs)} |
+| skipped cutoffs (no customers yet) | {skipped} |
+| holdout cutoff | {data.holdout_cutoff} |
+| events read | {data.n_events:,} |
+| training rows / base rate | {data.n_train:,} / {data.train_base_rate:.3f} |
+| holdout rows / base rate | {data.n_holdout:,} / {data.holdout_base_rate:.3f} |
+| calibrator | {calibrator} |
+
+## Holdout metrics (same customers, same cutoff)
+
+{metrics_table(metrics.table).markdown()}
+
+`gru` / `lstm` is the recurrent model (calibrated; `_raw` before calibration),
+`gru_hybrid` / `lstm_hybrid` the same network also fed gradient boosting's out-of-fold
+score, `logistic` and `gbm` the models on the static RFM features, `recency` the reference
+heuristic (never served), `champion` the model in production before this run.
+
+## Charts
+
+{chart_lines(metrics.charts, embed_charts)}
+"""
+
+
+def chart_lines(paths: tuple[str, ...], embed: bool = False) -> str:
+    """Links to the chart files; with `embed`, each chart on this host is shown too, its PNG
+    inside the Markdown: the Prefect UI displays it on any machine, where a file:// link
+    opens only on the host that drew the chart."""
+    files = [Path(path) for path in paths]
+    if not files:
+        return "none"
+    links = "\n".join(f"- [{file.stem}]({file.resolve().as_uri()})" for file in files)
+    if not embed:
+        return links
+    images = [embedded_image(file.stem, file.read_bytes()) for file in files if file.is_file()]
+    return "\n\n".join([*images, f"The PNG files, on the host that trained the model:\n\n{links}"])
+
+
+def embedded_image(name: str, image: bytes) -> str:
+    """A Markdown image carrying its PNG as a data URI (Prefect's UI renders these in
+    markdown artifacts)."""
+    return f"![{name}](data:image/png;base64,{base64.b64encode(image).decode('ascii')})"
+
+
+# --- score runs and their drift ----------------------------------------------------------
+
+
+def score_headline(summary: ScoreSummary) -> str:
+    return (
+        f"score run {summary.score_run_id}: {summary.n_scored:,} customers scored as of "
+        f"{summary.as_of} with model version {summary.model_version_id} in "
+        f"{summary.seconds:.1f} s ({summary.customers_per_second:,.0f} customers/s)"
+    )
+
+
+def drift_line(summary: ScoreSummary) -> str:
+    if summary.drift is None:
+        return (
+            f"drift not measured: model version {summary.model_version_id} was trained "
+            "without a drift reference (before drift was measured); retrain to measure it"
+        )
+    return drift_verdict(summary.drift)
+
+
+def drift_verdict(drift: DriftCheck) -> str:
+    if drift.drifted:
+        named = ", ".join(f"{name} ({value:.2f})" for name, value in drift.drifted.items())
+        return f"drift: PSI above {drift.threshold:g} for {named}"
+    name, value = drift.largest_first()[0]
+    return f"no drift: every PSI is at most {drift.threshold:g} (the largest {value:.3f}, {name})"
+
+
+def drift_table(drift: DriftCheck, title: str) -> TextTable:
+    rows = [
+        [name, f"{value:.4f}", "drifted" if value > drift.threshold else ""]
+        for name, value in drift.largest_first()
+    ]
+    return TextTable(title, ("feature", "PSI", f"above {drift.threshold:g}"), rows)
+
+
+def stored_drift_table(run: RunDriftCheck) -> TextTable:
+    return drift_table(
+        run.drift,
+        f"drift of score run {run.score_run_id} (as of {run.as_of:%Y-%m-%d}) against "
+        f"model version {run.model_version_id}'s training reference",
+    )
+
+
+def decile_table(summary: ScoreSummary) -> TextTable:
+    rows = [
+        [str(d.decile), f"{d.customers:,}", *(f"{v:.4f}" for v in (d.mean, d.min, d.max))]
+        for d in summary.deciles
+    ]
+    return TextTable(
+        "scores by decile (1 = best)", ("decile", "customers", "mean", "min", "max"), rows
+    )
+
+
+def top_table(summary: ScoreSummary) -> TextTable:
+    rows = [
+        [str(t.rank), t.customer_id, f"{t.propensity:.4f}", reasons_text(t.reasons)]
+        for t in summary.top
+    ]
+    return TextTable("top customers", ("rank", "customer_id", "propensity", "reasons"), rows)
+
+
+def reasons_text(reasons: tuple[str, ...]) -> str:
+    return ", ".join(reasons)
+
+
+def score_markdown(summary: ScoreSummary) -> str:
+    drift = "" if summary.drift is None else drift_table(summary.drift, "psi").markdown()
+    return f"""# Score run {summary.score_run_id}
+
+{score_headline(summary)}.
+
+## Drift against the model's training reference
+
+{drift_line(summary)}.
+
+{drift}
+
+## Scores by decile (1 = best)
+
+{decile_table(summary).markdown()}
+
+## Top customers
+
+{top_table(summary).markdown()}
+"""
+
+
+# --- judged runs -------------------------------------------------------------------------
+
+# The figures of a judged run that tables print, in their order.
+OUTCOME_FIGURES = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
+OUTCOME_HEADER = ("base rate", "AUC", "log loss", "ECE", "lift")
+EVALUATION_HEADER = ("run", "as_of", "model", "customers", "converted", *OUTCOME_HEADER)
+
+
+def evaluation_line(evaluation: RunEvaluation) -> str:
+    run = evaluation.run
+    about = f"score run {run.score_run_id} (as of {run.as_of:%Y-%m-%d %H:%M})"
+    if evaluation.outcome is not None:
+        o = evaluation.outcome
+        auc = "undefined" if o.roc_auc is None else f"{o.roc_auc:.4f}"
+        return (
+            f"{about}: {o.n_converted:,} of {o.n_customers:,} customers converted, "
+            f"AUC {auc}, log loss {o.log_loss:.4f}"
+        )
+    if evaluation.skipped is not None:
+        return f"{about} skipped: {evaluation.skipped}"
+    return f"{about}: not matured until {run.matures_at:%Y-%m-%d %H:%M}"
+
+
+def evaluation_table(evaluations: list[RunEvaluation]) -> TextTable:
+    """One row per run: its realized figures, or when it matures, or why it was skipped."""
+    rows = []
+    for evaluation in evaluations:
+        run, outcome = evaluation.run, evaluation.outcome
+        about = [str(run.score_run_id), f"{run.as_of:%Y-%m-%d %H:%M}", run.kind or "gone"]
+        if outcome is None:
+            state = evaluation.skipped and f"skipped: {evaluation.skipped}"
+            state = state or f"not matured until {run.matures_at:%Y-%m-%d %H:%M}"
+            rows.append([*about, state, *[""] * 6])
+            continue
+        rows.append(
+            [
+                *about,
+                f"{outcome.n_customers:,}",
+                f"{outcome.n_converted:,}",
+                *outcome_cells(outcome),
+            ]
+        )
+    return TextTable("realized outcomes of score runs", EVALUATION_HEADER, rows)
+
+
+def outcome_cells(outcome: RealizedOutcome) -> list[str]:
+    """The OUTCOME_FIGURES of a judged run as the tables print them."""
+    figures = outcome.columns()
+    return [
+        figure(figures[name], 2 if name == "top_decile_lift" else 4) for name in OUTCOME_FIGURES
+    ]
+
+
+def holdout_figures(run: EvaluatedRun) -> dict[str, float]:
+    """The run's model's holdout figures, with the holdout's base rate; empty for a model
+    row that is gone."""
+    if run.model_metrics is None:
+        return {}
+    metrics = ModelMetrics.from_json(run.model_metrics)
+    return {**metrics.table[metrics.winner], "base_rate": metrics.data.holdout_base_rate}
+
+
+MONITORING_HEADER = ("run", "as_of", "model", "customers", "expected", "actual", *OUTCOME_HEADER)
+
+
+def monitoring_table(runs: list[EvaluatedRun]) -> TextTable:
+    """Judged runs: each realized figure, then its model's figure on the retrain's holdout."""
+    rows = []
+    for run in runs:
+        holdout = holdout_figures(run)
+        rows.append(
+            [
+                str(run.score_run_id),
+                f"{run.as_of:%Y-%m-%d}",
+                f"{run.kind or 'gone'} #{run.model_version_id}",
+                f"{run.n_customers:,}",
+                f"{run.expected:,.1f}",
+                f"{run.n_converted:,}",
+                *(f"{figure(run.figures[k])} / {figure(holdout.get(k))}" for k in OUTCOME_FIGURES),
+            ]
+        )
+    return TextTable(
+        "score runs judged after their horizon: realized / the model's holdout",
+        MONITORING_HEADER,
+        rows,
+    )
+
+
+def runs_figure(runs: list[EvaluatedRun]) -> Figure:
+    """Realized AUC beside the holdout's, and expected beside actual conversions, by as_of."""
+    history = pd.DataFrame(
+        {
+            "as_of": [run.as_of for run in runs],
+            "roc_auc": [run.figures["roc_auc"] for run in runs],
+            "holdout_roc_auc": [holdout_figures(run).get("roc_auc") for run in runs],
+            "expected": [run.expected for run in runs],
+            "actual": [run.n_converted for run in runs],
+        }
+    ).astype({"roc_auc": float, "holdout_roc_auc": float})
+    return monitoring_figure(history)
+
+
+def outcomes_markdown(
+    evaluations: list[RunEvaluation], runs: list[EvaluatedRun], chart_png: bytes
+) -> str:
+    """The runs just judged, then the latest judged runs beside their models' holdout
+    figures, as a table and as the monitoring chart inside the Markdown (Prefect's UI shows
+    it on any machine)."""
+    chart = embedded_image("realized AUC and conversions by score run", chart_png)
+    return f"""# Realized outcomes
+
+{evaluation_table(evaluations).markdown()}
+
+## The latest judged runs: realized / the model's holdout
+
+{monitoring_table(runs).markdown()}
+
+{chart}
+"""
+
+
+# --- backtests ---------------------------------------------------------------------------
+
+
+def backtest_record(row: BacktestRow) -> dict[str, Any]:
+    """The row as the CSV file and the table artifact hold it."""
+    figures = row.outcome.columns()
+    return {
+        "cutoff": f"{row.cutoff:%Y-%m-%d %H:%M:%S}",
+        "model": row.model,
+        "kind": row.kind,
+        # The printed figures first: the UI shows a wide table's first columns.
+        **{name: figures[name] for name in OUTCOME_FIGURES},
+        **figures,
+        "model_version_id": row.model_version_id,
+        "score_run_id": row.score_run_id,
+    }
+
+
+def backtest_table(backtest: Backtest) -> TextTable:
+    rows = [
+        [
+            f"{row.cutoff:%Y-%m-%d}",
+            row.model,
+            f"{row.kind} #{row.model_version_id}",
+            f"{row.outcome.n_customers:,}",
+            *outcome_cells(row.outcome),
+        ]
+        for row in backtest.rows
+    ]
+    header = ("cutoff", "model", "kind", "customers", *OUTCOME_HEADER)
+    return TextTable("backtest: scores judged after their horizon", header, rows)
