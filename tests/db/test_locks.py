@@ -1,7 +1,9 @@
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from db.engine import session_factory
 from db.locks import (
@@ -93,3 +95,62 @@ def test_a_lease_checked_after_a_takeover_names_who_took_it(engine):
     release_lock(sessions, "retrain", "run B")
     with pytest.raises(LeaseLost, match=r"\(it lapsed\)"), sessions.begin() as session:
         check_lease(session, "retrain", "run A")
+
+
+# InnoDB refreshes its information_schema lock tables only when they were not read for
+# 0.1 s: polled more often, they never change.
+LOCK_WAITS_REFRESH = 0.15
+
+
+def row_lock_waiters(engine) -> int:
+    """Sessions of this test's database waiting for a row lock, as the server reports them."""
+    if engine.dialect.name == "postgresql":
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+    else:
+        query = (
+            "SELECT count(*) FROM information_schema.innodb_trx t "
+            "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+            "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
+        )
+    with engine.connect() as connection:
+        return connection.scalar(text(query))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
+def test_a_takeover_waits_until_a_promotion_that_checked_the_lease_commits(engine):
+    """check_lease locks the lease row (SELECT ... FOR UPDATE) until the checking transaction
+    ends. A run paused past its lease that checked it just before it lapsed must commit its
+    promotion before the next run takes the lease over, never beside it: the takeover, in
+    another session, blocks on the row until the promotion commits."""
+    sessions = session_factory(engine)
+    acquire_lock(sessions, "retrain", "paused run", MINUTE)
+    expire(sessions, "retrain")  # the paused run checks its lease just as it lapses
+    order: list[str] = []
+    failures: list[BaseException] = []
+
+    def next_run() -> None:
+        try:
+            lapsed = acquire_lock(sessions, "retrain", "the next run", MINUTE)
+            order.append(f"took over the lease of {lapsed.holder}")
+        except BaseException as error:
+            failures.append(error)
+
+    taker = threading.Thread(target=next_run, name="the next run", daemon=True)
+    with sessions.begin() as promotion:
+        check_lease(promotion, "retrain", "paused run")
+        taker.start()
+        deadline = time.monotonic() + 30
+        while row_lock_waiters(engine) == 0:
+            assert taker.is_alive(), f"the takeover did not wait: {order or failures}"
+            assert time.monotonic() < deadline, "the takeover never waited for the row lock"
+            time.sleep(LOCK_WAITS_REFRESH)
+        assert order == []
+        order.append("promotion committed")  # the with block commits right after this
+    taker.join(timeout=30)
+    assert not taker.is_alive(), "the takeover still waits after the promotion committed"
+    assert failures == []
+    assert order == ["promotion committed", "took over the lease of paused run"]
+    assert lease_of(sessions, "retrain").holder == "the next run"

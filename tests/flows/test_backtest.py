@@ -3,6 +3,7 @@ scratch database, and its one-line errors on the command line."""
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.engine import make_engine, transaction
 from db.models import (
+    Customer,
     CustomerEvent,
     ModelVersion,
     PropensityScore,
@@ -143,6 +145,79 @@ def test_the_backtest_judges_the_champion_and_each_baseline_at_every_cutoff(
     assert Artifact.get("backtest").data == json.dumps(
         [backtest_record(row) for row in result.rows]
     )
+
+
+def events_up_to(engine, cutoff: datetime) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).where(CustomerEvent.occurred_at <= cutoff))
+
+
+def models_trained_at(database: Path, cutoff: datetime) -> dict[str, tuple[dict, dict]]:
+    """The manifest and metrics (model_versions.config and .metrics) of each model the
+    scratch database kept from the retrain at `cutoff`, by kind; the metrics without the
+    paths of their charts, which name the backtest's temporary folder."""
+    scratch = make_engine(f"sqlite:///{database}")
+    with scratch.connect() as connection:
+        rows = connection.execute(
+            select(ModelVersion.kind, ModelVersion.config, ModelVersion.metrics).where(
+                ModelVersion.trained_as_of == cutoff
+            )
+        ).all()
+    scratch.dispose()
+    return {
+        kind: (config, {name: v for name, v in metrics.items() if name != "charts"})
+        for kind, config, metrics in rows
+    }
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_each_cutoff_trains_only_on_the_events_up_to_it(populated, configure, add_events, tmp_path):
+    """A cutoff's retrain must see what production saw at that moment, however many events
+    came after it. Events between the first and the second cutoff (a new event type and a
+    purchase for every customer, from a microsecond after the first) enter the second
+    cutoff's training, yet the first cutoff's models are registered exactly as a backtest
+    run before those events existed registered them: the same manifests (vocabulary,
+    static means, calibrator, drift reference) and metrics (events read, training and
+    holdout rows, every contender's holdout figures)."""
+    configure(hybrid=False, reason_codes=False)
+    first, second = datetime(2026, 4, 1), datetime(2026, 6, 2)
+
+    def replay(end: datetime, database: Path) -> None:
+        request = BacktestRequest(
+            start=first,
+            end=end,
+            every_days=(second - first).days,
+            csv_path=str(database.with_suffix(".csv")),
+            database_path=str(database),
+        )
+        backtest(request=request)
+
+    replay(first, tmp_path / "without.db")
+    with populated.connect() as connection:
+        customers = connection.scalars(select(Customer.customer_id)).all()
+    later = [first + timedelta(microseconds=1) + timedelta(minutes=i) for i in range(3)]
+    add_events(
+        populated,
+        [(c, "coupon_redeemed", at) for c in customers for at in later]
+        + [(c, "purchase", later[-1] + timedelta(hours=1)) for c in customers],
+    )
+    replay(second, tmp_path / "with.db")
+
+    without = models_trained_at(tmp_path / "without.db", first)
+    assert set(without) == {"gru", "logistic", "gbm"}
+    with_them = models_trained_at(tmp_path / "with.db", first)
+    for kind, (config, metrics) in without.items():
+        assert with_them[kind][1]["data"] == metrics["data"], kind
+        assert with_them[kind][1]["table"] == metrics["table"], kind
+        assert with_them[kind][0] == config, kind
+    assert with_them == without
+    for _, metrics in without.values():
+        assert metrics["data"]["n_events"] == events_up_to(populated, first)
+        assert "coupon_redeemed" not in metrics["data"]["vocabulary"]
+    # The added events are in the second cutoff's training data: they would change the first's.
+    for _, metrics in models_trained_at(tmp_path / "with.db", second).values():
+        assert metrics["data"]["n_events"] == events_up_to(populated, second)
+        assert "coupon_redeemed" in metrics["data"]["vocabulary"]
 
 
 def test_the_command_refuses_a_reversed_range_and_one_without_a_usable_cutoff_in_one_line(

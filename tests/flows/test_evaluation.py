@@ -154,6 +154,40 @@ def test_a_source_in_another_database_with_its_own_column_names(engine, hand_sco
     )
 
 
+def test_a_purchase_at_the_horizons_end_converts_and_one_a_microsecond_later_does_not(
+    engine, hand_scored_run
+):
+    """The horizon is (as_of, as_of + horizon], as training labels it: its last instant
+    belongs to it, the next microsecond (kept by every back-end's timestamps) does not, nor
+    does a purchase at as_of itself. One customer per decile, so each decile's actual count
+    is one customer's outcome."""
+    purchases = {
+        "at the end": MATURES_AT,
+        "a microsecond later": MATURES_AT + timedelta(microseconds=1),
+        "inside": AS_OF + timedelta(days=1),
+        "at as_of": AS_OF,
+    }
+    quiet = [f"visitor {i}" for i in range(6)]
+    customers = [*purchases, *quiet]
+    scores = {customer: 0.9 - 0.08 * rank for rank, customer in enumerate(customers)}
+    events = [(c, "purchase", at) for c, at in purchases.items()]
+    events += [(c, "visit", AS_OF + timedelta(days=2)) for c in quiet]
+    run_id = hand_scored_run(engine, AS_OF, scores, events)
+
+    evaluate_runs(databases(engine), OWN_EVENTS)
+
+    outcome, deciles = stored_outcome(engine, run_id)
+    assert (outcome["n_customers"], outcome["n_converted"]) == (10, 2)
+    by_customer = dict(zip(customers, deciles["actual"], strict=True))
+    assert by_customer == {
+        "at the end": 1,
+        "a microsecond later": 0,
+        "inside": 1,
+        "at as_of": 0,
+        **dict.fromkeys(quiet, 0),
+    }
+
+
 def test_evaluating_again_keeps_one_outcome_and_one_set_of_deciles(engine, hand_scored_run):
     scores = propensities(25)
     run_id = hand_scored_run(engine, AS_OF, scores, events_judging(scores))

@@ -10,11 +10,13 @@ import pytest
 from sklearn.metrics import log_loss
 
 from llm_model import metrics
+from llm_model.calibration import METHODS, Calibrator
 from llm_model.drift import SCORE, reference_bins
 from llm_model.manifest import ModelConfig, TrainingPlan
-from llm_model.sequences import Snapshot, build_training_set
+from llm_model.sequences import Snapshot, TrainingSet, build_training_set
 from llm_model.training import (
     Contenders,
+    RetrainResult,
     calibration_split,
     evaluate,
     fit_contenders,
@@ -195,15 +197,21 @@ def test_the_calibrators_are_chosen_on_holdout_customers_the_reported_figures_ne
     assert report["identity"] != pytest.approx(identity_loss(training.holdout), rel=1e-3)
 
 
-def test_the_reported_holdout_is_the_half_the_calibrators_never_saw(
-    events, tiny_config, sequence_config
-):
+@pytest.fixture(scope="module")
+def retrained(events, tiny_config, sequence_config) -> tuple[RetrainResult, TrainingSet, Snapshot]:
+    """A retrain of every contender on the tiny events, and its snapshots rebuilt apart:
+    the training set with the reported half of the holdout, and the half that chose the
+    calibrators."""
     as_of = events["occurred_at"].max()
     result = train_and_evaluate(
         events, as_of, TrainingPlan(sequence_config, tiny_config, n_snapshots=3, stride_days=30)
     )
     full = build_training_set(events, as_of, sequence_config, n_snapshots=3, stride_days=30)
-    reported, judge = calibration_split(full)
+    return (result, *calibration_split(full))
+
+
+def test_the_reported_holdout_is_the_half_the_calibrators_never_saw(retrained):
+    result, reported, judge = retrained
 
     np.testing.assert_array_equal(result.evaluation.labels, reported.holdout.labels)
     assert (result.data.n_holdout, result.data.n_calibration) == (
@@ -214,6 +222,28 @@ def test_the_reported_holdout_is_the_half_the_calibrators_never_saw(
     assert result.evaluation.table["gbm"] == pytest.approx(
         metrics.summary(reported.holdout.labels, gbm)
     )
+
+
+@pytest.mark.parametrize("kind", ["gru", "gru_hybrid"])
+def test_a_retrain_records_its_calibrators_log_loss_on_the_half_that_chose_them(retrained, kind):
+    """What a retrain records of its calibrators (ModelMetrics.calibration_log_loss, keyed
+    by method for the plain recurrent model and by "kind method" for the hybrid) is their
+    log loss on the choosing half of the holdout, recomputed here with scikit-learn from the
+    model's raw scores; the reported half, which the choice must never see, gives another."""
+    result, reported, judge = retrained
+    model = result.contenders.models[kind]
+    recorded = result.metrics(kind, "roc_auc", None).calibration_log_loss
+    key = {"gru": "{}", "gru_hybrid": "gru_hybrid {}"}[kind].format
+
+    def loss(snapshot: Snapshot, calibrator: Calibrator) -> float:
+        raw = np.clip(model.raw_scores(snapshot.features), 1e-6, 1 - 1e-6)
+        return log_loss(snapshot.labels, calibrator.transform(raw))
+
+    chosen, identity = model.manifest.calibrator, Calibrator("identity")
+    assert recorded[key("identity")] == pytest.approx(loss(judge, identity), rel=1e-6)
+    assert recorded[key(chosen.method)] == pytest.approx(loss(judge, chosen), rel=1e-6)
+    assert recorded[key(chosen.method)] == min(recorded[key(m)] for m in METHODS)
+    assert recorded[key("identity")] != pytest.approx(loss(reported.holdout, identity), rel=1e-3)
 
 
 def test_every_contender_measures_drift_against_the_holdout_features_and_its_holdout_scores(

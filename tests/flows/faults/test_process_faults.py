@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +21,14 @@ from distributed import Client, LocalCluster, get_task_stream
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import Engine, func, select, text, update
 
+import flows.retrain
 from cli.deployments import deployment_specs, entrypoint_flow
 from db.engine import session_factory, transaction
 from db.locks import LeaseLost, LockHeld, acquire_lock, release_lock
 from db.models import ModelVersion, PropensityScoreStaging, ScoreRun, ServiceLock
 from db.registry import current_champion
 from db.timestamps import utc_now
-from flows.retrain import promote_or_reject
+from flows.retrain import promote_or_reject, retrain
 from flows.score import score
 from service.databases import Databases
 from service.leases import exclusive, lease_duration
@@ -140,6 +142,72 @@ def test_a_retrain_that_lost_its_lease_promotes_nothing(populated, trained_packa
     with sessions() as session:
         assert session.get(ModelVersion, version_id).status == "candidate"
         assert current_champion(session) is None
+    release_lock(sessions, "retrain", "the next run")
+
+
+def take_over_once_held(sessions, job: str, holder: str, lease: timedelta) -> None:
+    """As the next run would once the current holder of `job`'s lease stalls: wait until
+    the lease is held, expire it by hand and take it over as `holder`. A heartbeat of the
+    holder renewing it between the two is a refusal; then expire it again."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, f"the {job} lease was never taken over"
+        with sessions.begin() as session:
+            expired = session.execute(
+                update(ServiceLock)
+                .where(ServiceLock.name == job)
+                .values(expires_at=utc_now() - HEARTBEAT)
+            )
+        if expired.rowcount == 0:  # not held yet
+            time.sleep(0.02)
+            continue
+        try:
+            acquire_lock(sessions, job, holder, lease)
+            return
+        except LockHeld:
+            continue
+
+
+def test_a_retrain_whose_lease_is_taken_over_mid_run_fails_and_promotes_nothing(
+    populated, configure, monkeypatch
+):
+    """The real retrain flow, its lease renewed every 0.2 s, while the next run takes the
+    lease over (as it would from a run stalled past its lease): the flow fails with
+    LeaseLost, its challenger stays a candidate, no champion and no rejection are written,
+    and the next run keeps the lease. Training waits until the takeover is done, so the
+    takeover always falls mid-run, between acquiring the lease and promoting."""
+    heartbeat = timedelta(seconds=0.2)
+    configure(lease_heartbeat_seconds=heartbeat.total_seconds(), hybrid=False)
+    sessions = session_factory(populated)
+    taken_over, failures = threading.Event(), []
+
+    def next_run() -> None:
+        try:
+            take_over_once_held(sessions, "retrain", "the next run", lease_duration(heartbeat))
+            taken_over.set()
+        except BaseException as error:
+            failures.append(error)
+
+    train = flows.retrain.train_packages
+
+    def train_once_taken_over(*args, **kwargs):
+        assert taken_over.wait(timeout=120), f"the next run never took over: {failures}"
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(flows.retrain, "train_packages", train_once_taken_over)
+    taker = threading.Thread(target=next_run, name="the next run", daemon=True)
+    taker.start()
+    try:
+        with pytest.raises(LeaseLost, match=r"this retrain lost its lease \(the next run took"):
+            retrain()
+    finally:
+        taker.join(timeout=10)
+    assert failures == []
+    with sessions() as session:
+        [version] = session.scalars(select(ModelVersion)).all()
+        assert (version.status, version.status_reason) == ("candidate", None)
+        assert current_champion(session) is None
+        assert session.get(ServiceLock, "retrain").holder == "the next run"
     release_lock(sessions, "retrain", "the next run")
 
 
