@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             training, judge, static["gbm"], cell_config, sequence_config, 0
         )
         timing[hybrid] = network_timing(networks[hybrid].network, started, n_train)
-    table = evaluate({**networks, **static}, training, events).table
+    table = evaluate({**networks, **static}, training).table
     for kind in networks:
         rows.update({kind: table[kind], f"{kind} (raw)": table[f"{kind}_raw"]})
     for name in (*STATIC_KINDS, "recency"):

@@ -1,8 +1,9 @@
-"""Who is scored, and the partitions scoring splits them into.
+"""Who is scored, and the partitions scoring splits them into; who a retrain trains on.
 
 Two rules say who is active: `is_active`, the flag in the service's customers table, and
 `recent_events`, an event in the last `within_days` before the scoring date, answered from
-the event source.
+the event source. A retrain reads a sample of the customers with events, bounded in size
+and chosen in the database (`training_sample`).
 """
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal, get_args
 
 import pandas as pd
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Column, Connection, Select, String, cast, exists, func, select
 
 from db.errors import SourceMappingError
 from db.models import Customer
@@ -89,6 +90,45 @@ def partition_ranges(connection: Connection, active: Select, size: int) -> list[
         ).scalars()
     )
     return list(zip(bounds, [*bounds[1:], None], strict=True))
+
+
+@dataclass(frozen=True)
+class CustomerSample:
+    """The customers a retrain reads: `ids` (in their text's order) of the `population`
+    customers with an event at or before its cutoff."""
+
+    ids: list
+    population: int
+
+    @property
+    def everyone(self) -> bool:
+        return len(self.ids) == self.population
+
+
+def sample_key(customer_id: Column):
+    """What orders customers into the sample: md5 of the id's text, the same on every
+    database (SQLite's md5 is db.engine's), run and host, and unrelated to the id's order."""
+    return func.md5(cast(customer_id, String))
+
+
+def training_sample(
+    connection: Connection, columns: EventColumns, cutoff: datetime, size: int
+) -> CustomerSample:
+    """The `size` customers with an event at or before `cutoff` that come first by
+    sample_key (all of them when there are no more): a sample that stays the same from run
+    to run and only grows by the newcomers that fall into it. Chosen in the database, so the
+    other customers' events are never read."""
+    until = columns.occurred_at <= columns.moment(cutoff)
+    if connection.scalar(select(exists().where(columns.customer_id.is_(None), until))):
+        raise SourceMappingError("events.customer_id has null customer ids")
+    present = select(columns.customer_id.label("customer_id")).where(until).distinct().subquery()
+    rows = connection.execute(
+        select(present.c.customer_id, func.count().over())
+        .order_by(sample_key(present.c.customer_id), present.c.customer_id)
+        .limit(size)
+    ).all()
+    ids = sorted((customer_id for customer_id, _ in rows), key=str)
+    return CustomerSample(ids, rows[0][1] if rows else 0)
 
 
 def copy_customers(source: Connection, target: Connection, chunk_rows: int = 50_000) -> int:

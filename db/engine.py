@@ -1,5 +1,6 @@
 """Engines and sessions. Nothing here connects until a function is called."""
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,12 +24,23 @@ def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def md5_hex(text: str | None) -> str | None:
+    """MD5 of the text's UTF-8 bytes in lowercase hex, as PostgreSQL's and MariaDB's md5()."""
+    return None if text is None else hashlib.md5(text.encode()).hexdigest()
+
+
+def _add_sqlite_md5(dbapi_connection, _record) -> None:
+    # SQLite has no md5(); the training sample orders customers by it on every database.
+    dbapi_connection.create_function("md5", 1, md5_hex, deterministic=True)
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # Partition tasks write from threads; wait for the file lock instead of failing.
         engine = create_engine(parsed, connect_args={"timeout": 60})
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine, "connect", _add_sqlite_md5)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
 

@@ -4,22 +4,19 @@ Every reader takes the source's EventColumns, resolved once by the caller (db.so
 gives the same typed frame: customer_id, event_type, occurred_at (naive UTC), amount.
 """
 
-import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 import adbc_driver_manager
 import adbc_driver_manager.dbapi
 import adbc_driver_postgresql.dbapi as adbc_postgresql
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pymysql.cursors import SSCursor
 from sqlalchemy import Connection, DateTime, Select, String, cast, text
 
-from db.source import EVENT_COLUMNS, CustomerRange, EventColumns, events_query
+from db.source import EVENT_COLUMNS, Customers, EventColumns, events_query
 from db.timestamps import parse_timestamps
 
 ARROW_SCHEMA = pa.schema(
@@ -41,9 +38,9 @@ def read_events(
     columns: EventColumns,
     cutoff: datetime,
     since: datetime | None = None,
-    customer_range: CustomerRange | None = None,
+    customers: Customers | None = None,
 ) -> pd.DataFrame:
-    """All matching events in one frame (what concatenating stream_events would give).
+    """All matching events in one frame.
 
     On PostgreSQL, MariaDB/MySQL (pymysql) and SQLite (own table) the rows skip SQLAlchemy's
     per-row processing: PostgreSQL's binary COPY is decoded straight into Arrow by ADBC's
@@ -51,7 +48,7 @@ def read_events(
     Anything these readers cannot read exactly, or a server ADBC cannot reach with the
     engine's URL, falls back to the generic path.
     """
-    query = events_query(columns, cutoff, since, customer_range)
+    query = events_query(columns, cutoff, since, customers)
     bulk_reader = _bulk_reader(connection, columns)
     if bulk_reader is not None:
         try:
@@ -59,82 +56,18 @@ def read_events(
             return _arrow_frame(pa.concat_tables(tables)) if tables else events_frame([])
         except BULK_READ_ERRORS:
             pass  # values or a connection the bulk readers cannot handle: go row by row
-    chunks = list(_row_by_row(connection, query, customer_range))
+    chunks = list(_row_by_row(connection, query, customers))
     return pd.concat(chunks, ignore_index=True) if chunks else events_frame([])
-
-
-def stream_events(
-    connection: Connection,
-    columns: EventColumns,
-    cutoff: datetime,
-    *,
-    chunk_rows: int = 100_000,
-    since: datetime | None = None,
-    customer_range: CustomerRange | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Yield event frames of at most chunk_rows rows, through the bulk reader read_events
-    uses where there is one, else a server-side cursor.
-
-    A bulk read that fails before its first chunk falls back to the cursor, as read_events
-    does; one that fails later raises, as chunks already handed out cannot be taken back."""
-    query = events_query(columns, cutoff, since, customer_range)
-    tables = _bulk_tables(connection, columns, query)
-    if tables is None:
-        yield from _row_by_row(connection, query, customer_range, chunk_rows)
-        return
-    for table in tables:
-        for offset in range(0, table.num_rows, chunk_rows):
-            yield _arrow_frame(table.slice(offset, chunk_rows))
-
-
-def export_events(
-    connection: Connection,
-    columns: EventColumns,
-    path: Path,
-    cutoff: datetime,
-    since: datetime | None = None,
-) -> int:
-    """Stream events into a Parquet file chunk by chunk; returns the number of rows."""
-    rows = 0
-    writer: pq.ParquetWriter | None = None
-    try:
-        for chunk in stream_events(connection, columns, cutoff, since=since):
-            batch = pa.Table.from_pandas(chunk, preserve_index=False)
-            writer = writer or pq.ParquetWriter(path, batch.schema)
-            writer.write_table(batch)
-            rows += len(chunk)
-        if writer is None:
-            events_frame([]).to_parquet(path, index=False)
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
-
-
-def _bulk_tables(
-    connection: Connection, columns: EventColumns, query: Select
-) -> Iterator[pa.Table] | None:
-    """The bulk reader's tables, once its first one has arrived; None where there is no
-    bulk reader or it failed."""
-    bulk_reader = _bulk_reader(connection, columns)
-    if bulk_reader is None:
-        return None
-    tables = bulk_reader(connection, query)
-    try:
-        first = next(tables, None)
-    except BULK_READ_ERRORS:
-        return None
-    return itertools.chain([] if first is None else [first], tables)
 
 
 def _row_by_row(
     connection: Connection,
     query: Select,
-    customer_range: CustomerRange | None,
+    customers: Customers | None,
     chunk_rows: int = 100_000,
 ) -> Iterator[pd.DataFrame]:
     """The generic path: SQLAlchemy rows from a server-side cursor, into frames."""
-    prefer_range_index(connection, customer_range)
+    prefer_range_index(connection, customers)
     result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
     for rows in result.partitions():
         yield events_frame(rows)
@@ -179,9 +112,10 @@ def range_read_statements(scope: str) -> list[str]:
     return [f"SET {scope} {name} = {value}" for name, value in RANGE_READ_SETTINGS.items()]
 
 
-def prefer_range_index(connection: Connection, customer_range: CustomerRange | None) -> None:
-    """Apply the range settings to the rest of this transaction on a PostgreSQL range read."""
-    if customer_range is not None and connection.dialect.name == "postgresql":
+def prefer_range_index(connection: Connection, customers: Customers | None) -> None:
+    """Apply the range settings to the rest of this transaction on a PostgreSQL read of some
+    customers."""
+    if customers is not None and connection.dialect.name == "postgresql":
         for statement in range_read_statements("LOCAL"):
             connection.execute(text(statement))
 

@@ -31,6 +31,17 @@ from db.timestamps import naive_utc
 EVENT_COLUMNS = ("customer_id", "event_type", "occurred_at", "amount")
 # Half-open [low, high) range of customer keys; high None means "to the end".
 CustomerRange = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class CustomerList:
+    """These customers, by id (a chunk of a training sample, say)."""
+
+    ids: tuple[str, ...]
+
+
+# Which customers a read is about: a key range (scoring's partitions) or a list of ids.
+Customers = CustomerRange | CustomerList
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
 
 
@@ -128,18 +139,25 @@ def in_range(key: Column, customer_range: CustomerRange) -> list:
     return [key >= low] if high is None else [key >= low, key < high]
 
 
+def of_customers(key: Column, customers: Customers) -> list:
+    """The conditions that keep `customers`' rows."""
+    if isinstance(customers, CustomerList):
+        return [key.in_(customers.ids)]
+    return in_range(key, customers)
+
+
 def events_query(
     columns: EventColumns,
     cutoff: datetime,
     since: datetime | None = None,
-    customer_range: CustomerRange | None = None,
+    customers: Customers | None = None,
 ) -> Select:
-    """Events with since < occurred_at <= cutoff, optionally for customer_id in [low, high)."""
+    """Events with since < occurred_at <= cutoff, optionally of some customers only."""
     conditions = [columns.occurred_at <= columns.moment(cutoff)]
     if since is not None:
         conditions.append(columns.occurred_at > columns.moment(since))
-    if customer_range is not None:
-        conditions += in_range(columns.customer_id, customer_range)
+    if customers is not None:
+        conditions += of_customers(columns.customer_id, customers)
     return (
         select(*columns.labelled())
         .where(and_(*conditions))
@@ -157,6 +175,34 @@ def event_time_span(
         query = query.where(columns.occurred_at <= columns.moment(until))
     first, last = connection.execute(query).one()
     return None if first is None else (naive_utc(first), naive_utc(last))
+
+
+@dataclass(frozen=True)
+class TypeSpan:
+    """An event type's first event and its number of events among some customers' events."""
+
+    first: datetime
+    events: int
+
+    def joined(self, other: "TypeSpan") -> "TypeSpan":
+        """The span of both groups of customers' events."""
+        return TypeSpan(min(self.first, other.first), self.events + other.events)
+
+
+def event_types_seen(
+    connection: Connection, columns: EventColumns, cutoff: datetime, customers: Customers
+) -> dict[str | None, TypeSpan]:
+    """Per event type (None for a null type), the first event at or before `cutoff` of
+    `customers` and how many of their events it has: one aggregate query, no event read."""
+    rows = connection.execute(
+        select(columns.event_type, func.min(columns.occurred_at), func.count())
+        .where(
+            columns.occurred_at <= columns.moment(cutoff),
+            *of_customers(columns.customer_id, customers),
+        )
+        .group_by(columns.event_type)
+    ).all()
+    return {event_type: TypeSpan(naive_utc(first), n) for event_type, first, n in rows}
 
 
 def count_events_after(connection: Connection, columns: EventColumns, moment: datetime) -> int:

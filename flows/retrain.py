@@ -1,4 +1,5 @@
-"""The retrain flow: extract -> train and evaluate -> register -> promote or reject."""
+"""The retrain flow: read a sample's training set -> train and evaluate -> register ->
+promote or reject."""
 
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from db.models import ModelVersion
 from db.registry import current_champion, promote, reject
 from flows.leases import held_by_this_run
 from flows.tasks import compute_task, io_task
+from llm_model.inputs import save_inputs
 from llm_model.promotion import decide_promotion
 from service.leases import Lease
 from service.registry import ModelPackage, metrics_of, publish_charts, register
@@ -23,7 +25,7 @@ from service.retraining import (
     CHAMPION_PACKAGE,
     RetrainJob,
     TrainingWindow,
-    extract_events,
+    read_training_inputs,
     train_packages,
     training_window,
 )
@@ -36,10 +38,22 @@ def resolve_training_window(job: RetrainJob, as_of: datetime | None) -> Training
 
 
 @io_task
-def extract_window(job: RetrainJob, window: TrainingWindow, folder: Path) -> Path:
-    path, rows = extract_events(job, window, folder)
-    get_run_logger().info("extracted %s events up to %s", f"{rows:,}", window.as_of)
-    return path
+def read_training_data(
+    job: RetrainJob, window: TrainingWindow, champion_id: int | None, folder: Path
+) -> Path:
+    """The training set (and the champion's holdout features) saved in folder/inputs."""
+    logger = get_run_logger()
+    champion = None
+    if champion_id is not None:
+        champion = ModelPackage.load(folder / CHAMPION_PACKAGE).manifest
+    inputs = read_training_inputs(job, window, champion, logger)
+    logger.info(
+        "read %s events of %s customers up to %s",
+        f"{inputs.n_events:,}",
+        f"{inputs.n_customers:,}",
+        window.as_of,
+    )
+    return save_inputs(inputs, folder / "inputs")
 
 
 @io_task
@@ -55,11 +69,11 @@ def export_champion(job: RetrainJob, folder: Path) -> int | None:
 
 @compute_task
 def train_challenger(
-    job: RetrainJob, window: TrainingWindow, events: Path, champion_id: int | None, folder: Path
+    job: RetrainJob, window: TrainingWindow, inputs: Path, champion_id: int | None, folder: Path
 ) -> Path:
     # A live progress bar on a terminal; one line per epoch in logs.
     verbose = "auto" if sys.stdout.isatty() else 2
-    return train_packages(job, window, events, champion_id, folder, verbose, get_run_logger())
+    return train_packages(job, window, inputs, champion_id, folder, verbose, get_run_logger())
 
 
 @io_task
@@ -105,9 +119,9 @@ def retrain_model(
 ) -> RetrainOutcome:
     """The retrain's steps, working in `folder`; the caller holds the retrain `lease`."""
     window = resolve_training_window(job, as_of)
-    events = extract_window(job, window, folder)
     champion_id = export_champion(job, folder)
-    challenger = train_challenger(job, window, events, champion_id, folder)
+    inputs = read_training_data(job, window, champion_id, folder)
+    challenger = train_challenger(job, window, inputs, champion_id, folder)
     version_id = register_challenger(job, challenger)
     return promote_or_reject(job, version_id, force_promote, lease)
 

@@ -142,6 +142,12 @@ class ModelManifest:
             raise ManifestError(f"not a model manifest ({type(error).__name__}: {error})") from None
 
 
+# TrainingData fields that rows written by earlier versions may lack.
+LATER_TRAINING_FIELDS = frozenset(
+    {"skipped_cutoffs", "n_calibration", "n_customers", "population", "first_event"}
+)
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """What a retrain trained and judged on."""
@@ -160,6 +166,11 @@ class TrainingData:
     # Holdout customers set aside to choose the calibrators, never in the reported figures;
     # 0 in rows written before, when the calibrators were chosen on the reported holdout.
     n_calibration: int = 0
+    # The customers read (a sample of the population when there are more than the sample
+    # size) and the earliest event they had; 0 and "" in rows written before.
+    n_customers: int = 0
+    population: int = 0
+    first_event: str = ""
 
     def to_json(self) -> JSON:
         return {
@@ -171,14 +182,12 @@ class TrainingData:
 
     @classmethod
     def from_json(cls, data: JSON) -> "TrainingData":
-        later = {"skipped_cutoffs", "n_calibration"}
+        later = {f.name: f.default for f in fields(cls) if f.name in LATER_TRAINING_FIELDS}
         values = {f.name: data[f.name] for f in fields(cls) if f.name not in later}
         lists = {name: tuple(data[name]) for name in ("train_cutoffs", "vocabulary")}
-        skipped = tuple(data.get("skipped_cutoffs") or ())
+        added = {name: data.get(name) or default for name, default in later.items()}
         return cls(
-            **{**values, **lists},
-            skipped_cutoffs=skipped,
-            n_calibration=data.get("n_calibration", 0),
+            **{**values, **lists, **added, "skipped_cutoffs": tuple(added["skipped_cutoffs"])}
         )
 
 

@@ -15,7 +15,7 @@ Everything is vectorised: events are validated and sorted once by (customer, tim
 customer's history is one contiguous run and a snapshot is a mask, a gather and a few scatters.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +79,12 @@ class Vocabulary:
     def fit(cls, events: pd.DataFrame) -> "Vocabulary":
         """The event types present in ``events``: pass TRAINING events only."""
         _check_columns(events)
-        return cls(tuple(sorted(str(t) for t in events["event_type"].dropna().unique())))
+        return cls.of_types(events["event_type"].dropna().unique())
+
+    @classmethod
+    def of_types(cls, event_types: Iterable[str | None]) -> "Vocabulary":
+        """The vocabulary of these event types seen in training (nulls left out)."""
+        return cls(tuple(sorted({str(t) for t in event_types if t is not None})))
 
     def encode(self, event_types: np.ndarray | pd.Series) -> np.ndarray:
         """Token ids (int32); types not in the vocabulary, and nulls, become UNKNOWN."""
@@ -497,6 +502,49 @@ def snapshot_cutoffs(
     return [newest - pd.Timedelta(days=stride_days * k) for k in range(n_snapshots - 1, -1, -1)]
 
 
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """The cutoffs of a training set, oldest first (the newest is the holdout's), and the
+    older ones left out because they fall before the first event."""
+
+    cutoffs: tuple[pd.Timestamp, ...]
+    skipped: tuple[pd.Timestamp, ...] = ()
+
+    @property
+    def train_cutoffs(self) -> tuple[pd.Timestamp, ...]:
+        return self.cutoffs[:-1]
+
+    @property
+    def holdout_cutoff(self) -> pd.Timestamp:
+        return self.cutoffs[-1]
+
+
+def plan_snapshots(
+    as_of: pd.Timestamp,
+    config: SequenceConfig,
+    n_snapshots: int,
+    stride_days: int,
+    first_event: pd.Timestamp | None,
+) -> SnapshotPlan:
+    """The cutoffs of a training set as of ``as_of`` whose events begin at ``first_event``
+    (None: there are none). Cutoffs before the first event (a snapshot without customers)
+    are skipped; fewer than two usable ones (training + holdout) is a ValueError, and so is
+    ``stride_days < horizon_days``, where the newest training label window would overlap the
+    holdout's."""
+    if n_snapshots < 2:
+        raise ValueError(f"n_snapshots must be >= 2 (training + holdout), got {n_snapshots}")
+    if stride_days < config.horizon_days:
+        raise ValueError(
+            f"stride_days ({stride_days}) must be >= horizon_days ({config.horizon_days}): "
+            "otherwise training labels reach into the holdout's label window"
+        )
+    if first_event is None or _to_us(as_of) < _to_us(first_event):
+        raise ValueError(f"as_of {as_of} is before the first event (or there are no events)")
+    all_cutoffs = snapshot_cutoffs(as_of, config.horizon_days, n_snapshots, stride_days)
+    skipped, usable = _split_usable(all_cutoffs, _to_us(first_event))
+    return SnapshotPlan(tuple(usable), tuple(skipped))
+
+
 def _snapshot(
     ev: _Events,
     first_seen_us: np.ndarray,
@@ -516,6 +564,22 @@ def _snapshot(
     )
 
 
+def _snapshots(
+    ev: _Events, plan: SnapshotPlan, vocab: Vocabulary, config: SequenceConfig
+) -> list[Snapshot]:
+    # Events are sorted by (customer, time), so each customer's run starts with its first event.
+    first_seen_us = ev.ts[_runs(ev.customer)[0]]
+    return [_snapshot(ev, first_seen_us, cutoff, vocab, config) for cutoff in plan.cutoffs]
+
+
+def build_snapshots(
+    events: pd.DataFrame, plan: SnapshotPlan, vocab: Vocabulary, config: SequenceConfig
+) -> list[Snapshot]:
+    """A snapshot at every cutoff of ``plan`` of the customers whose events (their whole
+    history up to the newest label window's end) ``events`` holds."""
+    return _snapshots(_prepare(events), plan, vocab, config)
+
+
 def _split_usable(
     cutoffs: list[pd.Timestamp], first_event_us: int
 ) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
@@ -533,6 +597,39 @@ def _split_usable(
     return skipped, usable
 
 
+def join_training_set(
+    parts: list[list[Snapshot]], plan: SnapshotPlan, vocab: Vocabulary, config: SequenceConfig
+) -> TrainingSet:
+    """The training set of customers read in chunks: ``parts`` holds, per chunk, its
+    snapshots at the plan's cutoffs. Chunks of ids in ascending order give the rows one read
+    of every customer would (by cutoff, then id), copied once."""
+    by_cutoff = list(zip(*parts, strict=True))
+    training = [snapshot for group in by_cutoff[:-1] for snapshot in group]
+    train = Snapshot(
+        cutoff=plan.train_cutoffs[-1],
+        features=Features.concat([s.features for s in training]),
+        labels=np.concatenate([s.labels for s in training]),
+    )
+    if not train.labels.any():
+        raise ValueError(
+            f"nothing to learn: no '{config.target_event}' event in any training label window "
+            f"(cutoffs {[str(c) for c in plan.train_cutoffs]}, horizon {config.horizon_days} "
+            "days)"
+        )
+    holdout = Snapshot(
+        cutoff=plan.holdout_cutoff,
+        features=Features.concat([s.features for s in by_cutoff[-1]]),
+        labels=np.concatenate([s.labels for s in by_cutoff[-1]]),
+    )
+    return TrainingSet(
+        train=train,
+        holdout=holdout,
+        train_cutoffs=plan.train_cutoffs,
+        vocab=vocab,
+        skipped_cutoffs=plan.skipped,
+    )
+
+
 def build_training_set(
     events: pd.DataFrame,
     as_of: pd.Timestamp,
@@ -540,45 +637,12 @@ def build_training_set(
     n_snapshots: int = 4,
     stride_days: int = 30,
 ) -> TrainingSet:
-    """Training snapshots at the older cutoffs, the newest labelled cutoff as holdout.
-
-    Cutoffs before the first event (a snapshot without customers) are skipped and listed in
-    ``skipped_cutoffs``; fewer than two usable cutoffs (training + holdout) is a ValueError.
-    With ``stride_days < horizon_days`` the newest training label window overlaps the holdout
-    label window; keep ``stride_days >= horizon_days`` for a clean temporal holdout.
-    """
-    if n_snapshots < 2:
-        raise ValueError(f"n_snapshots must be >= 2 (training + holdout), got {n_snapshots}")
-    if stride_days < config.horizon_days:
-        raise ValueError(
-            f"stride_days ({stride_days}) must be >= horizon_days ({config.horizon_days}): "
-            "otherwise training labels reach into the holdout's label window"
-        )
+    """Training snapshots at the older cutoffs, the newest labelled cutoff as holdout, of
+    every customer in ``events`` (see plan_snapshots for the cutoffs). The vocabulary is fit
+    on the events up to the newest training cutoff."""
     ev = _prepare(events)
-    if len(ev.ts) == 0 or _to_us(as_of) < ev.ts.min():
-        raise ValueError(f"as_of {as_of} is before the first event (or there are no events)")
-    all_cutoffs = snapshot_cutoffs(as_of, config.horizon_days, n_snapshots, stride_days)
-    skipped, cutoffs = _split_usable(all_cutoffs, int(ev.ts.min()))
-    train_cutoffs = cutoffs[:-1]
-    seen_by_newest_train = _timestamps_us(events["occurred_at"]) <= _to_us(train_cutoffs[-1])
+    first = pd.Timestamp(int(ev.ts.min()), unit="us") if len(ev.ts) else None
+    plan = plan_snapshots(as_of, config, n_snapshots, stride_days, first)
+    seen_by_newest_train = _timestamps_us(events["occurred_at"]) <= _to_us(plan.train_cutoffs[-1])
     vocab = Vocabulary.fit(events[seen_by_newest_train])
-    # Events are sorted by (customer, time), so each customer's run starts with its first event.
-    first_seen_us = ev.ts[_runs(ev.customer)[0]]
-    snapshots = [_snapshot(ev, first_seen_us, c, vocab, config) for c in cutoffs]
-    train = Snapshot(
-        cutoff=train_cutoffs[-1],
-        features=Features.concat([s.features for s in snapshots[:-1]]),
-        labels=np.concatenate([s.labels for s in snapshots[:-1]]),
-    )
-    if not train.labels.any():
-        raise ValueError(
-            f"nothing to learn: no '{config.target_event}' event in any training label window "
-            f"(cutoffs {[str(c) for c in train_cutoffs]}, horizon {config.horizon_days} days)"
-        )
-    return TrainingSet(
-        train=train,
-        holdout=snapshots[-1],
-        train_cutoffs=tuple(train_cutoffs),
-        vocab=vocab,
-        skipped_cutoffs=tuple(skipped),
-    )
+    return join_training_set([_snapshots(ev, plan, vocab, config)], plan, vocab, config)

@@ -22,6 +22,7 @@ from llm_model.hybrid import (
     out_of_fold_log_odds,
     with_boosted_score,
 )
+from llm_model.inputs import TrainingInputs, training_inputs
 from llm_model.kinds import STATIC_KINDS, hybrid_kind
 from llm_model.manifest import (
     ModelConfig,
@@ -43,7 +44,6 @@ from llm_model.sequences import (
     SequenceConfig,
     Snapshot,
     TrainingSet,
-    build_training_set,
 )
 from llm_model.servable import ServableModel
 
@@ -235,12 +235,10 @@ def fit_contenders(
 def evaluate(
     contenders: dict[str, ServableModel],
     training: TrainingSet,
-    events: pd.DataFrame,
-    champion: ServableModel | None = None,
+    champion_scores: np.ndarray | None = None,
 ) -> Evaluation:
-    """Score every contender, the recency reference and the champion on the same temporal
-    holdout. The champion rebuilds the holdout features with its own vocabulary and
-    sequence settings."""
+    """Score every contender and the recency reference on the same temporal holdout, beside
+    the champion's scores of it (in the holdout's row order)."""
     holdout = training.holdout
     scores = {}
     for kind, model in contenders.items():
@@ -249,9 +247,8 @@ def evaluate(
         if kind not in STATIC_KINDS:
             scores[f"{kind}_raw"] = np.clip(raw, EPS, 1 - EPS)
     scores["recency"] = RecencyReference.fit(training.train).propensity(holdout.features)
-    if champion is not None:
-        champion_features = champion.features(events, holdout.features.customer_ids, holdout.cutoff)
-        scores[CHAMPION] = champion.propensity(champion_features)
+    if champion_scores is not None:
+        scores[CHAMPION] = champion_scores
     table = {name: metrics.summary(holdout.labels, score) for name, score in scores.items()}
     return Evaluation(
         table=table, contenders=tuple(contenders), labels=holdout.labels, scores=scores
@@ -299,22 +296,34 @@ class RetrainResult:
         )
 
 
-def train_and_evaluate(
-    events: pd.DataFrame,
+def on_rows_of(features: Features, customer_ids: np.ndarray) -> Features:
+    """`features`' rows of these customers, in their order (every one must have a row)."""
+    rows = pd.Index(features.customer_ids).get_indexer(customer_ids)
+    if (rows < 0).any():
+        raise ValueError("the champion's holdout features miss holdout customers")
+    return features.take(rows)
+
+
+def train_on(
+    inputs: TrainingInputs,
     as_of: pd.Timestamp,
     plan: TrainingPlan,
     champion: ServableModel | None = None,
     verbose: int | str = "auto",
 ) -> RetrainResult:
-    training, judge = calibration_split(
-        build_training_set(events, as_of, plan.sequence, plan.n_snapshots, plan.stride_days)
-    )
+    """Every contender trained on the inputs' training snapshots and judged, beside the
+    champion, on the holdout half the calibrators' choice never saw."""
+    training, judge = calibration_split(inputs.training)
     contenders = fit_contenders(training, judge, plan.network, plan.sequence, verbose, plan.hybrid)
-    evaluation = evaluate(contenders.models, training, events, champion)
+    champion_scores = None
+    if champion is not None:
+        reported = training.holdout.features.customer_ids
+        champion_scores = champion.propensity(on_rows_of(inputs.champion_holdout, reported))
+    evaluation = evaluate(contenders.models, training, champion_scores)
     contenders = with_drift_references(contenders, training.holdout.features, evaluation.scores)
     data = TrainingData(
         as_of=str(as_of),
-        n_events=len(events),
+        n_events=inputs.n_events,
         train_cutoffs=tuple(str(c) for c in training.train_cutoffs),
         holdout_cutoff=str(training.holdout.cutoff),
         n_train=len(training.train.labels),
@@ -324,5 +333,21 @@ def train_and_evaluate(
         holdout_base_rate=float(training.holdout.labels.mean()),
         vocabulary=training.vocab.event_types,
         skipped_cutoffs=tuple(str(c) for c in training.skipped_cutoffs),
+        n_customers=inputs.n_customers,
+        population=inputs.population,
+        first_event=str(inputs.first_event),
     )
     return RetrainResult(contenders, evaluation, data)
+
+
+def train_and_evaluate(
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    plan: TrainingPlan,
+    champion: ServableModel | None = None,
+    verbose: int | str = "auto",
+) -> RetrainResult:
+    """train_on every customer's events in one frame."""
+    manifest = champion.manifest if champion is not None else None
+    inputs = training_inputs(events, as_of, plan, manifest)
+    return train_on(inputs, as_of, plan, champion, verbose)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from db.models import ModelVersion
 from db.outcomes import EvaluatedRun
 from llm_model.charts import monitoring_figure
-from llm_model.manifest import ModelMetrics
+from llm_model.manifest import ModelMetrics, TrainingData
 from llm_model.metrics import METRIC_NAMES
 from llm_model.monitoring import RealizedOutcome
 from service.registry import manifest_of, metrics_of
@@ -94,7 +94,9 @@ by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
 | training cutoffs | {", ".join(data.train_cutoffs)} |
 | skipped cutoffs (no customers yet) | {skipped} |
 | holdout cutoff | {data.holdout_cutoff} |
+| customers read | {customers_read(data)} |
 | events read | {data.n_events:,} |
+| earliest event read | {data.first_event or "not recorded"} |
 | training rows / base rate | {data.n_train:,} / {data.train_base_rate:.3f} |
 | holdout rows / base rate | {data.n_holdout:,} / {data.holdout_base_rate:.3f} |
 | calibrator | {calibrator} |
@@ -112,6 +114,14 @@ heuristic (never served), `champion` the model in production before this run.
 
 {chart_lines(metrics.charts, embed_charts)}
 """
+
+
+def customers_read(data: TrainingData) -> str:
+    if not data.population:  # rows written before the sample existed
+        return "every customer (not counted)"
+    if data.n_customers == data.population:
+        return f"all {data.population:,}"
+    return f"a sample of {data.n_customers:,} of {data.population:,} (the first by md5 of the id)"
 
 
 def chart_lines(paths: tuple[str, ...], embed: bool = False) -> str:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Also train the recurrent model on top of gradient boosting's "
         "out-of-fold score (the gru_hybrid / lstm_hybrid contender).",
     )
+    training_sample_size: int = Field(
+        250_000,
+        gt=0,
+        description="Customers a retrain reads at most: a sample chosen in the database by a "
+        "hash of the id, the same on every run; everyone when there are no more.",
+    )
     units: int = Field(32, gt=0)
     epochs: int = Field(20, gt=0, description="Most epochs; early stopping usually ends sooner.")
     seed: int = 42

@@ -154,6 +154,12 @@ def tiny_settings(**values) -> Settings:
 
 
 @pytest.fixture
+def tiny() -> Callable[..., Settings]:
+    """tiny(name=value, ...): the tiny model's settings with these values."""
+    return tiny_settings
+
+
+@pytest.fixture
 def tiny_model(monkeypatch) -> None:
     """The tiny model's settings in the environment, where the CLI reads them."""
     for name, value in TINY_SERVICE.items():

@@ -13,14 +13,19 @@ from db.readers import (
     _arrow_frame,
     _bulk_reader,
     _row_by_row,
-    export_events,
     literal_sql,
     postgresql_range_reader,
     prefer_range_index,
     read_events,
-    stream_events,
 )
-from db.source import EventColumns, EventSource, event_time_span, events_query, resolve_columns
+from db.source import (
+    CustomerList,
+    EventColumns,
+    EventSource,
+    event_time_span,
+    events_query,
+    resolve_columns,
+)
 
 T0 = datetime(2026, 1, 1)
 
@@ -42,40 +47,35 @@ def bulk_read(connection, columns: EventColumns, query) -> pd.DataFrame:
     return _arrow_frame(pa.concat_tables(list(reader(connection, query))))
 
 
-def row_by_row_read(connection, query, customer_range=None) -> pd.DataFrame:
+def row_by_row_read(connection, query, customers=None) -> pd.DataFrame:
     """The generic reader, the reference the bulk readers are held to."""
-    return pd.concat(_row_by_row(connection, query, customer_range), ignore_index=True)
+    return pd.concat(_row_by_row(connection, query, customers), ignore_index=True)
 
 
-def test_stream_events_respects_cutoff_range_and_chunks(loaded):
+@pytest.mark.parametrize("customers", [("a", "c"), CustomerList(("a", "b"))], ids=["range", "ids"])
+def test_read_events_respects_cutoff_and_the_customers_asked_for(loaded, customers):
     with loaded.connect() as connection:
-        chunks = list(
-            stream_events(
-                connection,
-                own_columns(loaded),
-                cutoff=T0 + timedelta(days=10),
-                customer_range=("a", "c"),
-                chunk_rows=2,
-            )
+        events = read_events(
+            connection, own_columns(loaded), cutoff=T0 + timedelta(days=10), customers=customers
         )
-    assert [len(chunk) for chunk in chunks] == [2, 1]
-    events = pd.concat(chunks, ignore_index=True)
     assert events["customer_id"].tolist() == ["a", "a", "b"]
     assert events["amount"].isna().tolist() == [True, False, True]
     assert events["amount"][1] == pytest.approx(10.5)
     assert str(events["occurred_at"].dtype) == "datetime64[us]"
 
 
-def test_stream_events_gives_what_read_events_and_the_row_by_row_reader_give(loaded):
-    """The bulk reader, sliced into chunks of at most chunk_rows."""
+def test_read_events_gives_what_the_row_by_row_reader_gives(loaded):
     cutoff, columns = T0 + timedelta(days=30), own_columns(loaded)
+    some = CustomerList(("b", "c"))
     with loaded.connect() as connection:
-        chunks = list(stream_events(connection, columns, cutoff, chunk_rows=4))
         events = read_events(connection, columns, cutoff)
         generic = row_by_row_read(connection, events_query(columns, cutoff))
-    assert [len(chunk) for chunk in chunks] == [4, 2]
-    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), generic)
+        of_some = read_events(connection, columns, cutoff, customers=some)
+        generic_of_some = row_by_row_read(connection, events_query(columns, cutoff, None, some))
+    assert len(events) == 6
     pd.testing.assert_frame_equal(events, generic)
+    pd.testing.assert_frame_equal(of_some, generic_of_some)
+    assert set(of_some["customer_id"]) == {"b", "c"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -93,11 +93,11 @@ def test_a_bulk_read_that_fails_at_once_falls_back_to_the_row_by_row_reader(load
     with loaded.connect() as connection:
         with pytest.raises(BULK_READ_ERRORS):
             bulk_read(connection, columns, events_query(columns, cutoff))
-        streamed = pd.concat(stream_events(connection, columns, cutoff), ignore_index=True)
         events = read_events(connection, columns, cutoff)
+        generic = row_by_row_read(connection, events_query(columns, cutoff))
     assert datetime(2026, 1, 25, 3) in events["occurred_at"].tolist()
     assert len(events) == len(sample_events) + 1
-    pd.testing.assert_frame_equal(streamed, events)
+    pd.testing.assert_frame_equal(events, generic)
 
 
 def test_cutoff_is_inclusive_and_since_exclusive(loaded):
@@ -113,17 +113,6 @@ def test_cutoff_is_inclusive_and_since_exclusive(loaded):
 
 def test_empty_source_reads_an_empty_frame(engine):
     assert read_from(engine, EventSource(), T0).empty
-
-
-def test_export_events_writes_what_read_events_reads(loaded, tmp_path):
-    cutoff, since, columns = T0 + timedelta(days=10), T0 + timedelta(days=1), own_columns(loaded)
-    with loaded.connect() as connection:
-        rows = export_events(connection, columns, tmp_path / "events.parquet", cutoff, since)
-        empty = export_events(connection, columns, tmp_path / "none.parquet", T0)
-        events = read_events(connection, columns, cutoff, since)
-    assert (rows, empty) == (4, 0)
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "events.parquet"), events)
-    assert pd.read_parquet(tmp_path / "none.parquet").columns.tolist() == events.columns.tolist()
 
 
 def test_bulk_reader_returns_what_the_row_by_row_reader_returns(engine):

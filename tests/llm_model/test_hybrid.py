@@ -85,7 +85,7 @@ def test_a_partition_gets_the_scores_and_reasons_it_has_in_a_larger_one(hybrid, 
 
 
 def test_the_hybrid_holdout_score_is_finite_and_its_reasons_are_labels(hybrid, training, events):
-    evaluation = evaluate({"gru_hybrid": hybrid}, training, events)
+    evaluation = evaluate({"gru_hybrid": hybrid}, training)
 
     assert set(evaluation.table) == {"gru_hybrid", "gru_hybrid_raw", "recency"}
     for name in ("gru_hybrid", "gru_hybrid_raw"):

@@ -292,6 +292,9 @@ METRICS = {
         **STORED_METRICS["data"],
         "skipped_cutoffs": ["2026-07-03 00:00:00"],
         "n_calibration": 390,
+        "n_customers": 2_500,
+        "population": 40_000,
+        "first_event": "2025-01-01 08:00:00",
     },
     "champion_version_id": 3,
     "calibration_log_loss": {"identity": 0.33, "platt": 0.31},
@@ -306,7 +309,14 @@ def metrics_record() -> ModelMetrics:
         contenders=("gru", "logistic", "gbm"),
         winner="gru",
         selection_metric="log_loss",
-        data=dataclasses.replace(DATA, skipped_cutoffs=("2026-07-03 00:00:00",), n_calibration=390),
+        data=dataclasses.replace(
+            DATA,
+            skipped_cutoffs=("2026-07-03 00:00:00",),
+            n_calibration=390,
+            n_customers=2_500,
+            population=40_000,
+            first_event="2025-01-01 08:00:00",
+        ),
         champion_version_id=3,
         calibration_log_loss={"identity": 0.33, "platt": 0.31},
         skipped_contenders={"lstm": "too few positive labels to train and validate"},
@@ -321,10 +331,17 @@ def test_stored_metrics_load_as_their_parts():
 
 def test_metrics_json_is_the_stored_shape():
     assert metrics_record().to_json() == METRICS
-    # Data rows written before skipped cutoffs and the calibration half existed load with
-    # none of either.
+    # Data rows written before skipped cutoffs, the calibration half and the training sample
+    # existed load with none of them.
     assert TrainingData.from_json(STORED_METRICS["data"]) == DATA
-    assert DATA.to_json() == {**STORED_METRICS["data"], "skipped_cutoffs": [], "n_calibration": 0}
+    assert DATA.to_json() == {
+        **STORED_METRICS["data"],
+        "skipped_cutoffs": [],
+        "n_calibration": 0,
+        "n_customers": 0,
+        "population": 0,
+        "first_event": "",
+    }
 
 
 @pytest.mark.parametrize(

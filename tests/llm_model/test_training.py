@@ -116,7 +116,9 @@ def test_evaluate_scores_each_contender_the_recency_reference_and_the_champion(
     holdout = training.holdout
     logistic = static_models["logistic"]
 
-    evaluation = evaluate({"logistic": logistic}, training, events, champion=trained)
+    # The champion rebuilds the holdout features with its own vocabulary and settings.
+    champion = trained.features(events, holdout.features.customer_ids, holdout.cutoff)
+    evaluation = evaluate({"logistic": logistic}, training, trained.propensity(champion))
 
     assert evaluation.contenders == ("logistic",)
     assert set(evaluation.table) == {"logistic", "recency", "champion"}
@@ -250,7 +252,7 @@ def test_every_contender_measures_drift_against_the_holdout_features_and_its_hol
     training, events, trained, static_models, hybrid
 ):
     models = {"gru": trained, **static_models, "gru_hybrid": hybrid}
-    evaluation = evaluate(models, training, events)
+    evaluation = evaluate(models, training)
 
     referenced = with_drift_references(
         Contenders(models, {}, {}), training.holdout.features, evaluation.scores

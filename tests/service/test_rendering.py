@@ -30,6 +30,7 @@ from service.registry import ModelPackage, register
 from service.rendering import (
     TextTable,
     chart_lines,
+    customers_read,
     decile_table,
     drift_line,
     drift_table,
@@ -242,7 +243,9 @@ def test_model_card_of_a_registered_version(engine):
         "| horizon | 14 days |",
         "| training cutoffs | 2026-08-02, 2026-09-01 |",
         "| holdout cutoff | 2026-10-01 |",
+        "| customers read | every customer (not counted) |",
         "| events read | 12,345 |",
+        "| earliest event read | not recorded |",
         "| training rows / base rate | 1,200 / 0.125 |",
         "| holdout rows / base rate | 400 / 0.098 |",
         "| calibrator | platt, chosen on 390 other holdout customers |",
@@ -251,6 +254,19 @@ def test_model_card_of_a_registered_version(engine):
         "- [gains](file:///srv/reports/model-9/gains.png)",
     ]:
         assert line in card
+
+
+@pytest.mark.parametrize(
+    ("n_customers", "population", "shown"),
+    [
+        (0, 0, "every customer (not counted)"),
+        (500, 500, "all 500"),
+        (250_000, 2_000_000, "a sample of 250,000 of 2,000,000 (the first by md5 of the id)"),
+    ],
+)
+def test_the_card_says_which_customers_a_retrain_read(n_customers, population, shown):
+    data = dataclasses.replace(DATA, n_customers=n_customers, population=population)
+    assert customers_read(data) == shown
 
 
 # Staged in no particular order; c00..c11 by propensity, best first:
