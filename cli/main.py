@@ -29,6 +29,7 @@ from flows.backtest import backtest as backtest_flow
 from flows.pipeline import retrain_and_score
 from flows.retrain import retrain as retrain_flow
 from flows.score import score as score_flow
+from flows.task_runner import require_runner_prerequisites
 from llm_model.kinds import RECURRENT_KINDS
 from service.databases import reachable_engine, service_engine
 from service.demo_data import load_synthetic_events
@@ -255,6 +256,7 @@ def score(
     """Score every active customer with the champion and publish the run atomically."""
     request = ScoreRequest(as_of=as_of, partition_size=partition_size)
     check_databases()
+    require_runner_prerequisites(settings())
     with using_settings(settings()), local_flow_runs():
         summary = score_flow(request=request)
     show_score_summary(summary)
@@ -389,6 +391,7 @@ LIMIT 20;"""
 @command
 def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
+    require_runner_prerequisites(settings())
     engine = migrated_engine()
     with engine.connect() as connection:
         counts = event_counts_by_type(

@@ -5,8 +5,14 @@ A deployment's entrypoint (`flows/score.py:score`, and the score subflow of
 `propensity serve`: a runner fixed when the flow was defined would ignore
 PROPENSITY_TASK_RUNNER there. So the flow's runner takes the settings the run takes
 (`current_settings`) as each run starts, the same for the CLI and for scheduled runs.
+
+On a Dask worker the runner is entered again for every task (Prefect rebuilds the flow run's
+context there) but never used: nothing on a worker submits tasks. It must not read the
+worker's environment there: a worker needs no PROPENSITY_* settings, its tasks get theirs as
+parameters.
 """
 
+import sys
 from typing import Any, Self
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -20,12 +26,33 @@ def configured_runner(settings: Settings) -> TaskRunner:
     thread pool in this process."""
     if settings.task_runner == "dask":
         # Dask loads only for runs that ask for it.
-        from prefect_dask import DaskTaskRunner
+        from flows.dask_workers import WorkersDaskRunner
 
         if settings.dask_address:
-            return DaskTaskRunner(address=settings.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+            return WorkersDaskRunner(address=settings.dask_address)
+        return WorkersDaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
     return partition_threads()
+
+
+def require_runner_prerequisites(settings: Settings) -> None:
+    """Fail with one line, before a flow starts, where the configured runner cannot work:
+    task_runner=dask without a lasting Prefect server (PREFECT_API_URL)."""
+    if settings.task_runner == "dask":
+        from flows.dask_workers import lasting_prefect_api_url
+
+        lasting_prefect_api_url()
+
+
+def on_dask_worker() -> bool:
+    """Whether this thread runs a task on a Dask worker (never so where Dask is not loaded)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def partition_threads() -> ThreadPoolTaskRunner:
@@ -47,7 +74,8 @@ class SettingsTaskRunner(TaskRunner):
 
     def __enter__(self) -> Self:
         super().__enter__()
-        self.runner = configured_runner(current_settings()).__enter__()
+        runner = partition_threads() if on_dask_worker() else configured_runner(current_settings())
+        self.runner = runner.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
