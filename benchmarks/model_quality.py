@@ -17,9 +17,16 @@ fresh SQLite database as the service's own events, and the service's backtest fl
 included, so a later cutoff's challenger meets the earlier champion). The published scores
 of the champion and of the logistic and gbm contenders are judged against the target events
 that happened in (cutoff, cutoff + horizon]; the table is printed as Markdown.
+
+--sample-sizes N,N,... measures what the retrain's training sample costs: the retrain's
+contenders (the service's plan, hybrid included) are trained on the customers first by md5
+of their id, as the database chooses them, for each size (and on everyone), and each
+champion is judged on its own holdout and on everyone's holdout, the same customers for
+every size.
 """
 
 import argparse
+import hashlib
 import importlib.metadata
 import os
 import tempfile
@@ -27,6 +34,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from db.engine import make_engine, transaction
@@ -34,12 +42,20 @@ from db.event_import import event_keys, store_customers, store_events
 from db.migrate import upgrade
 from db.readers import read_events
 from db.source import EventSource, event_time_span, resolve_columns
+from llm_model import metrics
 from llm_model.baselines import fit_static_model
+from llm_model.inputs import TrainingInputs, training_inputs
 from llm_model.kinds import STATIC_KINDS, hybrid_kind
-from llm_model.manifest import ModelConfig
+from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.metrics import METRIC_NAMES as COLUMNS
-from llm_model.sequences import SequenceConfig, build_training_set
-from llm_model.training import calibration_split, evaluate, fit_hybrid, fit_model
+from llm_model.sequences import SequenceConfig, Snapshot, build_training_set
+from llm_model.training import (
+    calibration_split,
+    evaluate,
+    fit_hybrid,
+    fit_model,
+    train_on,
+)
 from service.events import resolve_as_of
 from service.settings import BacktestRequest, Settings, using_settings
 from service.synthetic import generate
@@ -97,6 +113,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--every-days", type=int, help="days between --forward cutoffs (default: the horizon)"
+    )
+    parser.add_argument(
+        "--sample-sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="N,N,...: retrain on samples of these sizes and on everyone",
     )
     args = parser.parse_args(argv)
     if args.cdnow and args.database_url:
@@ -160,12 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         forward(args)
         return
     events, as_of = load_events(args)
-    sequence_config = SequenceConfig(
-        max_len=args.max_len,
-        horizon_days=args.horizon_days,
-        windows_days=args.windows_days,
-        lookback_days=args.lookback_days,
-    )
+    sequence_config = sequence_of(args)
+    if args.sample_sizes:
+        sample_curve(args, events, as_of, sequence_config)
+        return
     started = time.perf_counter()
     training, judge = calibration_split(
         build_training_set(events, as_of, sequence_config, args.snapshots, args.stride_days)
@@ -219,6 +238,65 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{kind} - best baseline AUC delta: {auc:+.4f} ({best}), "
             f"log loss delta: {loss:+.4f} ({best_loss}; negative is better)"
+        )
+
+
+def sequence_of(args: argparse.Namespace) -> SequenceConfig:
+    return SequenceConfig(
+        max_len=args.max_len,
+        horizon_days=args.horizon_days,
+        windows_days=args.windows_days,
+        lookback_days=args.lookback_days,
+    )
+
+
+def md5_first(customer_ids, size: int) -> set[str]:
+    """The training sample's customers, as the database orders them (db.customers)."""
+    ranked = sorted(customer_ids, key=lambda c: (hashlib.md5(c.encode()).hexdigest(), c))
+    return set(ranked[:size])
+
+
+def of_customers(inputs: TrainingInputs, kept: set[str]) -> TrainingInputs:
+    """The inputs' rows of these customers only."""
+
+    def rows(snapshot: Snapshot) -> Snapshot:
+        mask = np.isin(snapshot.features.customer_ids, list(kept))
+        return Snapshot(snapshot.cutoff, snapshot.features.take(mask), snapshot.labels[mask])
+
+    training = replace(
+        inputs.training, train=rows(inputs.training.train), holdout=rows(inputs.training.holdout)
+    )
+    return replace(inputs, training=training, n_customers=len(kept))
+
+
+def sample_curve(
+    args: argparse.Namespace, events: pd.DataFrame, as_of: pd.Timestamp, sequence: SequenceConfig
+) -> None:
+    """Each sample size's champion, on its own holdout and on everyone's."""
+    plan = TrainingPlan(
+        sequence=sequence,
+        network=ModelConfig(cell=args.cells[0], epochs=args.epochs, units=args.units),
+        n_snapshots=args.snapshots,
+        stride_days=args.stride_days,
+    )
+    everyone = training_inputs(events, as_of, plan)
+    holdout = everyone.training.holdout
+    customers = events["customer_id"].unique()
+    print(f"{len(customers):,} customers, {len(events):,} events; holdout {len(holdout.labels):,}")
+    print("| sample | champion | own holdout AUC | everyone's holdout AUC | log loss | minutes |")
+    print("|---|---|---|---|---|---|")
+    for size in [*args.sample_sizes, len(customers)]:
+        started = time.perf_counter()
+        result = train_on(of_customers(everyone, md5_first(customers, size)), as_of, plan, None, 0)
+        winner = result.evaluation.winner("roc_auc")
+        scores = result.contenders.models[winner].propensity(holdout.features)
+        print(
+            f"| {min(size, len(customers)):,} | {winner} "
+            f"| {result.evaluation.table[winner]['roc_auc']:.4f} "
+            f"| {metrics.roc_auc(holdout.labels, scores):.4f} "
+            f"| {metrics.log_loss(holdout.labels, scores):.4f} "
+            f"| {(time.perf_counter() - started) / 60:.1f} |",
+            flush=True,
         )
 
 

@@ -146,6 +146,7 @@ class Measured:
 def propensity(url: str, *args: str, home: Path) -> Measured:
     """A `propensity` command as a user runs it; its wall time and peak RSS."""
     command = [str(Path(sys.executable).with_name("propensity")), *args]
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
     environment = os.environ | {
         "PROPENSITY_DATABASE_URL": url,
         "PROPENSITY_REPORTS_DIR": str(home / "reports"),
