@@ -1,5 +1,5 @@
-"""Training batches of customers with sequences of about the same length, each cut to its
-longest sequence.
+"""Batches of customers with sequences of about the same length, each cut to its longest
+sequence: shuffled for training, in a fixed order for scoring and reason codes.
 
 Sequences are padded on the right to ``max_len`` and the padding is masked, so cutting a
 batch's trailing padding leaves every customer's output unchanged while the recurrent
@@ -7,6 +7,8 @@ layer runs only as many steps as the batch's longest sequence needs. On real pur
 most customers have a handful of events (on CDNOW half have one, nine in ten at most five,
 of a ``max_len`` of 50): padded batches spent almost all of training on padding.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -64,3 +66,38 @@ def bucketed_dataset(
     n_batches = -(-len(labels) // batch_size)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+
+
+@dataclass(frozen=True)
+class ScoringBatch:
+    """Row positions of one inference batch and the width its sequences are cut to."""
+
+    rows: np.ndarray
+    width: int
+
+    def inputs(self, features: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """tokens, numeric and static of the batch's rows, the sequences cut to its width."""
+        return (
+            features.tokens[self.rows, : self.width],
+            features.numeric[self.rows, : self.width],
+            features.static[self.rows],
+        )
+
+
+def scoring_batches(
+    tokens: np.ndarray, batch_size: int, fixed_width: int | None = None
+) -> list[ScoringBatch]:
+    """The rows sorted by length and cut into runs of ``batch_size``, each cut to its longest
+    sequence, or kept at ``fixed_width`` for a network that takes no other. No rows still
+    make one empty batch, so every output keeps its shape."""
+    lengths = sequence_lengths(tokens)
+    runs = length_batches(lengths, batch_size) or [np.zeros(0, dtype=np.int64)]
+    return [ScoringBatch(rows, fixed_width or int(lengths[rows].max(initial=1))) for rows in runs]
+
+
+def in_input_order(parts: list[np.ndarray], batches: list[ScoringBatch]) -> np.ndarray:
+    """Per-row results of each batch (rows along the first axis) back in the input's order."""
+    ordered = np.concatenate(parts)
+    result = np.empty_like(ordered)
+    result[np.concatenate([batch.rows for batch in batches])] = ordered
+    return result

@@ -20,9 +20,11 @@ from llm_model.attribution import (
     INFERENCE_BATCH,
     attribution_function,
     batch_signature,
-    batches,
     scores_with_reasons,
+    sequence_width,
+    traced_width,
 )
+from llm_model.buckets import in_input_order, scoring_batches
 from llm_model.manifest import ModelConfig, ModelManifest
 from llm_model.sequences import PAD, Features
 from llm_model.servable import ServableModel
@@ -91,7 +93,7 @@ def build_model(
 ) -> keras.Model:
     """Embedding -> head. The head is a model of its own so attribution can take gradients
     with respect to the embedded events (token ids themselves have no gradient). Sequences
-    may have any length: training cuts each batch's padding (llm_model.buckets)."""
+    may have any length: training and scoring cut each batch's padding (llm_model.buckets)."""
     quiet_dropped_mask_warning()
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     numbers = keras.Input((None, N_EVENT_NUMBERS), name="numeric")
@@ -162,7 +164,7 @@ def probability_function(network: keras.Model, max_len: int, n_static: int):
     """The network's probabilities of a batch, traced once: Keras' predict builds a data
     pipeline on every call and retraces for new batch shapes."""
 
-    @tf.function(input_signature=batch_signature(max_len, n_static))
+    @tf.function(input_signature=batch_signature(sequence_width(network, max_len), n_static))
     def probability(tokens, numeric, static):
         p = network({"tokens": tokens, "numeric": numeric, "static": static}, training=False)
         return tf.reshape(p, [-1])
@@ -171,13 +173,12 @@ def probability_function(network: keras.Model, max_len: int, n_static: int):
 
 
 def predict(probability, features: Features, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
-    """Raw probabilities in large fixed batches; ``probability`` is a
+    """Raw probabilities in large fixed batches of about equal lengths, each cut to its
+    longest sequence (most customers have a few events of max_len); ``probability`` is a
     ``probability_function``."""
-    scores = [
-        probability(features.tokens[part], features.numeric[part], features.static[part])
-        for part in batches(len(features), batch_size)
-    ]
-    return np.concatenate([p.numpy() for p in scores]).astype(np.float64) if scores else np.zeros(0)
+    batches = scoring_batches(features.tokens, batch_size, traced_width(probability))
+    scores = [probability(*batch.inputs(features)).numpy() for batch in batches]
+    return in_input_order(scores, batches).astype(np.float64)
 
 
 def model_to_bytes(model: keras.Model) -> bytes:

@@ -6,11 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llm_model.attribution import token_names
 from llm_model.baselines import StaticModel, fit_static_model
 from llm_model.hybrid import HybridModel
 from llm_model.manifest import ModelConfig
 from llm_model.model import TrainedModel
-from llm_model.sequences import SequenceConfig, Snapshot, TrainingSet, build_training_set
+from llm_model.reasons import static_label
+from llm_model.sequences import (
+    PAD,
+    Features,
+    SequenceConfig,
+    Snapshot,
+    TrainingSet,
+    build_training_set,
+)
 from llm_model.training import calibration_split, fit_hybrid, fit_model
 from service.synthetic import generate
 
@@ -94,6 +103,28 @@ def assert_reasons_are_the_largest(
 def reasons_are_the_largest():
     """The check above, for the tests of every kind's reason codes."""
     return assert_reasons_are_the_largest
+
+
+def full_width_contributions_of(
+    model: TrainedModel, features: Features
+) -> tuple[np.ndarray, list[str]]:
+    """Every contribution per customer (event types summed over their occurrences, then the
+    static features) and its label, from one pass over the padded rows at full width, summed
+    here without the library's bincount."""
+    vocab = model.manifest.vocabulary
+    _, per_event, per_static = model.attribution(features.tokens, features.numeric, features.static)
+    by_token = np.zeros((len(features), vocab.size))
+    rows = np.repeat(np.arange(len(features)), features.tokens.shape[1])
+    np.add.at(by_token, (rows, features.tokens.ravel()), per_event.numpy().ravel())
+    by_token[:, PAD] = -np.inf  # padding is no reason
+    names = [*token_names(vocab), *(static_label(n) for n in features.static_names)]
+    return np.concatenate([by_token, per_static.numpy()], axis=1), names
+
+
+@pytest.fixture(scope="session")
+def full_width_contributions():
+    """The reference above, for the recurrent model's and the hybrid's reason tests."""
+    return full_width_contributions_of
 
 
 def assert_same_scores_and_reasons(ours, theirs, features) -> None:

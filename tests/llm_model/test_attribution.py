@@ -2,11 +2,18 @@
 recurrent model's gradient x input against finite differences."""
 
 import numpy as np
+import pytest
 from scipy.special import logit
 
-from llm_model.attribution import attribution_function, sum_by_token, token_names
+from llm_model.attribution import (
+    INFERENCE_BATCH,
+    attribution_function,
+    scores_with_reasons,
+    sum_by_token,
+    token_names,
+)
 from llm_model.reasons import static_label
-from llm_model.sequences import PAD, Features
+from llm_model.sequences import Features
 from llm_model.training import validation_split
 
 
@@ -71,28 +78,17 @@ def test_static_contributions_match_finite_differences(training, trained, tiny_c
     np.testing.assert_allclose(per_static.numpy()[smooth], estimate[smooth], rtol=1e-2, atol=2e-3)
 
 
-def contributions_by_name(training, trained) -> tuple[np.ndarray, list[str]]:
-    """Every contribution per customer (event types summed over their occurrences, then the
-    static features) and its label, summed here without the library's bincount."""
-    features = training.holdout.features
-    vocab = training.vocab
-    attribute = attribution_function(
-        trained.network, features.tokens.shape[1], features.static.shape[1]
-    )
-    _, per_event, per_static = attribute(features.tokens, features.numeric, features.static)
-    by_token = np.zeros((len(features), vocab.size))
-    rows = np.repeat(np.arange(len(features)), features.tokens.shape[1])
-    np.add.at(by_token, (rows, features.tokens.ravel()), per_event.numpy().ravel())
-    by_token[:, PAD] = -np.inf  # padding is no reason
-    names = [*token_names(vocab), *(static_label(n) for n in features.static_names)]
-    return np.concatenate([by_token, per_static.numpy()], axis=1), names
-
-
+@pytest.mark.parametrize("batch_size", [INFERENCE_BATCH, 4])
 def test_the_recurrent_reasons_are_the_largest_contributions(
-    training, trained, reasons_are_the_largest
+    training, trained, reasons_are_the_largest, full_width_contributions, batch_size
 ):
-    contributions, names = contributions_by_name(training, trained)
-    _, reasons = trained.raw_scores_with_reasons(training.holdout.features)
+    """In one batch or in many length buckets of every width, each customer's reasons are
+    their largest contributions at full width, in the input's order."""
+    features = training.holdout.features
+    contributions, names = full_width_contributions(trained, features)
+    _, reasons = scores_with_reasons(
+        trained.attribution, features, training.vocab, features.static_names, batch_size
+    )
     reasons_are_the_largest(reasons, contributions, names)
 
 

@@ -1,12 +1,19 @@
-"""Length-bucketed training batches: every row once per epoch, each batch cut to its longest
-sequence without dropping an event, and the network's scores unchanged by the cut."""
+"""Length-bucketed batches: for training every row once per epoch, for scoring every row
+once in a fixed order and put back in the input's; each batch cut to its longest sequence
+without dropping an event, and the network's scores and contributions unchanged by the cut."""
 
 import itertools
 
 import numpy as np
 import pytest
 
-from llm_model.buckets import bucketed_dataset, length_batches, sequence_lengths
+from llm_model.buckets import (
+    bucketed_dataset,
+    in_input_order,
+    length_batches,
+    scoring_batches,
+    sequence_lengths,
+)
 from llm_model.sequences import NO_HISTORY, PAD
 
 
@@ -99,3 +106,69 @@ def test_the_network_scores_cut_batches_as_the_padded_rows(training, trained):
         cut = trained.network(inputs, training=False).numpy()[:, 0]
         np.testing.assert_allclose(cut, padded[batch_rows], rtol=1e-5, atol=1e-7)
     assert min(widths) < features.tokens.shape[1]
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+TOKENS = np.array(
+    [
+        [5, 4, 3, PAD],
+        [NO_HISTORY, PAD, PAD, PAD],
+        [3, 3, 3, 3],
+        [4, 5, PAD, PAD],
+        [4, PAD, PAD, PAD],
+    ]
+)
+
+
+def test_scoring_batches_are_length_runs_cut_to_their_longest_sequence():
+    batches = scoring_batches(TOKENS, batch_size=2)
+    assert [(b.rows.tolist(), b.width) for b in batches] == [([1, 4], 1), ([3, 0], 3), ([2], 4)]
+    # A network that takes one width only gets it for every batch.
+    assert [b.width for b in scoring_batches(TOKENS, 2, fixed_width=4)] == [4, 4, 4]
+
+
+def test_no_rows_make_one_empty_batch_and_empty_results():
+    (batch,) = scoring_batches(TOKENS[:0], batch_size=2)
+    assert batch.rows.shape == (0,)
+    assert in_input_order([np.zeros((0, 3))], [batch]).shape == (0, 3)
+
+
+def test_results_of_length_batches_come_back_in_the_input_order():
+    batches = scoring_batches(TOKENS, batch_size=2)
+    # Each row's result is its own position, computed in the batches' order.
+    parts = [np.column_stack([b.rows, -b.rows]) for b in batches]
+    np.testing.assert_array_equal(in_input_order(parts, batches)[:, 0], np.arange(len(TOKENS)))
+
+
+def test_each_scoring_batch_scores_and_explains_as_its_padded_rows(training, trained):
+    """Every cut batch against the same rows padded to max_len: probability, per-event and
+    per-static contributions; the traced functions take every width with one trace."""
+    features = training.holdout.features
+    padded = trained.network.predict(
+        {"tokens": features.tokens, "numeric": features.numeric, "static": features.static},
+        verbose=0,
+    )[:, 0]
+    _, padded_events, padded_static = (
+        t.numpy() for t in trained.attribution(features.tokens, features.numeric, features.static)
+    )
+    batches = scoring_batches(features.tokens, batch_size=4)
+    for batch in batches:
+        tokens, numeric, static = batch.inputs(features)
+        # Cut to the longest sequence: nothing but padding is left out.
+        assert sequence_lengths(tokens).max() == batch.width == tokens.shape[1]
+        assert (features.tokens[batch.rows, batch.width :] == PAD).all()
+        rows = batch.rows
+        p, per_event, per_static = (t.numpy() for t in trained.attribution(tokens, numeric, static))
+        close = {"rtol": 1e-5, "atol": 1e-7}
+        np.testing.assert_allclose(
+            trained.probability(tokens, numeric, static), padded[rows], **close
+        )
+        np.testing.assert_allclose(p, padded[rows], **close)
+        np.testing.assert_allclose(per_event, padded_events[rows, : batch.width], **close)
+        np.testing.assert_allclose(padded_events[rows, batch.width :], 0, atol=1e-7)
+        np.testing.assert_allclose(per_static, padded_static[rows], **close)
+    # The holdout has few short sequences: small batches give them widths of their own.
+    assert len({batch.width for batch in batches}) >= 4
+    assert trained.probability.experimental_get_tracing_count() == 1
+    assert trained.attribution.experimental_get_tracing_count() == 1

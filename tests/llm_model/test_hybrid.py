@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from llm_model import metrics
-from llm_model.attribution import token_names
+from llm_model.attribution import scores_with_reasons, token_names, traced_width
 from llm_model.baselines import UntrustedArtifact, new_classifier
 from llm_model.hybrid import (
     BOOSTED_SCORE,
@@ -28,7 +28,7 @@ from llm_model.hybrid import (
 )
 from llm_model.kinds import load_servable
 from llm_model.manifest import ModelManifest
-from llm_model.model import model_to_bytes
+from llm_model.model import model_to_bytes, predict
 from llm_model.reasons import static_labels
 from llm_model.sequences import Features, Snapshot
 from llm_model.training import evaluate
@@ -82,6 +82,29 @@ def test_a_partition_gets_the_scores_and_reasons_it_has_in_a_larger_one(hybrid, 
     )
     part = hybrid.scores(features.take(np.arange(7, 19)), with_reasons=True)
     pd.testing.assert_frame_equal(part, whole.iloc[7:19].reset_index(drop=True), rtol=1e-6)
+
+
+def test_the_hybrid_network_scores_and_explains_length_buckets_as_its_padded_rows(
+    hybrid, training, reasons_are_the_largest, full_width_contributions
+):
+    features = hybrid.with_boosted_score(training.holdout.features)
+    corrector = hybrid.corrector
+    padded = hybrid.network.predict(
+        {"tokens": features.tokens, "numeric": features.numeric, "static": features.static},
+        verbose=0,
+    )[:, 0]
+    assert traced_width(corrector.probability) is traced_width(corrector.attribution) is None
+    np.testing.assert_allclose(
+        hybrid.raw_scores(training.holdout.features), padded, rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        predict(corrector.probability, features, batch_size=4), padded, rtol=1e-5, atol=1e-7
+    )
+    scores, reasons = scores_with_reasons(
+        corrector.attribution, features, hybrid.manifest.vocabulary, features.static_names, 4
+    )
+    np.testing.assert_allclose(scores, padded, rtol=1e-5, atol=1e-7)
+    reasons_are_the_largest(reasons, *full_width_contributions(corrector, features))
 
 
 def test_the_hybrid_holdout_score_is_finite_and_its_reasons_are_labels(hybrid, training, events):
