@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from cli.deployments import runner_deployments
 from cli.process import exit_on_sigterm, local_flow_runs, terminal_tracebacks
 from cli.server import local_prefect_server, stop_temporary_server_with_this_process
-from cli.terminal import console, one_line_errors, rows_progress, show_counts, show_table
+from cli.terminal import console, one_line_errors, rows_progress, say, show_counts, show_table
 from db.engine import safe_url, transaction
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
@@ -192,8 +192,8 @@ def import_events_command(
         f"{report.customers_created:,} new customers"
     )
     if report.rejected:
-        console.print(report.describe_rejects(), highlight=False)
-        console.print(f"rejected rows written to {rejected_path}")
+        say(report.describe_rejects())
+        say(f"rejected rows written to {rejected_path}")
 
 
 @app.command("generate-demo-data")
@@ -208,7 +208,7 @@ def generate_demo_data(
 
 def show_retrain(outcome: RetrainOutcome) -> None:
     show_table(metrics_table(outcome.table))
-    console.print(retrain_decision(outcome), highlight=False)
+    say(retrain_decision(outcome))
 
 
 @app.command()
@@ -242,7 +242,7 @@ def retrain(
 
 def show_score_summary(summary: ScoreSummary) -> None:
     console.print(score_headline(summary))
-    console.print(drift_line(summary), highlight=False)
+    say(drift_line(summary))
     show_table(decile_table(summary))
     show_table(top_table(summary))
 
@@ -327,8 +327,8 @@ def backtest(
         result = backtest_flow(request=request)
     show_table(backtest_table(result))
     for note in result.skipped:
-        console.print(note, highlight=False)
-    console.print(f"table written to {result.csv_path}", highlight=False, soft_wrap=True)
+        say(note)
+    say(f"table written to {result.csv_path}", soft_wrap=True)
 
 
 @app.command()
@@ -342,7 +342,7 @@ def report() -> None:
             raise ValueError("no model trained yet: run `propensity retrain` first")
         console.print(Markdown(metrics_markdown(version)))
         for path in metrics_of(version).charts:
-            console.print(f"chart: {path}", highlight=False)
+            say(f"chart: {path}")
         connection = session.connection()
         monitoring = monitoring_report(connection, Path(settings().reports_dir))
         drift = latest_drift_check(connection, settings().drift_psi_threshold)
@@ -350,7 +350,7 @@ def report() -> None:
         console.print("no score run judged yet: `propensity evaluate` judges matured runs")
     else:
         show_table(monitoring_table(monitoring.runs))
-        console.print(f"chart: {monitoring.chart}", highlight=False)
+        say(f"chart: {monitoring.chart}")
     if drift is None:
         console.print("no score run measured drift yet (its champion needs a drift reference)")
     else:
@@ -408,5 +408,5 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
     show_retrain(outcome.retrain)
     show_score_summary(outcome.score)
     console.print(f"\nscores are in {safe_url(settings().database_url)}; query them with:")
-    console.print(CURRENT_SCORES_SQL, highlight=False)
+    say(CURRENT_SCORES_SQL)
     console.print("model card: `propensity report`")

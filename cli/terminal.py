@@ -1,4 +1,8 @@
-"""What the CLI prints: tables, progress bars, and a failure as one line."""
+"""What the CLI prints: tables, progress bars, and a failure as one line.
+
+Nothing printed is read as Rich markup (the consoles have it off), and text from the data
+(ids, event types, reasons) has its control characters written out (`say`, `show_table`):
+an id such as `[/oops]` or one holding ESC is shown, never obeyed."""
 
 import functools
 from collections.abc import Callable
@@ -7,16 +11,16 @@ from typing import TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.errors import DataLayerError, error_line, error_message
-from service.rendering import TextTable
+from service.rendering import TextTable, printable
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)
 UNBOUNDED_WIDTH = 10_000
 F = TypeVar("F", bound=Callable)
 
@@ -35,10 +39,8 @@ def one_line_errors(debug: Callable[[], bool]) -> Callable[[F], F]:
             except Exception as error:
                 if debug():
                     errors.print_exception()
-                message = escape(one_line(error))
-                errors.print(
-                    f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
-                )
+                line = Text.assemble(("error:", "bold red"), " ", printable(one_line(error)))
+                errors.print(line, highlight=False, soft_wrap=True)
                 raise typer.Exit(code=1) from None
 
         return wrapper
@@ -72,12 +74,17 @@ def rows_progress(description: str) -> Progress:
     )
 
 
+def say(text: str, **options) -> None:
+    """Print a line that may hold text from the data."""
+    console.print(printable(text), highlight=False, **options)
+
+
 def show_table(table: TextTable) -> None:
-    view = Table(title=table.title)
+    view = Table(title=printable(table.title))
     for column in table.header:
-        view.add_column(column)
+        view.add_column(printable(column))
     for row in table.rows:
-        view.add_row(*row)
+        view.add_row(*(Text(printable(cell)) for cell in row))
     # Off a terminal (a log file, a pipe) Rich would fit the table into 80 columns and cut
     # its cells; there the table takes the width it needs.
     if not console.is_terminal:

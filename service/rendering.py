@@ -27,20 +27,44 @@ from service.results import (
     ScoreSummary,
 )
 
+# Control characters (C0, DEL, C1) shown as escapes: an id or event type holding ESC must not
+# drive the terminal, and a newline must not split a table row.
+CONTROL_CHARACTERS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+# What Markdown (CommonMark, GitHub's tables) reads as structure: links, images, HTML,
+# emphasis, code, table cells.
+MARKDOWN_SPECIALS = "\\`*_[]()!<>|~&"
+
+
+def printable(text: str) -> str:
+    """The text with its control characters written out as escapes."""
+    return text.translate(CONTROL_CHARACTERS)
+
+
+def markdown_text(text: str) -> str:
+    """The text shown as itself in Markdown: printable, and each character Markdown would
+    read as structure escaped."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIALS else c for c in printable(text))
+
 
 @dataclass(frozen=True)
 class TextTable:
+    """A table whose cells are plain text, whoever wrote it (ids and event types included):
+    each renderer makes it inert for its medium."""
+
     title: str
     header: tuple[str, ...]
     rows: list[list[str]]
 
     def markdown(self) -> str:
+        def line(cells) -> str:
+            return "| " + " | ".join(markdown_text(cell) for cell in cells) + " |"
+
         return "\n".join(
-            [
-                "| " + " | ".join(self.header) + " |",
-                "|" + "---|" * len(self.header),
-                *("| " + " | ".join(row) + " |" for row in self.rows),
-            ]
+            [line(self.header), "|" + "---|" * len(self.header), *map(line, self.rows)]
         )
 
 

@@ -36,10 +36,12 @@ from service.rendering import (
     drift_table,
     drift_verdict,
     evaluation_table,
+    markdown_text,
     metrics_markdown,
     metrics_table,
     monitoring_table,
     outcomes_markdown,
+    printable,
     reasons_text,
     retrain_decision,
     score_headline,
@@ -249,8 +251,9 @@ def test_model_card_of_a_registered_version(engine):
         "| training rows / base rate | 1,200 / 0.125 |",
         "| holdout rows / base rate | 400 / 0.098 |",
         "| calibrator | platt, chosen on 390 other holdout customers |",
-        "| contender | roc_auc | pr_auc | log_loss | brier | ece | top_decile_lift |",
-        *("| " + " | ".join(row) + " |" for row in TABLE_ROWS),
+        # Underscores escaped: Markdown shows them as they are.
+        r"| contender | roc\_auc | pr\_auc | log\_loss | brier | ece | top\_decile\_lift |",
+        *("| " + " | ".join(row).replace("_", r"\_") + " |" for row in TABLE_ROWS),
         "- [gains](file:///srv/reports/model-9/gains.png)",
     ]:
         assert line in card
@@ -421,3 +424,34 @@ def test_the_outcomes_artifact_carries_the_monitoring_chart(engine, hand_scored_
     assert "| 0.1000 / 0.2500 |" in markdown
     image = imread(io.BytesIO(embedded_png(markdown, "realized AUC and conversions by score run")))
     assert image.shape[:2] == (495, 1320)
+
+
+# --- text from the data ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("esc\x1b[2J", "esc\\x1b[2J"),
+        ("two\nlines\r\tx", "two\\nlines\\r\\tx"),
+        ("bell\x07 del\x7f c1\x9b", "bell\\x07 del\\x7f c1\\x9b"),
+        ("plain é ü 中", "plain é ü 中"),
+    ],
+)
+def test_control_characters_are_written_out(raw, shown):
+    assert printable(raw) == shown
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("![x](http://e/x.png)", r"\!\[x\]\(http://e/x.png\)"),
+        ("a|b", r"a\|b"),
+        ("<img src=x>", r"\<img src=x\>"),
+        ("*bold* _it_ `code` ~s~ &amp;", r"\*bold\* \_it\_ \`code\` \~s\~ \&amp;"),
+        ("back\\slash", r"back\\slash"),
+        ("line\nbreak", r"line\\nbreak"),
+    ],
+)
+def test_markdown_text_is_shown_as_itself(raw, escaped):
+    assert markdown_text(raw) == escaped
