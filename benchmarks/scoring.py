@@ -5,6 +5,8 @@
     python benchmarks/scoring.py --sizes 1000000 --backends postgresql
     python benchmarks/scoring.py --sizes 1000000 --backends postgresql --evaluate  # + judging
     python benchmarks/scoring.py --sizes 40000 --backends mysql   # MariaDB/MySQL, opt-in
+    python benchmarks/scoring.py --sizes 50000 --backends sqlite --hand-written
+    python benchmarks/scoring.py --sizes 50000 --backends sqlite --hand-written --champion-kind gbm
 
 Synthetic customers are generated in blocks (so memory stays bounded), each block's events
 in time order as an event log is appended, and loaded with
@@ -25,6 +27,19 @@ Each measurement runs in a fresh subprocess, so its peak RSS is its own:
               the flow, for reading every partition's events alone, for reading them and
               building features as the flow does, and for the model-only pass: where the
               cores went (Linux /proc/stat), and the ratio those leave room for.
+
+With --hand-written the figures are instead those the issue compares the service against:
+  command       the real `propensity score` command as a subprocess (Prefect's local
+                server included, its PREFECT_HOME warmed once beforehand), wall time;
+  hand-written  what a data scientist would write without the service, as a subprocess,
+                wall time: pd.read_sql of the events up to as_of, padded sequences and
+                static features built with pandas groupby, Keras model.predict(batch_size=
+                1024) on the champion's network (predict_proba of its scikit-learn model
+                for a static champion), the scores written back with DataFrame.to_sql.
+                No reason codes: compare with --no-reasons for the same work.
+Both score the same database, the command first (the hand-written pipeline then reads a
+warm cache). Their scores are compared customer by customer: the reference must be right
+to be a reference.
 """
 
 import argparse
@@ -46,7 +61,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -59,7 +74,9 @@ from db.bulk import bulk_insert  # noqa: E402
 from db.engine import make_engine, transaction  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Customer, CustomerEvent  # noqa: E402
-from db.registry import promote  # noqa: E402
+from db.registry import promote, require_champion  # noqa: E402
+from llm_model.manifest import ModelManifest  # noqa: E402
+from llm_model.sequences import N_RESERVED, NO_HISTORY, UNKNOWN  # noqa: E402
 from service.registry import ModelPackage, register  # noqa: E402
 from service.settings import Settings, using_settings  # noqa: E402
 from service.synthetic import generate  # noqa: E402
@@ -113,9 +130,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also score at the latest event minus the horizon and time judging that matured "
         "run against what happened (what a later score flow adds at its end)",
     )
+    parser.add_argument(
+        "--hand-written",
+        action="store_true",
+        help="time the `propensity score` command against a hand-written pandas/Keras "
+        "pipeline on the same database, instead of the flow against model-only inference",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)  # database URL of a scoring run
+    parser.add_argument("--hand-written-child", help=argparse.SUPPRESS)  # database URL
     return parser.parse_args(argv)
 
 
@@ -371,7 +395,6 @@ def matured_run_evaluation(job, latest: datetime, horizon_days: int) -> dict:
 def measure(url: str, evaluate: bool) -> dict:
     """Run in a fresh process with PROPENSITY_DATABASE_URL=url."""
     from prefect import flow
-    from sqlalchemy import select
 
     from cli.process import local_flow_runs
     from db.customers import partition_ranges
@@ -451,7 +474,8 @@ def measure(url: str, evaluate: bool) -> dict:
     }
 
 
-def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) -> dict:
+def child_env(database: Database, args: argparse.Namespace, prefect_home: Path) -> dict:
+    """The environment of a scoring subprocess: the service's settings for this database."""
     env = {
         **os.environ,
         "PROPENSITY_DATABASE_URL": database.url,
@@ -462,18 +486,238 @@ def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) 
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     env.pop("PROPENSITY_SOURCE_DATABASE_URL", None)
+    return env
+
+
+def run_scoring(
+    name: str,
+    command: list[str],
+    database: Database,
+    args: argparse.Namespace,
+    prefect_home: Path,
+) -> tuple[str, float]:
+    """The subprocess's standard output and its wall seconds; a failure ends the benchmark."""
+    started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", database.url, *(["--evaluate"] * args.evaluate)],
-        env=env,
+        command,
+        env=child_env(database, args, prefect_home),
         cwd=prefect_home,
         capture_output=True,
         text=True,
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    if completed.returncode != 0 or not lines:
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
         sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-8000:])
-        raise SystemExit(f"scoring on {database.backend} failed (exit {completed.returncode})")
+        raise SystemExit(f"{name} on {database.backend} failed (exit {completed.returncode})")
+    return completed.stdout, seconds
+
+
+def child_result(stdout: str) -> dict:
+    """The RESULT line a child prints last."""
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def run_child(database: Database, args: argparse.Namespace, prefect_home: Path) -> dict:
+    command = [sys.executable, __file__, "--child", database.url, *(["--evaluate"] * args.evaluate)]
+    return child_result(run_scoring("scoring", command, database, args, prefect_home)[0])
+
+
+# ----------------------------------------------------------------------------------------
+# The hand-written reference (--hand-written): what a data scientist would write without the
+# service, timed beside the `propensity score` command on the same database. Plain pandas on
+# purpose, none of the service's vectorised code; correct, as the score comparison checks.
+
+HAND_WRITTEN_TABLE = "hand_written_scores"
+DAY = pd.Timedelta(days=1)
+
+
+def hand_written_static(
+    history: pd.DataFrame, customers: pd.Index, manifest: ModelManifest
+) -> np.ndarray:
+    """log1p of the manifest's static features per customer, by groupby over the whole
+    history (`age_days` before as_of per event)."""
+    config = manifest.sequence
+    by_customer = history.groupby("customer_id")
+    target = history[history["event_type"] == config.target_event].groupby("customer_id")
+    frame = pd.DataFrame(
+        {
+            "recency": by_customer["age_days"].min(),
+            "frequency": by_customer.size(),
+            "monetary": target["amount"].sum().clip(lower=0),
+            "target_recency": target["age_days"].min(),
+            "tenure": by_customer["age_days"].max(),
+        }
+    ).reindex(customers)
+    frame = frame.fillna(
+        {
+            "recency": config.no_history_days,
+            "frequency": 0,
+            "monetary": 0,
+            "target_recency": config.no_history_days,
+            "tenure": 0,
+        }
+    )
+    for days in config.windows_days:
+        recent = history[history["age_days"] < days]
+        counts = recent.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
+        counts = counts.reindex(index=customers, columns=list(manifest.vocabulary.event_types))
+        for event_type, column in counts.fillna(0).items():
+            frame[f"count_{event_type}_{days}d"] = column
+    # The manifest's names pick the columns, in its order: a missing one fails here.
+    return np.log1p(frame[list(manifest.static_names)].to_numpy(np.float64)).astype(np.float32)
+
+
+def hand_written_sequences(
+    history: pd.DataFrame, customers: pd.Index, manifest: ModelManifest
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and per-event numbers of each customer's last max_len events in the lookback,
+    oldest first, padded on the right; NO_HISTORY alone for a customer without any."""
+    config = manifest.sequence
+    lookback = history
+    if config.lookback_days is not None:
+        lookback = history[history["age_days"] < config.lookback_days]
+    # Days since the previous event in the lookback, 0 for the first; taken before the cut
+    # to max_len, so a dropped predecessor still counts.
+    gap = lookback.groupby("customer_id")["occurred_at"].diff() / DAY
+    last = lookback.assign(gap_days=gap.fillna(0)).groupby("customer_id").tail(config.max_len)
+    row = customers.get_indexer(last["customer_id"])
+    position = last.groupby("customer_id").cumcount().to_numpy()
+    token_of = {t: i + N_RESERVED for i, t in enumerate(manifest.vocabulary.event_types)}
+    tokens = np.zeros((len(customers), config.max_len), dtype=np.int32)
+    tokens[row, position] = last["event_type"].map(token_of).fillna(UNKNOWN).to_numpy()
+    tokens[~customers.isin(last["customer_id"]), 0] = NO_HISTORY
+    amount = last["amount"].fillna(0).to_numpy()
+    numeric = np.zeros((len(customers), config.max_len, 3), dtype=np.float32)
+    numeric[row, position] = np.column_stack(
+        [
+            np.log1p(last["gap_days"].to_numpy()),
+            np.log1p(last["age_days"].to_numpy()),
+            np.sign(amount) * np.log1p(np.abs(amount)),
+        ]
+    )
+    return tokens, numeric
+
+
+def hand_written_scoring(url: str) -> dict:
+    """Read, build, predict, write, each stage timed; run in a fresh process."""
+    from llm_model.kinds import RECURRENT_KINDS, STATIC_KINDS, load_servable
+
+    engine = create_engine(url)
+    with transaction(engine) as session:
+        package = ModelPackage.of_version(require_champion(session))
+    model, manifest = load_servable(package.artifact, package.manifest), package.manifest
+    if manifest.kind not in (*RECURRENT_KINDS, *STATIC_KINDS):
+        raise SystemExit(f"the hand-written reference scores no {manifest.kind} champion")
+    started, stages = time.perf_counter(), {}
+
+    def lap(stage: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        stages[f"{stage}_s"], started = now - started, now
+
+    with engine.connect() as connection:
+        # The latest event's time as the database holds it, compared with its own values.
+        as_of_value = connection.execute(
+            text("SELECT MAX(occurred_at) FROM customer_events")
+        ).scalar()
+        events = pd.read_sql(
+            text(
+                "SELECT customer_id, event_type, occurred_at, amount FROM customer_events "
+                "WHERE occurred_at <= :as_of"
+            ),
+            connection,
+            params={"as_of": as_of_value},
+            parse_dates=["occurred_at"],
+        )
+        customers = pd.read_sql(
+            text(
+                "SELECT customer_id FROM customers WHERE is_active AND created_at <= :as_of "
+                "ORDER BY customer_id"
+            ),
+            connection,
+            params={"as_of": as_of_value},
+        )
+    lap("read")
+    as_of = pd.Timestamp(as_of_value)
+    ids = pd.Index(customers["customer_id"])
+    events["amount"] = events["amount"].astype(float)  # NUMERIC arrives as Decimal objects
+    history = events[events["customer_id"].isin(ids)].sort_values(
+        ["customer_id", "occurred_at", "event_type", "amount"]
+    )
+    history = history.assign(age_days=(as_of - history["occurred_at"]) / DAY)
+    static = hand_written_static(history, ids, manifest)
+    network = manifest.kind in RECURRENT_KINDS
+    tokens, numeric = hand_written_sequences(history, ids, manifest) if network else (None, None)
+    lap("features")
+    if network:
+        inputs = {"tokens": tokens, "numeric": numeric, "static": static}
+        raw = model.network.predict(inputs, batch_size=1024, verbose=0)[:, 0]
+    else:
+        raw = model.classifier.predict_proba(static)[:, 1]
+    propensity = manifest.calibrator.transform(raw.astype(np.float64))
+    lap("predict")
+    rank = pd.Series(propensity).rank(ascending=False, method="first").astype(int)
+    scores = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "propensity": propensity,
+            "decile": np.ceil(10 * rank / len(rank)).astype(int),
+            "rank": rank,
+        }
+    )
+    scores.to_sql(HAND_WRITTEN_TABLE, engine, if_exists="replace", index=False)
+    lap("write")
+    engine.dispose()
+    return {"customers": len(scores), **stages}
+
+
+def warm_prefect_home(database: Database, args: argparse.Namespace, prefect_home: Path) -> None:
+    """One flow run, untimed: a fresh PREFECT_HOME's first local server also creates its
+    database, which a deployed command does once, not on every run."""
+    flow = "from prefect import flow; flow(name='warm-up')(lambda: None)()"
+    run_scoring("Prefect warm-up", [sys.executable, "-c", flow], database, args, prefect_home)
+
+
+def score_command(database: Database, args: argparse.Namespace, prefect_home: Path) -> dict:
+    """`propensity score` as a user runs it: its wall seconds and customers scored."""
+    from db.models import ScoreRun
+
+    command = [str(Path(sys.executable).with_name("propensity")), "score"]
+    _, seconds = run_scoring("propensity score", command, database, args, prefect_home)
+    engine = make_engine(database.url)
+    with engine.connect() as connection:
+        n_scored = connection.execute(
+            select(ScoreRun.n_scored).order_by(ScoreRun.id.desc()).limit(1)
+        ).scalar_one()
+    engine.dispose()
+    return {"command_s": seconds, "command_customers": int(n_scored)}
+
+
+def same_scores(database: Database) -> dict:
+    """The hand-written propensities against those the command published, per customer."""
+    engine = make_engine(database.url)
+    with engine.connect() as connection:
+        published = pd.read_sql(
+            text("SELECT customer_id, propensity FROM current_propensity_scores"), connection
+        )
+        hand_written = pd.read_sql(
+            text(f"SELECT customer_id, propensity FROM {HAND_WRITTEN_TABLE}"), connection
+        )
+    engine.dispose()
+    both = published.merge(hand_written, on="customer_id", suffixes=("_command", "_hand"))
+    difference = (both["propensity_command"].astype(float) - both["propensity_hand"]).abs()
+    return {"matched": len(both), "max_abs_difference": float(difference.max())}
+
+
+def compare_with_hand_written(
+    database: Database, args: argparse.Namespace, prefect_home: Path
+) -> dict:
+    command = score_command(database, args, prefect_home)
+    hand = [sys.executable, __file__, "--hand-written-child", database.url]
+    stdout, seconds = run_scoring("hand-written", hand, database, args, prefect_home)
+    stages = child_result(stdout)
+    return {**command, "hand_s": seconds, **stages, **same_scores(database)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -527,6 +771,36 @@ def report_evaluation(rows: list[dict]) -> None:
         )
 
 
+def report_hand_written(rows: list[dict], reasons: bool, kind: str) -> None:
+    header = (
+        f"{'backend':<11}{'customers':>11}{'command s':>11}{'command cust/s':>16}"
+        f"{'hand-written s':>16}{'hand cust/s':>13}{'ratio':>7}{'read s':>8}{'features s':>12}"
+        f"{'predict s':>11}{'write s':>9}{'matched':>9}{'max |dp|':>10}{'load':>6}"
+    )
+    title = f"{kind} champion: `propensity score` (reason codes {'on' if reasons else 'off'})"
+    print_heading(f"{title} against a hand-written pipeline (no reason codes)", header)
+    for row in rows:
+        command = row["command_customers"] / row["command_s"]
+        hand = row["customers"] / row["hand_s"]
+        print(
+            f"{row['backend']:<11}{row['command_customers']:>11,}{row['command_s']:>11.1f}"
+            f"{command:>16,.0f}{row['hand_s']:>16.1f}{hand:>13,.0f}{command / hand:>7.2f}"
+            f"{row['read_s']:>8.1f}{row['features_s']:>12.1f}{row['predict_s']:>11.1f}"
+            f"{row['write_s']:>9.1f}{row['matched']:>9,}{row['max_abs_difference']:>10.1e}"
+            f"{row['load']:>6.1f}"
+        )
+    print(
+        "\ncommand: `propensity score` as a subprocess, wall time (Python start-up, Prefect's "
+        "local server, reading, features, inference, staged write, publication); "
+        "hand-written: pd.read_sql, pandas groupby features, Keras predict(batch_size=1024) "
+        "or predict_proba, DataFrame.to_sql, as a subprocess, wall time; its stages timed "
+        "inside it (start-up and model loading are in its wall time only); ratio: command "
+        "cust/s over hand-written cust/s; matched, max |dp|: customers scored by both and "
+        "the largest difference of their propensities; load: 1-minute load average when the "
+        "command started."
+    )
+
+
 def ratio_bound(model_seconds: float, cores: int, cpu_seconds: float) -> float:
     """The ratio of a flow that spent cpu_seconds and kept every core busy."""
     return model_seconds / (cpu_seconds / cores)
@@ -577,6 +851,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args.evaluate)), flush=True)
         return
+    if args.hand_written_child:
+        print("RESULT " + json.dumps(hand_written_scoring(args.hand_written_child)), flush=True)
+        return
     sizes = sorted(int(size) for size in args.sizes.split(","))
     folder = Path(tempfile.mkdtemp(prefix="propensity-bench-"))
     databases: list[Database] = []
@@ -588,22 +865,36 @@ def main(argv: list[str] | None = None) -> None:
         print(f"champion trained in {time.perf_counter() - started:.1f}s", flush=True)
         for database in databases:
             register_champion(database, champion)
+        if args.hand_written:
+            warm_prefect_home(databases[0], args, folder)
         for size in sizes:
             print(f"loading {size:,} customers", flush=True)
             grow(databases, size, args.seed)
             for database in databases:
                 load = os.getloadavg()[0]
-                result = run_child(database, args, folder)
+                measure_one = compare_with_hand_written if args.hand_written else run_child
+                result = measure_one(database, args, folder)
                 rows.append({"backend": database.backend, "load": load, **result})
                 print(
-                    f"  {database.backend} {result['customers']:,}: e2e {result['e2e_s']:.1f}s, "
-                    f"model-only {result['model_s']:.1f}s, peak RSS {result['rss_mb']:,.0f} MB",
-                    flush=True,
+                    f"  {database.backend} {result['customers']:,}: {progress(result)}", flush=True
                 )
     finally:
         drop_databases(args, databases)
         shutil.rmtree(folder, ignore_errors=True)
-    report(sorted(rows, key=lambda r: (r["backend"], r["customers"])), args.reasons)
+    rows.sort(key=lambda r: (r["backend"], r["customers"]))
+    if args.hand_written:
+        report_hand_written(rows, args.reasons, args.champion_kind)
+    else:
+        report(rows, args.reasons)
+
+
+def progress(result: dict) -> str:
+    if "hand_s" in result:
+        return f"command {result['command_s']:.1f}s, hand-written {result['hand_s']:.1f}s"
+    return (
+        f"e2e {result['e2e_s']:.1f}s, model-only {result['model_s']:.1f}s, "
+        f"peak RSS {result['rss_mb']:,.0f} MB"
+    )
 
 
 if __name__ == "__main__":
