@@ -1,8 +1,11 @@
 """The `propensity` command line: thin commands over service/ and the flows.
 
-Settings are read once per command (`settings()`) and handed to the flows it runs. TensorFlow
-loads only where a network is trained or served (llm_model/tensorflow_log.py keeps its
-start-up lines off the terminal).
+Settings are read once per command (`settings()`) and handed to the flows it runs. The
+commands that run flows import them (and Prefect, and cli/process.py) in their bodies,
+inside `flow_runs`, which starts Prefect's temporary server in the background first: the
+imports and the server's start-up overlap, and init-db, import-events, evaluate and report
+spend neither. TensorFlow loads only where a network is trained or served
+(llm_model/tensorflow_log.py keeps its start-up lines off the terminal).
 """
 
 import os
@@ -10,26 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import prefect
 import typer
-from prefect.settings import PREFECT_API_URL
 from rich.markdown import Markdown
 from sqlalchemy import Engine
 
-from cli.deployments import runner_deployments
-from cli.process import exit_on_sigterm, local_flow_runs, terminal_tracebacks
-from cli.server import local_prefect_server, stop_temporary_server_with_this_process
 from cli.terminal import console, one_line_errors, rows_progress, say, show_counts, show_table
 from db.engine import safe_url, transaction
 from db.event_import import FileColumns, import_events
 from db.migrate import upgrade
 from db.registry import latest_version
 from db.source import event_counts_by_type, resolve_columns
-from flows.backtest import backtest as backtest_flow
-from flows.pipeline import retrain_and_score
-from flows.retrain import retrain as retrain_flow
-from flows.score import score as score_flow
-from flows.task_runner import require_runner_prerequisites
 from llm_model.kinds import RECURRENT_KINDS
 from service.databases import reachable_engine, service_engine
 from service.demo_data import load_synthetic_events
@@ -55,7 +48,6 @@ from service.settings import (
     RetrainRequest,
     ScoreRequest,
     Settings,
-    using_settings,
 )
 from service.walk_forward import backtest_cutoffs
 
@@ -96,12 +88,24 @@ def quiet_start(
     # Set before Prefect's server starts: the service runs offline as often as not, where the
     # server would log a failed telemetry call on every start. An explicit setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    exit_on_sigterm()
-    stop_temporary_server_with_this_process()
     Invocation.start(debug)
-    # Without --debug a failed run's traceback stays in its Prefect logs; the terminal gets
-    # the one-line error.
-    terminal_tracebacks(shown=debug)
+
+
+def runnable_here() -> None:
+    """The configured task runner can run here (a Dask cluster needs a lasting Prefect
+    server): checked before a server starts, in one line."""
+    from flows.task_runner import require_runner_prerequisites
+
+    require_runner_prerequisites(settings())
+
+
+def flows_running():
+    """The setting in which this command runs its flows (see cli.process.flow_runs); without
+    --debug a failed run's traceback stays in its Prefect logs and the terminal gets the
+    one-line error."""
+    from cli.process import flow_runs
+
+    return flow_runs(settings(), tracebacks=Invocation.debug)
 
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
@@ -235,7 +239,9 @@ def retrain(
         snapshot_stride_days=stride_days,
     )
     check_databases()
-    with using_settings(settings()), local_flow_runs():
+    with flows_running():
+        from flows.retrain import retrain as retrain_flow
+
         outcome = retrain_flow(request=request)
     show_retrain(outcome)
 
@@ -256,8 +262,10 @@ def score(
     """Score every active customer with the champion and publish the run atomically."""
     request = ScoreRequest(as_of=as_of, partition_size=partition_size)
     check_databases()
-    require_runner_prerequisites(settings())
-    with using_settings(settings()), local_flow_runs():
+    runnable_here()
+    with flows_running():
+        from flows.score import score as score_flow
+
         summary = score_flow(request=request)
     show_score_summary(summary)
 
@@ -323,7 +331,9 @@ def backtest(
         every,
         run_settings.training_plan(),
     )
-    with using_settings(settings()), local_flow_runs():
+    with flows_running():
+        from flows.backtest import backtest as backtest_flow
+
         result = backtest_flow(request=request)
     show_table(backtest_table(result))
     for note in result.skipped:
@@ -366,6 +376,12 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the scheduled deployments of deployments/prefect.yaml (no work pool needed)."""
+    import prefect
+    from prefect.settings import PREFECT_API_URL
+
+    from cli.deployments import runner_deployments
+    from cli.server import local_prefect_server
+
     deployments = runner_deployments(settings())
     if PREFECT_API_URL.value():
         prefect.serve(*deployments)
@@ -391,7 +407,7 @@ LIMIT 20;"""
 @command
 def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0) -> None:
     """End to end on the embedded default: synthetic events -> retrain -> score -> top customers."""
-    require_runner_prerequisites(settings())
+    runnable_here()
     engine = migrated_engine()
     with engine.connect() as connection:
         counts = event_counts_by_type(
@@ -403,7 +419,9 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
         console.print(f"generating {customers:,} synthetic customers (seed {seed})")
         counts = load_synthetic_events(engine, customers, seed)
     show_counts("events by type", counts)
-    with using_settings(settings()), local_flow_runs():
+    with flows_running():
+        from flows.pipeline import retrain_and_score
+
         outcome = retrain_and_score()
     show_retrain(outcome.retrain)
     show_score_summary(outcome.score)

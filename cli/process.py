@@ -1,13 +1,33 @@
 """How flow runs behave in the CLI's process: Prefect's flow-run heartbeats, where their log
-lines go, and how a SIGTERM ends them."""
+lines go, and how a SIGTERM ends them. Only the commands that run flows import this (and
+Prefect with it)."""
 
 import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Imported for its side effect: Prefect configures its logging (the terminal handler that
+# terminal_tracebacks adjusts) when prefect.main loads.
+import prefect.main  # noqa: F401
 from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+from cli.server import start_temporary_server_early
+from service.settings import Settings, using_settings
+
+
+@contextmanager
+def flow_runs(settings: Settings, tracebacks: bool) -> Iterator[None]:
+    """The flows a command runs inside this block run with `settings`, in this process,
+    against the temporary Prefect server (started now, in the background) unless a lasting
+    one is set; a SIGTERM unwinds them; their tracebacks reach the terminal only with
+    `tracebacks` (a failed run's Prefect logs keep them either way)."""
+    exit_on_sigterm()
+    start_temporary_server_early()
+    terminal_tracebacks(shown=tracebacks)
+    with using_settings(settings), local_flow_runs():
+        yield
 
 
 def without_flow_heartbeats():

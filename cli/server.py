@@ -2,16 +2,18 @@
 not run on the ephemeral one), and the temporary one of every other command, which must end
 with the command however it ends."""
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
-from prefect.server.api.server import SubprocessASGIServer
+from prefect.server.api.server import SubprocessASGIServer, subprocess_server_logger
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 HOST, PORT = "127.0.0.1", 4200
@@ -76,8 +78,16 @@ except ProcessLookupError:
 
 class TemporaryPrefectServer(SubprocessASGIServer):
     """Prefect's temporary server, stopped by a watchdog process when the command that started
-    it ends. Prefect stops its own at exit, which SIGKILL (`kill -9`, the OOM killer) skips,
-    leaving the server running forever."""
+    it ends (Prefect stops its own at exit, which SIGKILL - `kill -9`, the OOM killer - skips,
+    leaving the server running forever), started early on a thread of its own and quietly."""
+
+    _starting = threading.Lock()
+
+    def start(self, timeout: int | None = None) -> None:
+        # Prefect marks the server running before it answers: a second caller (the flow's
+        # client, while the early start still waits) waits for the first start to finish.
+        with self._starting, without_server_hint():
+            super().start(timeout)
 
     def _run_uvicorn_command(self) -> subprocess.Popen:
         server = super()._run_uvicorn_command()
@@ -90,9 +100,33 @@ class TemporaryPrefectServer(SubprocessASGIServer):
         return server
 
 
-def stop_temporary_server_with_this_process() -> None:
-    """The temporary server Prefect starts for this process, when no lasting server is set, is
-    a TemporaryPrefectServer: Prefect asks its port-keyed registry for the server of no port,
-    which this registers (an existing entry, such as a test harness's server, is kept)."""
-    if not PREFECT_API_URL.value():
-        TemporaryPrefectServer()
+@contextmanager
+def without_server_hint() -> Iterator[None]:
+    """Prefect logs where to read about dedicated servers each time it starts a temporary
+    one: every command would print it."""
+    level = subprocess_server_logger.level
+    subprocess_server_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        subprocess_server_logger.setLevel(level)
+
+
+def start_temporary_server_early() -> None:
+    """When no lasting server is set, the temporary server Prefect starts for this process
+    is a TemporaryPrefectServer: Prefect asks its port-keyed registry for the server of no
+    port, which this registers (an existing entry, such as a test harness's server, is
+    kept). It starts now, on a thread of its own: its seconds of start-up pass while the
+    command loads its model and reads its data."""
+    if PREFECT_API_URL.value():
+        return
+    server = TemporaryPrefectServer()
+    if not isinstance(server, TemporaryPrefectServer):
+        return
+
+    def start() -> None:
+        # A failed start is the flow client's to report: it starts the server again.
+        with suppress(Exception):
+            server.start()
+
+    threading.Thread(target=start, name="prefect server", daemon=True).start()

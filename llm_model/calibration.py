@@ -18,8 +18,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import expit, logit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from llm_model.metrics import as_scores, log_loss, require_both_classes, validated
 
@@ -93,6 +91,11 @@ class Calibrator:
 
 def fit_calibrator(y: ArrayLike, p: ArrayLike, method: Method) -> Calibrator:
     """Fits `method` to map raw scores p onto binary outcomes y."""
+    # scikit-learn loads only where a calibrator is fitted: reading a stored one (the model
+    # card, every command that reads settings) needs none of it.
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     y, p = validated(y, p, probabilities=True)
     require_both_classes(y, "calibration")
     if method == "isotonic":

@@ -5,14 +5,19 @@ Uses matplotlib's object API (no pyplot, no display): safe in workers and thread
 is built as a Figure (whose plotted data can be read back) and saved by ``model_charts``.
 """
 
+from __future__ import annotations
+
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from llm_model import metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGSIZE = (6, 4.5)
 DPI = 110
@@ -37,6 +42,13 @@ TITLES = {
 }
 
 
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    # matplotlib loads where a chart is drawn, not with every module that can draw one.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
 def png(figure: Figure) -> bytes:
     """The chart as PNG bytes, for a file or a page that carries its images."""
     buffer = io.BytesIO()
@@ -53,7 +65,7 @@ def save(figure: Figure, path: Path) -> Path:
 def curves_figure(labels: np.ndarray, scores: dict[str, np.ndarray], chart: str) -> Figure:
     """The ``CURVES`` entry ``chart``: one line per contender in ``scores``, then the diagonal."""
     curve, x, y, reference, marker = CURVES[chart]
-    figure = Figure(figsize=FIGSIZE)
+    figure = new_figure(FIGSIZE)
     axes = figure.subplots()
     for name, score in scores.items():
         table = curve(labels, score)
@@ -65,7 +77,7 @@ def curves_figure(labels: np.ndarray, scores: dict[str, np.ndarray], chart: str)
 
 
 def histogram_figure(score: np.ndarray) -> Figure:
-    figure = Figure(figsize=FIGSIZE)
+    figure = new_figure(FIGSIZE)
     axes = figure.subplots()
     axes.hist(score, bins=HISTOGRAM_BINS, range=(0, 1), color="tab:blue")
     axes.set(xlabel="propensity", ylabel="customers", title="Score distribution (holdout)")
@@ -86,7 +98,7 @@ def monitoring_figure(history: pd.DataFrame) -> Figure:
     """Score runs over time (`history`: one row per run with as_of, roc_auc, holdout_roc_auc,
     expected and actual conversions): realized against holdout AUC, and expected against
     actual conversions."""
-    figure = Figure(figsize=(FIGSIZE[0] * 2, FIGSIZE[1]))
+    figure = new_figure((FIGSIZE[0] * 2, FIGSIZE[1]))
     auc, conversions = figure.subplots(1, 2)
     auc.plot(history["as_of"], history["roc_auc"], marker="o", label="realized")
     auc.plot(history["as_of"], history["holdout_roc_auc"], "s--", label="model's holdout")

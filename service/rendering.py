@@ -2,13 +2,14 @@
 on the terminal and Prefect artifacts hold as Markdown; the model card; the charts of
 judged runs."""
 
+from __future__ import annotations
+
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from db.models import ModelVersion
 from db.outcomes import EvaluatedRun
@@ -26,6 +27,9 @@ from service.results import (
     RunEvaluation,
     ScoreSummary,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Control characters (C0, DEL, C1) shown as escapes: an id or event type holding ESC must not
 # drive the terminal, and a newline must not split a table row.

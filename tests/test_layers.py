@@ -46,6 +46,29 @@ def test_the_layer_rule_catches_an_import_of_prefect(tmp_path):
     assert "prefect" in imported_packages(module)
 
 
+def modules_loaded_by(statement: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has loaded after `statement`."""
+    heavy = "{'tensorflow', 'keras', 'prefect', 'sklearn', 'matplotlib'}"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; {statement}; print(sorted({heavy} & set(sys.modules)))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return ast.literal_eval(loaded.stdout.strip())
+
+
+def test_the_command_line_starts_without_prefect_sklearn_matplotlib_or_tensorflow():
+    """init-db, import-events, evaluate and report run no flow: their start-up is the
+    command's own, seconds shorter."""
+    assert modules_loaded_by("import cli.main") == []
+
+
 def test_the_command_line_and_the_score_flow_load_no_tensorflow():
     """A champion that is not a network is served without TensorFlow's seconds of start-up:
     the CLI, the score flow and what it scores with import none of it."""
