@@ -104,17 +104,26 @@ def stage_scores(connection: Connection, score_run_id: int, scores: pd.DataFrame
     return len(frame)
 
 
-def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) -> int:
+@dataclass(frozen=True)
+class Publication:
+    """A published run's customers, and the earlier runs of its as_of and model it replaced."""
+
+    n_scored: int
+    replaced: tuple[int, ...] = ()
+
+
+def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) -> Publication:
     """Rank the staged scores and flip the run to succeeded, all in the caller's transaction.
 
-    A previous run for the same as_of and model is replaced, so reruns never duplicate rows.
+    A previous run for the same as_of and model is replaced (its row, scores, outcome and
+    drift go), so reruns never duplicate rows; the publication names it.
     """
     run = session.get(ScoreRun, score_run_id, with_for_update=True, populate_existing=True)
     if run is None:
         raise ScoreRunConflict(f"score run {score_run_id} does not exist (replaced or pruned)")
     if run.status == ScoreRunStatus.SUCCEEDED:
         # A retried publication whose first commit went through: nothing left to do.
-        return run.n_scored
+        return Publication(run.n_scored)
     if run.status != ScoreRunStatus.RUNNING:
         raise ScoreRunConflict(
             f"score run {score_run_id} is {run.status} ({run.error}); it cannot be published"
@@ -125,11 +134,12 @@ def publish_score_run(session: Session, score_run_id: int, keep_succeeded: int) 
         raise ScoreRunConflict(
             f"score run {score_run_id} has no staged scores; refusing to publish an empty run"
         )
-    delete_runs(session, superseded_runs(session, run))
+    replaced = superseded_runs(session, run)
+    delete_runs(session, replaced)
     run.status, run.finished_at, run.n_scored = ScoreRunStatus.SUCCEEDED, utc_now(), n_scored
     session.flush()
     prune_runs(session, keep_succeeded)
-    return n_scored
+    return Publication(n_scored, tuple(replaced))
 
 
 PUBLISHED_COLUMNS = [

@@ -120,11 +120,11 @@ def publish_scores(job: ScoreJob, run_id: int, drift: DriftCheck | None) -> Scor
     """Publish the run with its drift rows in one transaction: a succeeded run always has
     the drift it was published with."""
     with transaction(job.databases.service()) as session:
-        publish_score_run(session, run_id, job.retention)
+        publication = publish_score_run(session, run_id, job.retention)
         if drift is not None:
             store_drift(session, run_id, drift.psi)
     with job.databases.service().connect() as connection:
-        return score_summary(connection, run_id, drift)
+        return score_summary(connection, run_id, drift, publication.replaced)
 
 
 @io_task

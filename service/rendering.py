@@ -176,11 +176,15 @@ def embedded_image(name: str, image: bytes) -> str:
 
 
 def score_headline(summary: ScoreSummary) -> str:
-    return (
+    headline = (
         f"score run {summary.score_run_id}: {summary.n_scored:,} customers scored as of "
         f"{summary.as_of} with model version {summary.model_version_id} in "
         f"{summary.seconds:.1f} s ({summary.customers_per_second:,.0f} customers/s)"
     )
+    if summary.replaced:
+        runs = ", ".join(map(str, summary.replaced))
+        headline += f"; it replaces score run {runs} of the same as_of and model"
+    return headline
 
 
 def drift_line(summary: ScoreSummary) -> str:

@@ -17,7 +17,10 @@ MONITORED_RUNS = 12
 
 
 def score_summary(
-    connection: Connection, score_run_id: int, drift: DriftCheck | None = None
+    connection: Connection,
+    score_run_id: int,
+    drift: DriftCheck | None = None,
+    replaced: tuple[int, ...] = (),
 ) -> ScoreSummary:
     run = score_run_row(connection, score_run_id)
     return ScoreSummary(
@@ -29,6 +32,7 @@ def score_summary(
         deciles=decile_distribution(connection, score_run_id),
         top=top_scores(connection, score_run_id),
         drift=drift,
+        replaced=replaced,
     )
 
 

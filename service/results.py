@@ -62,6 +62,8 @@ class ScoreSummary:
     deciles: list[DecileRow]
     top: list[TopScore]
     drift: DriftCheck | None = None
+    # Earlier runs of the same as_of and model this one replaced.
+    replaced: tuple[int, ...] = ()
 
     @property
     def customers_per_second(self) -> float:

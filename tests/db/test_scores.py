@@ -17,6 +17,7 @@ from db.models import (
 from db.outcomes import run_to_evaluate, store_outcome
 from db.registry import register_model
 from db.scores import (
+    Publication,
     ScoreRunConflict,
     abandon_dead_runs,
     clear_partition,
@@ -60,7 +61,7 @@ def stage(engine, run_id: int, scores: pd.DataFrame) -> int:
 
 def publish(engine, run_id: int, keep: int = 10) -> int:
     with transaction(engine) as session:
-        return publish_score_run(session, run_id, keep)
+        return publish_score_run(session, run_id, keep).n_scored
 
 
 def scored(customers: dict[str, float]) -> pd.DataFrame:
@@ -402,8 +403,12 @@ def test_rerun_of_the_same_as_of_and_model_replaces_the_first(engine, scores_of)
     other = scored_run(engine, other_model, DAY_1, {"a": 0.125, "b": 0.25})
     first = scored_run(engine, model_id, DAY_1, {"a": 0.5, "b": 0.25, "c": 0.125})
     judge(engine, other, first)
-    second = scored_run(engine, model_id, DAY_1, {"a": 0.375, "b": 0.75, "c": 0.125})
+    second = start(engine, model_id, DAY_1)
+    stage(engine, second, scored({"a": 0.375, "b": 0.75, "c": 0.125}))
+    with transaction(engine) as session:
+        publication = publish_score_run(session, second, keep_succeeded=10)
 
+    assert publication == Publication(n_scored=3, replaced=(first,))
     assert run_row(engine, first) is None
     # The rerun is judged in its place: the first one's outcome goes with it.
     assert judged_runs(engine) == [[other], [other]]

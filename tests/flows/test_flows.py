@@ -31,6 +31,7 @@ from service.partitions import (
     unload_models,
 )
 from service.registry import metrics_of
+from service.rendering import score_headline
 from service.settings import RetrainRequest, current_settings
 
 
@@ -109,6 +110,9 @@ def test_score_publishes_one_row_per_active_customer_and_reruns_idempotently(pop
     again = score()
     rescored = current_scores(populated)
     assert again.score_run_id != summary.score_run_id
+    # The rerun replaced the first run (same as_of and model), and says so.
+    assert again.replaced == (summary.score_run_id,)
+    assert f"replaces score run {summary.score_run_id} of the same as_of" in score_headline(again)
     pd.testing.assert_series_equal(rescored["propensity"], scores["propensity"])
     assert count(populated, select(func.count()).select_from(ScoreRun)) == 1
 
