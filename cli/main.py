@@ -9,6 +9,7 @@ spend neither. TensorFlow loads only where a network is trained or served
 """
 
 import os
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,7 @@ from llm_model.kinds import RECURRENT_KINDS
 from service.databases import reachable_engine, service_engine
 from service.demo_data import load_synthetic_events
 from service.outcomes import evaluate_runs
+from service.partitions import load_champion
 from service.registry import metrics_of
 from service.rendering import (
     backtest_table,
@@ -264,6 +266,11 @@ def score(
     check_databases()
     runnable_here()
     with flows_running():
+        # While Prefect's server starts: the flow then finds the champion in this process.
+        # What fails here (no champion, a corrupt artifact) fails the flow again, which
+        # reports it in its run's logs.
+        with suppress(Exception):
+            load_champion(settings().databases())
         from flows.score import score as score_flow
 
         summary = score_flow(request=request)

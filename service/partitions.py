@@ -18,6 +18,7 @@ from db.customers import ActiveRule, active_customer_ids
 from db.engine import transaction
 from db.models import ModelVersion
 from db.readers import read_events
+from db.registry import require_champion
 from db.source import CustomerRange, EventColumns, EventSource
 from llm_model.drift import BinCounts
 from llm_model.kinds import load_servable
@@ -124,6 +125,14 @@ def cached_model(databases: Databases, version_id: int) -> tuple[ServableModel, 
                 model = load_model(session.get(ModelVersion, version_id))
             _models[key] = (model, threading.Lock())
         return _models[key]
+
+
+def load_champion(databases: Databases) -> None:
+    """The champion, loaded into this process's models ahead of the score flow that will
+    use it (NoChampion, or a corrupt artifact, fail here as they would there)."""
+    with transaction(databases.service()) as session:
+        version_id = require_champion(session).id
+    cached_model(databases, version_id)
 
 
 def unload_models() -> None:
