@@ -18,6 +18,9 @@ N_BINS = 10
 SHARE_FLOOR = 1e-4
 # The drift row of the calibrated score, beside those named by the static features.
 SCORE = "propensity"
+# Static features that grow with the days since the reference for every customer who stays
+# (a closed population shifts by construction): measured and stored, never an alarm.
+GROWS_WITH_TIME = frozenset({"tenure"})
 
 
 @dataclass(frozen=True)

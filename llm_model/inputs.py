@@ -26,11 +26,13 @@ ARRAYS = ("tokens", "numeric", "static")
 class TrainingInputs:
     """What a retrain trains and judges on: its training set; the champion's features of
     the holdout's customers, built with the champion's own vocabulary and sequence settings
-    (None without a champion); the events read; the customers read, of how many; and the
-    earliest event read."""
+    (None without a champion); the customers' features at the data cutoff itself, the
+    population drift is measured against; the events read; the customers read, of how
+    many; and the earliest event read."""
 
     training: TrainingSet
     champion_holdout: Features | None
+    reference: Features
     n_events: int
     n_customers: int
     population: int
@@ -49,6 +51,7 @@ def training_inputs(
     return TrainingInputs(
         training,
         champion_features(events, training, champion),
+        reference_features(events, as_of, training, plan),
         len(events),
         n_customers,
         n_customers,
@@ -72,11 +75,20 @@ def champion_features(
     )
 
 
+def reference_features(
+    events: pd.DataFrame, as_of: pd.Timestamp, training: TrainingSet, plan: TrainingPlan
+) -> Features:
+    """The features at the data cutoff of the customers with an event at or before it."""
+    present = events.loc[events["occurred_at"] <= as_of, "customer_id"].astype(str)
+    return build_features(events, sorted(present.unique()), as_of, training.vocab, plan.sequence)
+
+
 def save_inputs(inputs: TrainingInputs, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     training = inputs.training
     _save_features(folder / "train.npz", training.train.features, training.train.labels)
     _save_features(folder / "holdout.npz", training.holdout.features, training.holdout.labels)
+    _save_features(folder / "reference.npz", inputs.reference)
     if inputs.champion_holdout is not None:
         _save_features(folder / "champion_holdout.npz", inputs.champion_holdout)
     about = {
@@ -109,6 +121,7 @@ def load_inputs(folder: Path) -> TrainingInputs:
     return TrainingInputs(
         training,
         _load_features(champion)[0] if champion.exists() else None,
+        _load_features(folder / "reference.npz")[0],
         about["n_events"],
         about["n_customers"],
         about["population"],

@@ -255,20 +255,19 @@ def evaluate(
     )
 
 
-def with_drift_references(
-    contenders: Contenders, holdout: Features, holdout_scores: dict[str, np.ndarray]
-) -> Contenders:
+def with_drift_references(contenders: Contenders, population: Features) -> Contenders:
     """Every contender with the reference its score runs measure drift against: the static
-    features and its calibrated scores on the reported holdout. That is the newest
-    labelled snapshot, the population nearest in time to the runs that follow (on the
-    older training snapshots customers' ages alone would read as drift), and its scores
-    are out of sample, as scoring's are: on its own training rows gradient boosting (and
-    the hybrid on top of it) scores more confidently than on customers it never saw."""
-    names = (*holdout.static_names, SCORE)
-    features = tuple(reference_bins(column) for column in holdout.static.T)
+    features and its calibrated scores of the customers as they were at the retrain's data
+    cutoff. That is the population the runs that follow score, as it looked when the model
+    was made: a run on the same date finds no drift, where a labelled snapshot, older by the
+    horizon, made every customer's tenure and recency look shifted. Its scores are out of
+    sample, as scoring's are (no row of it was trained on: its labels lie in the future)."""
+    names = (*population.static_names, SCORE)
+    features = tuple(reference_bins(column) for column in population.static.T)
     models = {}
     for kind, model in contenders.models.items():
-        reference = DriftReference(names, (*features, reference_bins(holdout_scores[kind])))
+        scores = reference_bins(model.propensity(population))
+        reference = DriftReference(names, (*features, scores))
         models[kind] = replace(model, manifest=replace(model.manifest, drift_reference=reference))
     return replace(contenders, models=models)
 
@@ -320,7 +319,7 @@ def train_on(
         reported = training.holdout.features.customer_ids
         champion_scores = champion.propensity(on_rows_of(inputs.champion_holdout, reported))
     evaluation = evaluate(contenders.models, training, champion_scores)
-    contenders = with_drift_references(contenders, training.holdout.features, evaluation.scores)
+    contenders = with_drift_references(contenders, inputs.reference)
     data = TrainingData(
         as_of=str(as_of),
         n_events=inputs.n_events,

@@ -14,7 +14,8 @@ import pandas as pd
 from db.models import ModelVersion
 from db.outcomes import EvaluatedRun
 from llm_model.charts import monitoring_figure
-from llm_model.manifest import ModelMetrics, TrainingData
+from llm_model.drift import GROWS_WITH_TIME
+from llm_model.manifest import ModelManifest, ModelMetrics, TrainingData
 from llm_model.metrics import METRIC_NAMES
 from llm_model.monitoring import RealizedOutcome
 from service.registry import manifest_of, metrics_of
@@ -128,6 +129,7 @@ by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
 | training rows / base rate | {data.n_train:,} / {data.train_base_rate:.3f} |
 | holdout rows / base rate | {data.n_holdout:,} / {data.holdout_base_rate:.3f} |
 | calibrator | {calibrator} |
+| drift reference | {drift_reference(manifest)} |
 
 ## Holdout metrics (same customers, same cutoff)
 
@@ -142,6 +144,12 @@ heuristic (never served), `champion` the model in production before this run.
 
 {chart_lines(metrics.charts, embed_charts)}
 """
+
+
+def drift_reference(manifest: ModelManifest) -> str:
+    if manifest.drift_reference is None:
+        return "none (trained before drift was measured)"
+    return "the customers read, at the data cutoff; tenure measured, never an alarm"
 
 
 def customers_read(data: TrainingData) -> str:
@@ -197,18 +205,30 @@ def drift_line(summary: ScoreSummary) -> str:
 
 
 def drift_verdict(drift: DriftCheck) -> str:
+    aged = [
+        f"{name} {value:.2f}"
+        for name, value in drift.largest_first()
+        if name in GROWS_WITH_TIME and value > drift.threshold
+    ]
+    aside = f"; {', '.join(aged)}: grows with time, not an alarm" if aged else ""
     if drift.drifted:
         named = ", ".join(f"{name} ({value:.2f})" for name, value in drift.drifted.items())
-        return f"drift: PSI above {drift.threshold:g} for {named}"
-    name, value = drift.largest_first()[0]
-    return f"no drift: every PSI is at most {drift.threshold:g} (the largest {value:.3f}, {name})"
+        return f"drift: PSI above {drift.threshold:g} for {named}{aside}"
+    alarmable = [(n, v) for n, v in drift.largest_first() if n not in GROWS_WITH_TIME]
+    name, value = (alarmable or drift.largest_first())[0]
+    return (
+        f"no drift: every PSI is at most {drift.threshold:g} (the largest {value:.3f}, "
+        f"{name}){aside}"
+    )
 
 
 def drift_table(drift: DriftCheck, title: str) -> TextTable:
-    rows = [
-        [name, f"{value:.4f}", "drifted" if value > drift.threshold else ""]
-        for name, value in drift.largest_first()
-    ]
+    def verdict(name: str, value: float) -> str:
+        if name in drift.drifted:
+            return "drifted"
+        return "grows with time: not an alarm" if value > drift.threshold else ""
+
+    rows = [[name, f"{value:.4f}", verdict(name, value)] for name, value in drift.largest_first()]
     return TextTable(title, ("feature", "PSI", f"above {drift.threshold:g}"), rows)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from db.outcomes import EvaluatedRun, RunToEvaluate
 from db.scores import DecileRow, TopScore
+from llm_model.drift import GROWS_WITH_TIME
 from llm_model.monitoring import RealizedOutcome
 
 
@@ -32,8 +33,12 @@ class DriftCheck:
 
     @property
     def drifted(self) -> dict[str, float]:
-        """The drifted ones, largest PSI first."""
-        return {name: value for name, value in self.largest_first() if value > self.threshold}
+        """The drifted ones, largest PSI first; a feature that grows with time never is."""
+        return {
+            name: value
+            for name, value in self.largest_first()
+            if value > self.threshold and name not in GROWS_WITH_TIME
+        }
 
     def largest_first(self) -> list[tuple[str, float]]:
         return sorted(self.psi.items(), key=lambda item: -item[1])

@@ -114,10 +114,14 @@ def read_training_inputs(
         )
         newest_train = plan.train_cutoffs[-1]
         vocab = Vocabulary.of_types(t for t, span in seen.items() if span.first <= newest_train)
-        parts, champion_parts = [], []
+        parts, champion_parts, reference_parts = [], [], []
         for chunk in chunks:
             events = read_events(connection, window.columns, window.as_of, customers=chunk)
             parts.append(build_snapshots(events, plan, vocab, sequence))
+            present = sorted(events["customer_id"].unique())
+            reference_parts.append(
+                build_features(events, present, pd.Timestamp(window.as_of), vocab, sequence)
+            )
             if champion is not None:
                 holdout = parts[-1][-1].features.customer_ids
                 champion_parts.append(
@@ -128,6 +132,7 @@ def read_training_inputs(
     return TrainingInputs(
         training=join_training_set(parts, plan, vocab, sequence),
         champion_holdout=Features.concat(champion_parts) if champion_parts else None,
+        reference=Features.concat(reference_parts),
         n_events=sum(span.events for span in seen.values()),
         n_customers=len(sample.ids),
         population=sample.population,

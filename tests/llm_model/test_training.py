@@ -248,24 +248,18 @@ def test_a_retrain_records_its_calibrators_log_loss_on_the_half_that_chose_them(
     assert recorded[key("identity")] != pytest.approx(loss(reported.holdout, identity), rel=1e-3)
 
 
-def test_every_contender_measures_drift_against_the_holdout_features_and_its_holdout_scores(
-    training, events, trained, static_models, hybrid
+def test_every_contender_measures_drift_against_the_population_and_its_scores_of_it(
+    training, trained, static_models, hybrid
 ):
     models = {"gru": trained, **static_models, "gru_hybrid": hybrid}
-    evaluation = evaluate(models, training)
+    population = training.holdout.features
 
-    referenced = with_drift_references(
-        Contenders(models, {}, {}), training.holdout.features, evaluation.scores
-    ).models
+    referenced = with_drift_references(Contenders(models, {}, {}), population).models
 
-    holdout = training.holdout.features
-    expected_features = [reference_bins(column) for column in holdout.static.T]
+    expected_features = [reference_bins(column) for column in population.static.T]
     for kind, model in referenced.items():
         reference = model.manifest.drift_reference
-        assert reference.names == (*holdout.static_names, SCORE)
+        assert reference.names == (*population.static_names, SCORE)
         assert list(reference.bins[:-1]) == expected_features
-        assert reference.bins[-1] == reference_bins(evaluation.scores[kind])
+        assert reference.bins[-1] == reference_bins(models[kind].propensity(population))
         assert dataclasses.replace(model.manifest, drift_reference=None) == models[kind].manifest
-        np.testing.assert_array_equal(
-            model.propensity(training.holdout.features), evaluation.scores[kind]
-        )

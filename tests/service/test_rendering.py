@@ -167,16 +167,16 @@ def test_score_summary_top_table():
     assert table.rows == [["1", "c-17", "1.0000", "visit, purchase"], ["2", "c-3", "0.9877", ""]]
 
 
-DRIFT = DriftCheck({"recency": 0.05, "tenure": 1.4732, "propensity": 0.2, "monetary": 0.31}, 0.2)
+DRIFT = DriftCheck({"recency": 0.05, "frequency": 1.4732, "propensity": 0.2, "monetary": 0.31}, 0.2)
 
 
 def test_drift_names_the_features_above_the_threshold_largest_first():
-    assert DRIFT.drifted == {"tenure": 1.4732, "monetary": 0.31}
-    assert drift_verdict(DRIFT) == "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)"
+    assert DRIFT.drifted == {"frequency": 1.4732, "monetary": 0.31}
+    assert drift_verdict(DRIFT) == "drift: PSI above 0.2 for frequency (1.47), monetary (0.31)"
     table = drift_table(DRIFT, "t")
     assert table.header == ("feature", "PSI", "above 0.2")
     assert table.rows == [
-        ["tenure", "1.4732", "drifted"],
+        ["frequency", "1.4732", "drifted"],
         ["monetary", "0.3100", "drifted"],
         ["propensity", "0.2000", ""],
         ["recency", "0.0500", ""],
@@ -184,16 +184,34 @@ def test_drift_names_the_features_above_the_threshold_largest_first():
 
 
 def test_a_run_within_the_threshold_names_its_largest_psi():
-    stable = DriftCheck({"recency": 0.05, "tenure": 0.125}, 0.2)
+    stable = DriftCheck({"recency": 0.05, "frequency": 0.125}, 0.2)
     assert stable.drifted == {}
-    assert drift_verdict(stable) == "no drift: every PSI is at most 0.2 (the largest 0.125, tenure)"
+    assert drift_verdict(stable) == (
+        "no drift: every PSI is at most 0.2 (the largest 0.125, frequency)"
+    )
+
+
+def test_tenure_is_measured_but_never_an_alarm():
+    """Every customer who stays is older at every run: in a closed population tenure shifts
+    by construction, which says nothing about the customers."""
+    aged = DriftCheck({"tenure": 1.05, "recency": 0.05}, 0.2)
+    assert aged.drifted == {}
+    assert drift_verdict(aged) == (
+        "no drift: every PSI is at most 0.2 (the largest 0.050, recency); "
+        "tenure 1.05: grows with time, not an alarm"
+    )
+    assert drift_table(aged, "t").rows[0] == ["tenure", "1.0500", "grows with time: not an alarm"]
+    both = DriftCheck({"tenure": 1.05, "recency": 0.3}, 0.2)
+    assert drift_verdict(both) == (
+        "drift: PSI above 0.2 for recency (0.30); tenure 1.05: grows with time, not an alarm"
+    )
 
 
 def test_the_score_summary_says_whether_drift_was_measured():
     measured = dataclasses.replace(SUMMARY, drift=DRIFT)
     markdown = score_markdown(measured)
-    assert "drift: PSI above 0.2 for tenure (1.47), monetary (0.31)." in markdown
-    assert "| tenure | 1.4732 | drifted |" in markdown
+    assert "drift: PSI above 0.2 for frequency (1.47), monetary (0.31)." in markdown
+    assert "| frequency | 1.4732 | drifted |" in markdown
     assert drift_line(SUMMARY) == (
         "drift not measured: model version 7 was trained without a drift reference "
         "(before drift was measured); retrain to measure it"
@@ -248,6 +266,7 @@ def test_model_card_of_a_registered_version(engine):
         "| customers read | every customer (not counted) |",
         "| events read | 12,345 |",
         "| earliest event read | not recorded |",
+        "| drift reference | none (trained before drift was measured) |",
         "| training rows / base rate | 1,200 / 0.125 |",
         "| holdout rows / base rate | 400 / 0.098 |",
         "| calibrator | platt, chosen on 390 other holdout customers |",

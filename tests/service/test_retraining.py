@@ -77,6 +77,7 @@ def assert_same_training(actual: TrainingInputs, expected: TrainingInputs) -> No
         e.vocab,
     )
     assert_same_features(actual.champion_holdout, expected.champion_holdout)
+    assert_same_features(actual.reference, expected.reference)
     assert (actual.n_events, actual.first_event) == (expected.n_events, expected.first_event)
 
 
