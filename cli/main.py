@@ -110,10 +110,12 @@ def flows_running():
     return flow_runs(settings(), tracebacks=Invocation.debug)
 
 
-DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+# Dates are parsed by the run's request (service.settings.Cutoff): a date alone is the end
+# of that day.
+DATE_HELP = "a date (the end of that day) or a date and time, UTC"
 AsOf = Annotated[
-    datetime | None,
-    typer.Option(formats=DATE_FORMATS, help="Data cutoff (UTC); default: the latest event."),
+    str | None,
+    typer.Option(help=f"Data cutoff: {DATE_HELP}; default: the latest event."),
 ]
 Cell = Annotated[str | None, typer.Option(help="gru or lstm")]
 
@@ -296,12 +298,8 @@ def evaluate(
 @app.command()
 @command
 def backtest(
-    start: Annotated[
-        datetime, typer.Option("--from", formats=DATE_FORMATS, help="The first cutoff (UTC).")
-    ],
-    end: Annotated[
-        datetime, typer.Option("--to", formats=DATE_FORMATS, help="No cutoff after this.")
-    ],
+    start: Annotated[str, typer.Option("--from", help=f"The first cutoff: {DATE_HELP}.")],
+    end: Annotated[str, typer.Option("--to", help=f"No cutoff after this: {DATE_HELP}.")],
     every: Annotated[int, typer.Option(min=1, help="Days between cutoffs.")],
     horizon_days: Annotated[int | None, typer.Option(min=1)] = None,
     cell: Cell = None,
@@ -333,8 +331,8 @@ def backtest(
     backtest_cutoffs(
         run_settings.databases(),
         run_settings.event_source,
-        start,
-        end,
+        request.start,
+        request.end,
         every,
         run_settings.training_plan(),
     )

@@ -55,7 +55,9 @@ def one_line(error: Exception) -> str:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors()
         )
-        return f"invalid settings: {problems}"
+        # A run's request (its options) or the settings (environment, .env).
+        what = "settings" if error.title == "Settings" else "options"
+        return f"invalid {what}: {problems}"
     if isinstance(error, DataLayerError | ValueError):
         return error_message(error)
     if isinstance(error, SQLAlchemyError):

@@ -2,14 +2,15 @@
 once per process (or handed in), and the requests that override them for one run."""
 
 import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.customers import ActiveRule
@@ -165,6 +166,29 @@ class Settings(BaseSettings):
         )
 
 
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def end_of_a_date(value: object) -> object:
+    """A date alone (`2026-10-31`, as text or a date) is the end of that day: every event of
+    that day is in, as people (and the buy-till-you-die tools, with their observation period
+    end) read "as of the 31st". A date and time stays as given."""
+    if isinstance(value, str) and DATE_ONLY.fullmatch(value.strip()):
+        value = date.fromisoformat(value.strip())
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time.max)
+    return value
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A time with an offset as the service keeps times: naive UTC."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# A data cutoff as a run is asked for it (UTC).
+Cutoff = Annotated[datetime, BeforeValidator(end_of_a_date), AfterValidator(naive_utc)]
+
+
 class RunRequest(BaseModel):
     """What one run is asked to do. Its fields named as settings override them for the run
     (None keeps the setting); the others say what to run. A flow's one parameter, so Prefect
@@ -181,7 +205,7 @@ class RunRequest(BaseModel):
 
 
 class RetrainRequest(RunRequest):
-    as_of: datetime | None = Field(None, description="Data cutoff (UTC); default: latest event.")
+    as_of: Cutoff | None = Field(None, description="Data cutoff (UTC); default: latest event.")
     force_promote: bool = Field(False, description="Make the new model champion regardless.")
     horizon_days: int | None = Field(None, gt=0)
     cell: CellName | None = None
@@ -191,13 +215,13 @@ class RetrainRequest(RunRequest):
 
 
 class ScoreRequest(RunRequest):
-    as_of: datetime | None = Field(None, description="Data cutoff (UTC); default: latest event.")
+    as_of: Cutoff | None = Field(None, description="Data cutoff (UTC); default: latest event.")
     partition_size: int | None = Field(None, gt=0)
 
 
 class BacktestRequest(RunRequest):
-    start: datetime = Field(description="The first cutoff (UTC).")
-    end: datetime = Field(description="No cutoff after this.")
+    start: Cutoff = Field(description="The first cutoff (UTC).")
+    end: Cutoff = Field(description="No cutoff after this.")
     every_days: int = Field(gt=0, description="Days between cutoffs.")
     horizon_days: int | None = Field(None, gt=0)
     cell: CellName | None = None

@@ -32,7 +32,7 @@ from service.partitions import (
 )
 from service.registry import metrics_of
 from service.rendering import score_headline
-from service.settings import RetrainRequest, current_settings
+from service.settings import RetrainRequest, ScoreRequest, current_settings
 
 
 def current_scores(engine) -> pd.DataFrame:
@@ -381,3 +381,24 @@ def test_the_recurrent_model_wins_where_only_the_order_of_events_tells(service, 
     assert result.status == "champion"
     assert auc[result.kind] > max(auc["logistic"], auc["gbm"]) + 0.2
     assert max(auc["logistic"], auc["gbm"]) < 0.6
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+@pytest.mark.usefixtures("champion")
+def test_a_date_alone_scores_with_every_event_of_that_day(populated, add_events):
+    """`--as-of 2026-10-30` is the end of the 30th: a customer who first came at 22:00 that
+    day is scored, and the run is as of the day's last microsecond."""
+    day = (latest_event_time(populated) - timedelta(days=1)).date()
+    late = pd.Timestamp(day) + pd.Timedelta(hours=22)
+    add_events(populated, [("came-late", "visit", late.to_pydatetime())])
+
+    summary = score(request=ScoreRequest(as_of=day.isoformat()))
+
+    assert summary.as_of == pd.Timestamp(day) + pd.Timedelta(days=1, microseconds=-1)
+    assert "came-late" in set(current_scores(populated)["customer_id"])
+    with Session(populated) as session:
+        assert session.scalar(select(ScoreRun.as_of)) == summary.as_of
+
+
+def latest_event_time(engine):
+    return count(engine, select(func.max(CustomerEvent.occurred_at)))
