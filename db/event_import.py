@@ -1,24 +1,33 @@
 """Import an event file (CSV or Parquet) into customer_events, all or nothing.
 
-Rows are validated chunk by chunk (memory bounded by the chunk size) and written in the
+Rows are validated chunk by chunk (memory bounded by the chunk size) and bulk-loaded into
+the staging table (COPY on PostgreSQL, LOAD DATA on MariaDB); once the whole file is
+staged, one INSERT ... SELECT adds the customers first seen in it and one its events, each
+skipping rows already present, and the staged rows are deleted. All of it happens in the
 caller's transaction; the caller commits only when the report says so.
 """
 
 import hashlib
+import math
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import func, select
+from sqlalchemy import Insert, delete, func, literal, select
 from sqlalchemy.orm import Session
 
-from db.bulk import insert_new_rows
+from db.bulk import MYSQL, bulk_insert, insert_new_from, insert_new_rows
 from db.errors import ImportRejected
 from db.models import (
     CUSTOMER_ID_LENGTH,
@@ -26,9 +35,11 @@ from db.models import (
     EVENT_TYPE_LENGTH,
     Customer,
     CustomerEvent,
+    CustomerEventStaging,
 )
 from db.timestamps import parse_timestamps
 
+T = TypeVar("T")
 MAX_REJECT_EXAMPLES = 20
 # Zero-width space, non-joiner and joiner, word joiner, and the byte-order mark: invisible,
 # so two ids that differ only by them look the same to anyone reading them.
@@ -136,6 +147,18 @@ def _parquet_chunks(path: Path, columns: FileColumns, chunk_rows: int) -> Iterat
         yield batch.to_pandas()
 
 
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """The items, each next one produced on a thread while the caller works on the one
+    before: reading and validating a chunk overlaps the database's work on the previous one.
+    One item at most is made ahead, so memory holds two chunks, not the file."""
+    end = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-read") as ahead:
+        upcoming = ahead.submit(next, items, end)
+        while (item := upcoming.result()) is not end:
+            upcoming = ahead.submit(next, items, end)
+            yield item
+
+
 def _text(values: pd.Series) -> pd.Series:
     return values.astype("str").str.strip().where(values.notna(), "")
 
@@ -143,7 +166,9 @@ def _text(values: pd.Series) -> pd.Series:
 def _identifier(values: pd.Series) -> pd.Series:
     """Ids as stored: NFC-normalised, invisible characters removed, so ids that differ only
     in how the same characters are encoded or in what cannot be seen are one id."""
-    return _text(values).str.replace(INVISIBLE, "", regex=True).str.normalize("NFC").str.strip()
+    # The pattern as text, not compiled: pandas then runs it in Arrow, not row by row in Python.
+    visible = _text(values).str.replace(INVISIBLE.pattern, "", regex=True)
+    return visible.str.normalize("NFC").str.strip()
 
 
 def validate_events(
@@ -165,24 +190,26 @@ def validate_events(
 
     limit = amount_limit()
     reason = pd.Series("", index=chunk.index, dtype="str")
+    # (rows failing, reason, the value quoted after it): the first failed check is the reason.
     checks = [
-        (customer_id == "", "missing customer_id"),
-        (customer_id.str.len() > CUSTOMER_ID_LENGTH, "customer_id too long"),
-        (_text(raw_time) == "", "missing occurred_at"),
-        (occurred_at.isna(), "unparseable occurred_at: " + _text(raw_time)),
-        (occurred_at > pd.Timestamp(now) + future_tolerance, "occurred_at in the future"),
-        (event_type == "", "missing event_type"),
-        (event_type.str.len() > EVENT_TYPE_LENGTH, "event_type too long"),
-        (amount.isna() & (amount_text != ""), "non-numeric amount: " + amount_text),
-        (~np.isfinite(amount.fillna(0)), "non-finite amount: " + amount_text),
-        (amount.abs() >= limit, f"amount out of range (|amount| < {limit:g}): " + amount_text),
+        (customer_id == "", "missing customer_id", None),
+        (customer_id.str.len() > CUSTOMER_ID_LENGTH, "customer_id too long", None),
+        (_text(raw_time) == "", "missing occurred_at", None),
+        (occurred_at.isna(), "unparseable occurred_at", _text(raw_time)),
+        (occurred_at > pd.Timestamp(now) + future_tolerance, "occurred_at in the future", None),
+        (event_type == "", "missing event_type", None),
+        (event_type.str.len() > EVENT_TYPE_LENGTH, "event_type too long", None),
+        (amount.isna() & (amount_text != ""), "non-numeric amount", amount_text),
+        (~np.isfinite(amount.fillna(0)), "non-finite amount", amount_text),
+        (amount.abs() >= limit, f"amount out of range (|amount| < {limit:g})", amount_text),
     ]
     if allowed_event_types is not None:
-        checks.append((~event_type.isin(allowed_event_types), "unknown event_type: " + event_type))
-    for failed, message in checks:
+        checks.append((~event_type.isin(allowed_event_types), "unknown event_type", event_type))
+    for failed, message, value in checks:
         pending = failed & (reason == "")
         if pending.any():
-            reason[pending] = message[pending] if isinstance(message, pd.Series) else message
+            # Quoted values are built for the failing rows only: most chunks have none.
+            reason[pending] = message if value is None else f"{message}: " + value[pending]
     bad = reason != ""
     rejected = chunk.loc[bad].assign(reason=reason[bad])
     good = pd.DataFrame(
@@ -200,19 +227,33 @@ def validate_events(
 
 def event_keys(events: pd.DataFrame, given_ids: pd.Series | None = None) -> pd.Series:
     """The source's own id where it has one, else a hash of the event's content."""
-    content = (
-        events["customer_id"]
-        + "|"
-        + events["event_type"]
-        + "|"
-        + events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
-        + "|"
-        + events["amount"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}").astype("str")
-    )
-    hashed = content.map(lambda text: hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+    hashed = pd.Series(_content_hashes(events), index=events.index, dtype="str")
     if given_ids is None:
         return hashed
     return given_ids.where(given_ids != "", hashed).str.slice(0, EVENT_ID_LENGTH)
+
+
+def _content_hashes(events: pd.DataFrame) -> list[str]:
+    """blake2b-128 of "customer|type|time|amount": the time to the microsecond, the amount to
+    4 decimals (empty when missing). Events stored by earlier imports carry hashes of this
+    exact text; changing it would import a file again instead of finding it present."""
+    stamps = pa.array(events["occurred_at"].to_numpy("datetime64[us]")).cast(pa.string())
+    moments = pc.replace_substring(stamps, " ", "T", max_replacements=1)  # ISO 8601
+    amounts = events["amount"].to_numpy(dtype=float, na_value=np.nan).tolist()
+    digest = hashlib.blake2b
+    return [
+        digest(
+            f"{customer}|{kind}|{moment}|{'' if math.isnan(amount) else f'{amount:.4f}'}".encode(),
+            digest_size=16,
+        ).hexdigest()
+        for customer, kind, moment, amount in zip(
+            events["customer_id"].tolist(),
+            events["event_type"].tolist(),
+            moments.to_pylist(),
+            amounts,
+            strict=True,
+        )
+    ]
 
 
 def store_customers(session: Session, customers: pd.DataFrame) -> None:
@@ -227,30 +268,77 @@ def store_customers(session: Session, customers: pd.DataFrame) -> None:
     insert_new_rows(session, Customer.__table__, rows.to_dict("records"))
 
 
-def store_events(session: Session, events: pd.DataFrame) -> None:
-    """Insert events (and customers first seen in them); existing event ids are skipped."""
-    events = events.drop_duplicates("event_id")
-    first_seen = events.groupby("customer_id", sort=False)["occurred_at"].min()
-    store_customers(
-        session,
-        pd.DataFrame(
-            {"customer_id": first_seen.index, "is_active": True, "created_at": first_seen.values}
-        ),
-    )
-    rows = pd.DataFrame(
+def new_import_id() -> int:
+    """A random key for one import's staged rows, unique among concurrent imports."""
+    return secrets.randbits(63)
+
+
+def stage_events(session: Session, import_id: int, events: pd.DataFrame, rows: np.ndarray) -> None:
+    """Bulk-load events (event_id, customer_id, event_type, occurred_at, amount), the
+    `rows` of the file they were read from, into the staging table under import_id."""
+    frame = pd.DataFrame(
         {
-            "event_id": events["event_id"].to_numpy(object),
-            "customer_id": events["customer_id"].to_numpy(object),
-            "event_type": events["event_type"].to_numpy(object),
-            "occurred_at": events["occurred_at"].dt.to_pydatetime(),
-            "amount": events["amount"].astype(object).where(events["amount"].notna(), None),
+            "import_id": np.full(len(events), import_id, dtype=np.int64),
+            "file_row": np.asarray(rows, dtype=np.int64),
+            "event_id": events["event_id"].to_numpy(),
+            "customer_id": events["customer_id"].to_numpy(),
+            "event_type": events["event_type"].to_numpy(),
+            "occurred_at": events["occurred_at"].to_numpy("datetime64[us]"),
+            "amount": events["amount"].to_numpy(dtype=float, na_value=np.nan),
         }
     )
-    insert_new_rows(session, CustomerEvent.__table__, rows.to_dict("records"))
+    bulk_insert(session.connection(), CustomerEventStaging.__table__, frame)
 
 
-def count_rows(session: Session, model: type) -> int:
-    return session.scalar(select(func.count()).select_from(model))
+def insert_staged_events(session: Session, import_id: int) -> tuple[int, int]:
+    """Insert the customers first seen in the import's staged rows (created_at: their
+    earliest event), then its events, each skipping rows already present (of two staged
+    rows sharing an event id, the first in the file is kept), and delete the staged rows.
+    (customers created, events inserted)."""
+    staged = CustomerEventStaging
+    mine = staged.import_id == import_id
+    dialect = session.get_bind().dialect.name
+    customers = (
+        select(
+            staged.customer_id,
+            literal(True).label("is_active"),
+            func.min(staged.occurred_at).label("created_at"),
+        )
+        .where(mine)
+        .group_by(staged.customer_id)
+    )
+    created = _inserted(session, insert_new_from(Customer.__table__, customers, dialect))
+    events = (
+        select(
+            staged.event_id,
+            staged.customer_id,
+            staged.event_type,
+            staged.occurred_at,
+            staged.amount,
+        )
+        .where(mine)
+        # InnoDB stores rows in key order: inserted in that order, they are appended to (and
+        # on a re-import looked up in) the table page by page instead of at random.
+        .order_by(*([staged.event_id] if dialect in MYSQL else []), staged.file_row)
+    )
+    inserted = _inserted(session, insert_new_from(CustomerEvent.__table__, events, dialect))
+    session.execute(delete(staged).where(mine))
+    return created, inserted
+
+
+def _inserted(session: Session, statement: Insert) -> int:
+    # SQLAlchemy keeps an INSERT's rowcount only when asked to.
+    return session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+
+
+def store_events(session: Session, events: pd.DataFrame, chunk_rows: int = 200_000) -> int:
+    """Insert events (and customers first seen in them) through the staging table, as an
+    import does; existing event ids are skipped. The number of events inserted."""
+    import_id = new_import_id()
+    for start in range(0, len(events), chunk_rows):
+        part = events.iloc[start : start + chunk_rows]
+        stage_events(session, import_id, part, np.arange(start + 1, start + 1 + len(part)))
+    return insert_staged_events(session, import_id)[1]
 
 
 def import_events(
@@ -272,16 +360,15 @@ def import_events(
     skip_invalid is False; otherwise rejected rows go to rejected_path.
     """
     report = ImportReport()
-    events_before = count_rows(session, CustomerEvent)
-    customers_before = count_rows(session, Customer)
-    stored = 0
+    import_id = new_import_id()
+    staged = 0
     if rejected_path is not None and rejected_path.exists():
         rejected_path.unlink()
-    for chunk in read_event_file(path, columns, chunk_rows):
+    rules = (columns, now, future_tolerance, timezone, allowed_event_types)
+    chunks = read_event_file(path, columns, chunk_rows)
+    validated = ((chunk, *validate_events(chunk, *rules)) for chunk in chunks)
+    for chunk, good, rejected in prefetched(validated):
         report.rows_read += len(chunk)
-        good, rejected = validate_events(
-            chunk, columns, now, future_tolerance, timezone, allowed_event_types
-        )
         if len(rejected):
             report.add_rejects(rejected)
             if skip_invalid and rejected_path is not None:
@@ -289,15 +376,13 @@ def import_events(
                     rejected_path, mode="a", index=False, header=not rejected_path.exists()
                 )
         if not report.rejected or skip_invalid:
-            store_events(session, good)
-            stored += len(good)
+            stage_events(session, import_id, good, chunk.loc[good.index, "row"].to_numpy())
+            staged += len(good)
         on_chunk(len(chunk))
     if report.rows_read == 0:
         raise ImportRejected(f"{path}: the file has a header but no rows")
     if report.rejected and not skip_invalid:
         raise ImportRejected(f"{path}: nothing imported. {report.describe_rejects()}")
-    session.flush()
-    report.imported = count_rows(session, CustomerEvent) - events_before
-    report.customers_created = count_rows(session, Customer) - customers_before
-    report.duplicates = stored - report.imported
+    report.customers_created, report.imported = insert_staged_events(session, import_id)
+    report.duplicates = staged - report.imported
     return report

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Double,
     ForeignKey,
@@ -85,6 +86,30 @@ class CustomerEvent(Base):
     )
     event_type: Mapped[str] = mapped_column(String(EVENT_TYPE_LENGTH), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, comment="UTC")
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), nullable=True)
+
+
+class CustomerEventStaging(Base):
+    """Validated rows of an import in progress, bulk-loaded (COPY on PostgreSQL) and then
+    inserted into customers and customer_events by one set-based statement each. Rows are
+    written and deleted in the import's transaction: outside one the table is empty."""
+
+    __tablename__ = "customer_event_staging"
+    __table_args__ = {
+        "comment": "Work area of running imports; empty outside their transaction.",
+        # On SQLite the rows live in their key's B-tree: one write per row, not two.
+        "sqlite_with_rowid": False,
+    }
+
+    # Each import's own random id keeps concurrent imports apart; file_row (the row in the
+    # file) orders its rows, so that of two rows sharing an event id the first is kept.
+    import_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    file_row: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The same types as customer_events' columns: rows are copied across as they are.
+    event_id: Mapped[str] = mapped_column(exact_string(EVENT_ID_LENGTH), nullable=False)
+    customer_id: Mapped[str] = mapped_column(exact_string(CUSTOMER_ID_LENGTH), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(EVENT_TYPE_LENGTH), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), nullable=True)
 
 

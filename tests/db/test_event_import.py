@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
+from db import event_import
 from db.engine import transaction
-from db.errors import ImportRejected
-from db.event_import import FileColumns, ImportReport, import_events
-from db.models import Customer, CustomerEvent
+from db.errors import ImportRejected, error_message
+from db.event_import import FileColumns, ImportReport, event_keys, import_events
+from db.models import Customer, CustomerEvent, CustomerEventStaging
 
 NOW = datetime(2026, 11, 1, 12, 0)
 HEADER = "customer_id,occurred_at,event_type,amount\n"
@@ -171,3 +173,209 @@ def test_parquet_with_timezone_aware_timestamps_in_chunks(engine, tmp_path, stor
     report = run_import(engine, path, chunk_rows=2)
     assert report.imported == 3
     assert stored_events()["occurred_at"].tolist()[0] == datetime(2026, 10, 1, 16, 0)
+
+
+# --- the bulk path: staging table, set-based inserts, failures part way -------------------
+
+
+def staged_rows(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(CustomerEventStaging))
+
+
+def stored_counts(engine) -> tuple[int, int]:
+    """(customers, events) stored."""
+    with engine.connect() as connection:
+        return tuple(
+            connection.scalar(select(func.count()).select_from(model))
+            for model in (Customer, CustomerEvent)
+        )
+
+
+def many_rows(n: int) -> str:
+    """n events of 7 customers, one a second from 2026-10-01 10:00."""
+    return "".join(
+        f"c{i % 7},2026-10-01 10:{i // 60:02d}:{i % 60:02d},visit,{i}\n" for i in range(n)
+    )
+
+
+def test_a_reimport_in_many_chunks_finds_every_row_present(engine, tmp_path):
+    path = write(tmp_path, HEADER + many_rows(50))
+    first = run_import(engine, path, chunk_rows=7)
+    assert (first.imported, first.duplicates, first.customers_created) == (50, 0, 7)
+    again = run_import(engine, path, chunk_rows=7)
+    assert (again.rows_read, again.imported, again.duplicates, again.customers_created) == (
+        50,
+        0,
+        50,
+        0,
+    )
+    assert stored_counts(engine) == (7, 50)
+    assert staged_rows(engine) == 0
+
+
+def test_a_bad_row_in_the_last_chunk_imports_nothing_and_leaves_staging_empty(engine, tmp_path):
+    path = write(tmp_path, HEADER + many_rows(20) + "c1,2026-10-02,visit,lots\n")
+    with pytest.raises(ImportRejected) as rejected:
+        run_import(engine, path, chunk_rows=4)
+    assert "\n" not in str(rejected.value)
+    assert "row 21: non-numeric amount: lots" in str(rejected.value)
+    assert stored_counts(engine) == (0, 0)
+    assert staged_rows(engine) == 0
+
+
+# Every staged row after the fourth fails with "disk full", as a full disk would make it.
+HALF_WAY_FAILURE = {
+    "sqlite": [
+        "CREATE TRIGGER fail_half_way BEFORE INSERT ON customer_event_staging "
+        "WHEN NEW.file_row > 4 BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_half_way() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.file_row > 4 THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_half_way BEFORE INSERT ON customer_event_staging "
+        "FOR EACH ROW EXECUTE FUNCTION fail_half_way()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER fail_half_way BEFORE INSERT ON customer_event_staging FOR EACH ROW "
+        "IF NEW.file_row > 4 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'disk full'; "
+        "END IF"
+    ],
+}
+
+
+def test_a_load_failing_half_way_imports_nothing_and_says_why_in_one_line(engine, tmp_path):
+    with engine.begin() as connection:
+        for statement in HALF_WAY_FAILURE[engine.dialect.name]:
+            connection.execute(text(statement))
+    path = write(tmp_path, HEADER + many_rows(10))
+    with pytest.raises(DBAPIError) as failed:
+        run_import(engine, path, chunk_rows=3)
+    assert "disk full" in error_message(failed.value)
+    assert "\n" not in error_message(failed.value)
+    assert stored_counts(engine) == (0, 0)
+    assert staged_rows(engine) == 0
+
+
+KILL_OWN_CONNECTION = {
+    "postgresql": ("SELECT pg_backend_pid()", "SELECT pg_terminate_backend({})"),
+    "mysql": ("SELECT CONNECTION_ID()", "KILL CONNECTION {}"),
+}
+
+
+def test_a_connection_lost_part_way_imports_nothing(engine, tmp_path):
+    if engine.dialect.name not in KILL_OWN_CONNECTION:
+        pytest.skip("SQLite has no connection to lose")
+    own_id, kill = KILL_OWN_CONNECTION[engine.dialect.name]
+    path = write(tmp_path, HEADER + many_rows(10))
+    chunks = []
+
+    def lose_connection_after_the_first_chunk(rows: int) -> None:
+        chunks.append(rows)
+        if len(chunks) == 1:
+            with engine.connect() as other:
+                other.execute(text(kill.format(int(connection_id))))
+                other.commit()
+
+    with pytest.raises(DBAPIError) as lost, transaction(engine) as session:
+        connection_id = session.connection().execute(text(own_id)).scalar()
+        import_events(
+            session,
+            path,
+            FileColumns(),
+            NOW,
+            timedelta(hours=1),
+            chunk_rows=3,
+            on_chunk=lose_connection_after_the_first_chunk,
+        )
+    assert "\n" not in error_message(lost.value)
+    assert len(chunks) == 1
+    assert stored_counts(engine) == (0, 0)
+    assert staged_rows(engine) == 0
+
+
+def test_customers_are_created_at_their_earliest_event_in_the_whole_file(engine, tmp_path):
+    rows = "c1,2026-10-05,visit,\nc2,2026-10-06,visit,\nc1,2026-10-01,purchase,3\n"
+    run_import(engine, write(tmp_path, HEADER + rows), chunk_rows=2)
+    with engine.connect() as connection:
+        created = connection.execute(
+            select(Customer.customer_id, Customer.created_at).order_by(Customer.customer_id)
+        ).all()
+    assert created == [("c1", datetime(2026, 10, 1)), ("c2", datetime(2026, 10, 6))]
+
+
+def test_of_rows_sharing_an_event_id_the_first_in_the_file_is_kept(engine, tmp_path, stored_events):
+    text_ = (
+        "id,customer_id,occurred_at,event_type,amount\n"
+        "e9,c1,2026-10-01,visit,\n"
+        "e1,c1,2026-10-02,visit,\n"
+        "e5,c1,2026-10-03,visit,\n"
+        "e1,c2,2026-10-04,purchase,5\n"
+        "e1,c3,2026-10-05,purchase,7\n"
+    )
+    report = run_import(
+        engine, write(tmp_path, text_), columns=FileColumns(event_id="id"), chunk_rows=2
+    )
+    assert (report.imported, report.duplicates) == (3, 2)
+    with engine.connect() as connection:
+        kept = connection.execute(
+            select(CustomerEvent.customer_id, CustomerEvent.event_type).where(
+                CustomerEvent.event_id == "e1"
+            )
+        ).one()
+    assert tuple(kept) == ("c1", "visit")
+
+
+def test_rows_another_import_left_staged_are_neither_imported_nor_removed(engine, tmp_path):
+    other = {"import_id": 1, "file_row": 1, "event_id": "x", "customer_id": "intruder"}
+    other |= {"event_type": "visit", "occurred_at": datetime(2026, 10, 1), "amount": None}
+    with engine.begin() as connection:
+        connection.execute(insert(CustomerEventStaging), [other])
+    report = run_import(engine, write(tmp_path, HEADER + GOOD_ROWS))
+    assert (report.imported, report.customers_created) == (3, 2)
+    with engine.connect() as connection:
+        assert "intruder" not in connection.scalars(select(Customer.customer_id)).all()
+    assert staged_rows(engine) == 1
+
+
+def test_no_bulk_load_is_larger_than_the_chunk(engine, tmp_path, monkeypatch):
+    """Memory is bounded by the chunk, not the file: the file is never loaded at once."""
+    loads = []
+    real_bulk_insert = event_import.bulk_insert
+
+    def counting_bulk_insert(connection, table, frame):
+        loads.append(len(frame))
+        real_bulk_insert(connection, table, frame)
+
+    monkeypatch.setattr(event_import, "bulk_insert", counting_bulk_insert)
+    run_import(engine, write(tmp_path, HEADER + many_rows(25)), chunk_rows=6)
+    assert loads == [6, 6, 6, 6, 1]
+
+
+def test_content_hashes_are_those_earlier_versions_stored():
+    """Ids of events imported by an earlier version: a change here would import them again."""
+    events = pd.DataFrame(
+        {
+            "customer_id": ["c1", "Caf\u00e9", "C1", "x|y", "c1"],
+            "event_type": ["visit", "purchase", "purchase", "a|b", "visit"],
+            "occurred_at": pd.to_datetime(
+                [
+                    "2026-10-01 10:00:00",
+                    "2026-10-02 07:30:00.000001",
+                    "1999-01-02 03:04:05",
+                    "2026-01-01",
+                    "2026-10-01 10:00:00",
+                ],
+                format="ISO8601",
+            ).astype("datetime64[us]"),
+            "amount": [None, 19.99, -0.0, 99999999999999.5, 0.00005],
+        }
+    )
+    assert event_keys(events).tolist() == [
+        "3f144650756688e1bb7201f0cc16f490",
+        "b765d743b26333066535193b6d256713",
+        "fc4a7afd6d87d5ef9965bf4dc19c4272",
+        "1893a8f104fee0252d51def8c1f4e29d",
+        "de4100f44238a29373d9c391fe6db7e0",
+    ]
