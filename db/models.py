@@ -21,6 +21,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -139,6 +140,7 @@ class ModelVersion(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     artifact: Mapped[bytes] = mapped_column(Artifact, nullable=False)
     artifact_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    artifact_signature: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ScoreRun(Base):
@@ -159,6 +161,13 @@ class ScoreRun(Base):
     n_scored: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    in_sample: Mapped[bool] = mapped_column(
+        Boolean,
+        nullable=False,
+        default=False,
+        server_default=false(),
+        comment="Scored at an as_of its model's training labels reach: never a forward result.",
+    )
 
 
 class ScoreColumns:
@@ -173,6 +182,13 @@ class ScoreColumns:
     reason_1: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_2: Mapped[str | None] = mapped_column(String(96), nullable=True)
     reason_3: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    # A reason's contribution to the score's log-odds: above 0 it raises the score.
+    reason_1_weight: Mapped[float | None] = mapped_column(Double, nullable=True)
+    reason_2_weight: Mapped[float | None] = mapped_column(Double, nullable=True)
+    reason_3_weight: Mapped[float | None] = mapped_column(Double, nullable=True)
+    expected_value: Mapped[float | None] = mapped_column(
+        Double, nullable=True, comment="Expected sum of the target event's amount in the horizon."
+    )
 
 
 class PropensityScore(ScoreColumns, Base):
@@ -181,6 +197,9 @@ class PropensityScore(ScoreColumns, Base):
 
     decile: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, comment="1 = best")
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="1 = best")
+    value_decile: Mapped[int | None] = mapped_column(
+        SmallInteger, nullable=True, comment="1 = best 10% by expected value"
+    )
 
 
 class PropensityScoreStaging(ScoreColumns, Base):
@@ -230,6 +249,11 @@ class ScoreRunOutcome(Base):
     note: Mapped[str | None] = mapped_column(
         Text, nullable=True, comment="Why a metric is NULL (e.g. no conversions in the horizon)."
     )
+    realized_revenue: Mapped[float | None] = mapped_column(Double, nullable=True)
+    predicted_revenue: Mapped[float | None] = mapped_column(Double, nullable=True)
+    value_gini: Mapped[float | None] = mapped_column(Double, nullable=True)
+    value_mae: Mapped[float | None] = mapped_column(Double, nullable=True)
+    top_decile_revenue_share: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class ScoreRunOutcomeDecile(Base):
@@ -243,6 +267,10 @@ class ScoreRunOutcomeDecile(Base):
         Double, nullable=False, comment="Sum of the decile's propensities."
     )
     actual: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The run's value decile with this number (1 = best by expected value).
+    value_customers: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expected_revenue: Mapped[float | None] = mapped_column(Double, nullable=True)
+    actual_revenue: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class ScoreRunDrift(Base):
@@ -255,3 +283,27 @@ class ScoreRunDrift(Base):
     score_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     feature: Mapped[str] = mapped_column(String(96), primary_key=True)
     psi: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class CustomerSuppression(Base):
+    """An erased customer, by a keyed hash of their id (db.erasure), never the id."""
+
+    __tablename__ = "customer_suppressions"
+    __table_args__ = {
+        "comment": "Erased customers, by a keyed hash of their id: imports skip them."
+    }
+
+    customer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suppressed_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class Erasure(Base):
+    __tablename__ = "erasures"
+    __table_args__ = {"comment": "One row per erasure or purge: counts per table, never an id."}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    happened_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, comment="forget or purge")
+    customers: Mapped[int] = mapped_column(Integer, nullable=False)
+    rows_removed: Mapped[dict[str, int]] = mapped_column(JSON, nullable=False)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)

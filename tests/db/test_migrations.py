@@ -198,3 +198,52 @@ def test_locks_held_when_upgrading_become_lapsed_leases_and_expiry_goes_on_downg
         columns = {column["name"] for column in inspect(connection).get_columns("service_locks")}
         assert columns == {"name", "holder", "acquired_at"}
     engine.dispose()
+
+
+def test_runs_published_before_0009_stay_visible_with_no_weights_or_value(database_url):
+    """Older runs read NULL for the reasons' weights and the expected value, count as
+    forward results, and the views are written back whole on downgrade."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        upgrade(connection, "0008")
+        connection.execute(
+            text(
+                "INSERT INTO model_versions (id, created_at, trained_as_of, horizon_days, cell,"
+                " kind, config, metrics, status, artifact, artifact_sha256) VALUES (1, :t, :t,"
+                " 30, 'gbm', 'gbm', '{}', '{}', 'champion', :artifact, 'x')"
+            ),
+            {"t": datetime(2026, 1, 1), "artifact": b"model"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO score_runs (id, as_of, model_version_id, started_at, finished_at,"
+                " status, n_scored) VALUES (7, :t, 1, :t, :t, 'succeeded', 1)"
+            ),
+            {"t": datetime(2026, 1, 1)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO propensity_scores (score_run_id, customer_id, propensity, decile,"
+                " rank, reason_1) VALUES (7, 'a', 0.9, 1, 1, 'visits')"
+            )
+        )
+        upgrade(connection)
+        current = connection.execute(
+            text(
+                "SELECT customer_id, reason_1, reason_1_weight, expected_value, value_decile"
+                " FROM current_propensity_scores"
+            )
+        ).all()
+        monitored = connection.execute(
+            text("SELECT score_run_id, realized_revenue FROM score_run_monitoring")
+        ).all()
+        assert [tuple(row) for row in current] == [("a", "visits", None, None, None)]
+        assert [tuple(row) for row in monitored] == [(7, None)]
+        connection.execute(text("UPDATE score_runs SET in_sample = :yes"), {"yes": True})
+        in_sample = connection.execute(text("SELECT * FROM score_run_monitoring")).all()
+        assert in_sample == []
+        downgrade(connection, "0008")
+        columns = [c["name"] for c in inspect(connection).get_columns("current_propensity_scores")]
+        assert columns[-3:] == ["reason_1", "reason_2", "reason_3"]
+        assert connection.execute(text("SELECT COUNT(*) FROM score_run_monitoring")).scalar() == 1
+    engine.dispose()

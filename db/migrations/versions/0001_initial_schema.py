@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from db.types import Artifact, Timestamp
-from db.views import CURRENT_SCORES_VIEW
+from db.views import CURRENT_SCORES_VIEW_0001
 
 revision = "0001"
 down_revision = None
@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("acquired_at", Timestamp, nullable=False),
         comment="Locks held by running jobs; a row exists while one runs.",
     )
-    op.execute(CURRENT_SCORES_VIEW)
+    op.execute(CURRENT_SCORES_VIEW_0001)
 
 
 def downgrade() -> None:

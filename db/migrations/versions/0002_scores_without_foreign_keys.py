@@ -14,7 +14,7 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-from db.views import CURRENT_SCORES_VIEW
+from db.views import CURRENT_SCORES_VIEW_0001
 
 revision = "0002"
 down_revision = "0001"
@@ -30,7 +30,7 @@ def _with_current_view(change) -> None:
     """SQLite rebuilds a table to change its constraints, which a view on it would block."""
     op.execute("DROP VIEW IF EXISTS current_propensity_scores")
     change()
-    op.execute(CURRENT_SCORES_VIEW)
+    op.execute(CURRENT_SCORES_VIEW_0001)
 
 
 def upgrade() -> None:

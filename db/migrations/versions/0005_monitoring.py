@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from db.types import Timestamp
-from db.views import MONITORING_VIEW
+from db.views import MONITORING_VIEW_0005
 
 revision = "0005"
 down_revision = "0004"
@@ -64,7 +64,7 @@ def upgrade() -> None:
         comment="Population stability index of each feature and the score against the "
         "champion's training reference, per score run.",
     )
-    op.execute(MONITORING_VIEW)
+    op.execute(MONITORING_VIEW_0005)
 
 
 def downgrade() -> None:
