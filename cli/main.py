@@ -193,6 +193,9 @@ def import_events_command(
             allowed_event_types=allowed,
             chunk_rows=settings().import_chunk_rows,
             on_chunk=lambda rows: progress.advance(task, rows),
+            on_insert=lambda rows: progress.console.print(
+                f"{rows:,} valid rows read; adding those not yet stored"
+            ),
         )
     console.print(
         f"{report.rows_read:,} rows read: {report.imported:,} events imported, "
