@@ -3,19 +3,48 @@
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.errors import DatabaseUnreachable, error_message
-from db.secrets import mask_secrets
+from db.errors import DatabaseUnreachable, InvalidDatabaseUrl, error_message
+from db.files import create_private_file
+from db.secrets import mask_secrets, mask_url
+
+URL_FORM = (
+    "a URL such as postgresql+psycopg://user@host:5432/database (a password after the user "
+    "and a colon)"
+)
 
 
 def safe_url(url: str | URL) -> str:
     """The URL as it may appear in logs and errors: its password masked, wherever it is given
-    (user info, or a `password=` / `passfile=` query parameter)."""
-    return mask_secrets(make_url(url).render_as_string(hide_password=True))
+    (user info, or a `password=` / `passfile=` query parameter). A URL given as text is
+    masked as written, before any parsing, which a password can break."""
+    if isinstance(url, str):
+        return mask_url(url)
+    return mask_secrets(url.render_as_string(hide_password=True))
+
+
+def parse_database_url(url: str | URL) -> URL:
+    """The URL parsed, or refused in one line that shows it masked. SQLAlchemy ends a
+    password at its first "@": one holding an unescaped "@" would send the rest of it to the
+    driver as the host name, and the driver's error would print it."""
+    if isinstance(url, URL):
+        return url
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise InvalidDatabaseUrl(
+            f"invalid database URL {mask_url(url)}: expected {URL_FORM}"
+        ) from None
+    if "@" in (parsed.host or ""):
+        raise InvalidDatabaseUrl(
+            f"invalid database URL {mask_url(url)}: an '@' in the password must be written %40"
+        )
+    return parsed
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
@@ -40,11 +69,22 @@ def _add_sqlite_md5(dbapi_connection, _record) -> None:
     dbapi_connection.create_function("md5", 1, md5_hex, deterministic=True)
 
 
-def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL opens; None for an in-memory database or a URI filename."""
+    database = url.database or ":memory:"
+    uri = database.startswith("file:") or url.query.get("uri") == "true"
+    return None if database == ":memory:" or uri else Path(database)
+
+
+def make_engine(url: str | URL) -> Engine:
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         # Partition tasks write from threads; wait for the file lock instead of failing.
         engine = create_engine(parsed, connect_args={"timeout": 60})
+        if (file := sqlite_file(parsed)) is not None:
+            # SQLite would create the file with the process's umask (often world-readable);
+            # its journal files take the mode of the database file.
+            event.listen(engine, "do_connect", lambda *_: create_private_file(file))
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         event.listen(engine, "connect", _add_sqlite_md5)
         event.listen(engine, "connect", _enlarge_sqlite_page_cache)

@@ -13,6 +13,10 @@ class DatabaseUnreachable(DataLayerError):
     pass
 
 
+class InvalidDatabaseUrl(DataLayerError):
+    pass
+
+
 class SourceMappingError(DataLayerError):
     pass
 

@@ -16,6 +16,8 @@ URL_USER_INFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s'\"]*@"
 SECRET_PARAMETER = re.compile(
     rf"\b({'|'.join(SECRET_KEYS)})=[^&\s'\"]*?(?=[&\s'\"]|:\s|:$|$)", flags=re.IGNORECASE
 )
+# The same in a URL known to be one: the value runs to the next parameter, spaces included.
+URL_SECRET_PARAMETER = re.compile(rf"([?&](?:{'|'.join(SECRET_KEYS)}))=[^&]*", re.IGNORECASE)
 
 
 def url_secrets(url: URL) -> list[str]:
@@ -25,6 +27,21 @@ def url_secrets(url: URL) -> list[str]:
         if key.lower() in SECRET_KEYS:
             values += [value] if isinstance(value, str) else list(value)
     return [str(value) for value in values if value]
+
+
+def mask_url(url: str) -> str:
+    """A database URL as given (never parsed: a password holding "@", "/", a space or a
+    quote breaks parsing) with its password masked: everything between the user name and the
+    URL's last "@", and every secret query parameter. An "@" later in the URL masks more,
+    never less."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:  # no scheme: no URL, but it may still carry a password
+        scheme, rest = "", url
+    user_info, at, location = rest.rpartition("@")
+    user, colon, _password = user_info.partition(":")
+    if at and colon:
+        url = f"{scheme}{separator}{user}:{MASK}@{location}"
+    return URL_SECRET_PARAMETER.sub(rf"\1={MASK}", url)
 
 
 def mask_secrets(text: str, known: Iterable[str] = ()) -> str:
