@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from llm_model.calibration import Calibrator, log_odds
 from llm_model.kinds import STATIC_KINDS
 from llm_model.manifest import ModelManifest
-from llm_model.reasons import reasons_frame, static_labels, top_reasons
+from llm_model.reasons import static_descriptions, static_figures, top_reasons
 from llm_model.sequences import Features, SequenceConfig, Snapshot, TrainingSet
 from llm_model.servable import ServableModel
 
@@ -66,8 +66,12 @@ class StaticModel(ServableModel):
 
     def raw_scores_with_reasons(self, features: Features) -> tuple[np.ndarray, pd.DataFrame]:
         raw = self.raw_scores(features)
-        names = np.array(static_labels(self.manifest.static_names), dtype=object)
-        return raw, reasons_frame(top_reasons(self.contributions(features.static, raw), names))
+        reasons = top_reasons(
+            self.contributions(features.static, raw),
+            static_figures(features.static),
+            static_descriptions(self.manifest.static_names, self.manifest.sequence),
+        )
+        return raw, reasons
 
     def contributions(self, static: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """Per customer and static feature, its share of the score's log-odds."""

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from llm_model.attribution import network_reasons
 from llm_model.baselines import StaticModel, UntrustedArtifact, new_classifier
 from llm_model.calibration import Calibrator, log_odds
 from llm_model.manifest import ModelManifest
@@ -32,8 +33,8 @@ from llm_model.sequences import Features, Snapshot
 from llm_model.servable import ServableModel
 
 BOOSTER_KIND = "gbm"
-# The booster's log-odds as a static input of the network and, by gradient x input, as one
-# reason of its scores.
+# The booster's log-odds as a static input of the network (never a reason: see
+# HybridModel.raw_scores_with_reasons).
 BOOSTED_SCORE = "boosted RFM score"
 N_FOLDS = 5
 NETWORK_MEMBER, BOOSTER_MEMBER = "network.keras", "booster.skops"
@@ -100,9 +101,20 @@ class HybridModel(ServableModel):
         return self.corrector.raw_scores(self.with_boosted_score(features))
 
     def raw_scores_with_reasons(self, features: Features) -> tuple[np.ndarray, pd.DataFrame]:
-        """Gradient x input of the network; the booster's log-odds are one input, measured
-        from their training mean like any static feature."""
-        return self.corrector.raw_scores_with_reasons(self.with_boosted_score(features))
+        """Gradient x input of the network, the boosted score's share explained by the
+        booster's own features: the network's gradient with respect to the boosted score
+        times each feature's occlusion contribution to it, added to the network's own
+        contribution of that feature. "boosted RFM score" says nothing a campaign can act
+        on; "3 add_to_cart in last 7 days" does."""
+        boosted = self.booster.raw_scores(features)
+        attribution = self.corrector.attribute(with_boosted_score(features, log_odds(boosted)))
+        through_booster = attribution.static_gradient[:, -1:] * self.booster.contributions(
+            features.static, boosted
+        )
+        static = attribution.static[:, :-1] + through_booster
+        return attribution.scores, network_reasons(
+            attribution, static, features.static, self.manifest
+        )
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -18,9 +18,11 @@ from keras import layers
 
 from llm_model.attribution import (
     INFERENCE_BATCH,
+    Attribution,
+    attribute_in_batches,
     attribution_function,
     batch_signature,
-    scores_with_reasons,
+    network_reasons,
     sequence_width,
     traced_width,
 )
@@ -230,11 +232,14 @@ class TrainedModel(ServableModel):
             self.network, self.manifest.sequence.max_len, len(self.manifest.static_names)
         )
 
+    def attribute(self, features: Features) -> Attribution:
+        """Scores and gradient x input, in one pass."""
+        return attribute_in_batches(self.attribution, features, self.manifest.vocabulary.size)
+
     def raw_scores_with_reasons(self, features: Features) -> tuple[np.ndarray, pd.DataFrame]:
-        """Gradient x input, in the same pass that computes the score."""
-        return scores_with_reasons(
-            self.attribution, features, self.manifest.vocabulary, self.manifest.static_names
-        )
+        attribution = self.attribute(features)
+        reasons = network_reasons(attribution, attribution.static, features.static, self.manifest)
+        return attribution.scores, reasons
 
     def to_bytes(self) -> bytes:
         return model_to_bytes(self.network)

@@ -20,7 +20,8 @@ class ServableModel(ABC):
 
     @abstractmethod
     def raw_scores_with_reasons(self, features: Features) -> tuple[np.ndarray, pd.DataFrame]:
-        """Uncalibrated probabilities and, per customer, reason_1..3."""
+        """Uncalibrated probabilities and, per customer, reason_1..3 and their weights
+        (llm_model.reasons.top_reasons)."""
 
     @abstractmethod
     def to_bytes(self) -> bytes:
@@ -35,7 +36,8 @@ class ServableModel(ABC):
         return self.manifest.calibrator.transform(self.raw_scores(features))
 
     def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
-        """customer_id, calibrated propensity and (optionally) the top three reasons."""
+        """customer_id, calibrated propensity and (optionally) the top three reasons with
+        their weights."""
         if with_reasons:
             raw, reasons = self.raw_scores_with_reasons(features)
         else:

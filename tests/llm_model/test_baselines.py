@@ -1,10 +1,12 @@
 """The static contenders (logistic, gbm) and the recency reference: the same predictions as
 scikit-learn estimators fitted independently on the same static columns, one-class data
-refused, and reason codes equal to contributions computed here with numpy."""
+refused, and reason codes equal to contributions computed here with numpy, read with the
+customer's own figures and direction on models built by hand."""
 
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import logit
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -13,9 +15,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from llm_model.baselines import RecencyReference, fit_static_model, new_classifier
-from llm_model.reasons import static_label
-from llm_model.sequences import Snapshot
+from llm_model.baselines import RecencyReference, StaticModel, fit_static_model, new_classifier
+from llm_model.calibration import Calibrator
+from llm_model.manifest import ModelManifest
+from llm_model.reasons import REASON_COLUMNS, WEIGHT_COLUMNS
+from llm_model.sequences import Features, SequenceConfig, Snapshot, Vocabulary, static_names
 
 
 def reference(kind: str, seed: int):
@@ -137,10 +141,6 @@ def test_an_unknown_static_kind_is_refused():
 # --- reason codes ------------------------------------------------------------------------
 
 
-def static_labels(names: tuple[str, ...]) -> list[str]:
-    return [static_label(name) for name in names]
-
-
 def test_logistic_reasons_are_its_exact_log_odds_terms(
     training, static_models, reasons_are_the_largest
 ):
@@ -154,30 +154,141 @@ def test_logistic_reasons_are_its_exact_log_odds_terms(
     np.testing.assert_allclose(model.contributions(features.static, raw), expected, atol=1e-6)
     # The terms are the whole of the score: with the intercept they sum to its log-odds.
     np.testing.assert_allclose(expected.sum(axis=1) + fitted.intercept_[0], logit(raw), atol=1e-5)
-    reasons_are_the_largest(reasons, expected, static_labels(features.static_names))
+    reasons_are_the_largest(reasons, expected)
 
 
 def test_gbm_reasons_are_the_log_odds_lost_at_the_training_mean(
-    training, static_models, reasons_are_the_largest
+    training, static_models, reasons_are_the_largest, occlusion
 ):
     model = static_models["gbm"]
     features = training.holdout.features
-    static = features.static.astype(np.float64)
     mean = training.train.features.static.astype(np.float64).mean(axis=0)
-
-    def log_odds(x: np.ndarray) -> np.ndarray:
-        p = model.classifier.predict_proba(x)[:, 1]
-        assert ((p > 1e-6) & (p < 1 - 1e-6)).all()  # no clipping in play
-        return logit(p)
-
-    expected = np.empty_like(static)
-    for column in range(static.shape[1]):
-        occluded = static.copy()
-        occluded[:, column] = mean[column]
-        expected[:, column] = log_odds(static) - log_odds(occluded)
+    expected = occlusion(model.classifier, features.static, mean)
     assert np.abs(expected).max() > 0.1  # the features matter: a real comparison
 
     raw, reasons = model.raw_scores_with_reasons(features)
 
     np.testing.assert_allclose(model.contributions(features.static, raw), expected, atol=1e-6)
-    reasons_are_the_largest(reasons, expected, static_labels(features.static_names))
+    reasons_are_the_largest(reasons, expected)
+
+
+# Customers built by hand, for a vocabulary of two event types counted over 7 and 30 days.
+HAND_SEQUENCE = SequenceConfig(windows_days=(7, 30))
+HAND_VOCABULARY = Vocabulary(("add_to_cart", "purchase"))
+HAND_NAMES = static_names(HAND_VOCABULARY, HAND_SEQUENCE)
+# Raw figures (static features are their log1p), in HAND_NAMES' order.
+HAND_MEANS = [30, 10, 100, 90, 200, 0.5, 1, 0.1, 0.3]
+HAND_FIGURES = [
+    [212, 40, 1234.4, 212, 400, 3, 5, 0, 1],
+    [0.2, 1, 0, 365, 0.2, 1, 1, 0, 0],
+]
+HAND_TEXTS = [
+    [
+        "no event for 212 days",
+        "40 events in all",
+        "spent 1234 on purchase in all",
+        "no purchase for 212 days",
+        "customer for 400 days",
+        "3 add_to_cart in last 7 days",
+        "5 add_to_cart in last 30 days",
+        "no purchase in last 7 days",
+        "1 purchase in last 30 days",
+    ],
+    [
+        "event in the last day",
+        "1 event in all",
+        "spent 0 on purchase in all",
+        "no purchase for 365 days",
+        "customer for less than a day",
+        "1 add_to_cart in last 7 days",
+        "1 add_to_cart in last 30 days",
+        "no purchase in last 7 days",
+        "no purchase in last 30 days",
+    ],
+]
+
+
+def hand_manifest(kind: str) -> ModelManifest:
+    return ModelManifest(
+        kind=kind,
+        sequence=HAND_SEQUENCE,
+        vocabulary=HAND_VOCABULARY,
+        calibrator=Calibrator("identity"),
+        static_names=HAND_NAMES,
+        n_snapshots=2,
+        snapshot_stride_days=30,
+        static_mean=tuple(np.log1p(HAND_MEANS)),
+    )
+
+
+def hand_features() -> Features:
+    n = len(HAND_FIGURES)
+    return Features(
+        customer_ids=np.array(["hand0", "hand1"], dtype=object),
+        tokens=np.zeros((n, HAND_SEQUENCE.max_len), dtype=np.int32),
+        numeric=np.zeros((n, HAND_SEQUENCE.max_len, 3), dtype=np.float32),
+        static=np.log1p(np.array(HAND_FIGURES)).astype(np.float32),
+        static_names=HAND_NAMES,
+    )
+
+
+def assert_reasons_read(reasons: pd.DataFrame, contributions: np.ndarray) -> None:
+    """Each hand-built customer's reasons are the texts of their three largest contributions
+    by absolute value, with the direction of each, and weigh as much."""
+    for row, texts in enumerate(HAND_TEXTS):
+        top = np.argsort(-np.abs(contributions[row]), kind="stable")[:3]
+        ways = ["raises" if contributions[row, i] > 0 else "lowers" for i in top]
+        expected = [f"{texts[i]} ({way})" for i, way in zip(top, ways, strict=True)]
+        assert reasons.loc[row, REASON_COLUMNS].tolist() == expected
+        np.testing.assert_allclose(
+            reasons.loc[row, WEIGHT_COLUMNS].to_numpy(dtype=np.float64),
+            contributions[row, top],
+            rtol=1e-6,
+        )
+
+
+def test_a_hand_built_logistic_model_gives_its_terms_as_reasons():
+    """Coefficient x scaled value of a pipeline set by hand: the largest terms, a negative
+    one among them, read with the customer's own figures."""
+    scaled_by = np.array([1, 1, 2, 1, 1, 1, 1, 1, 1], dtype=np.float64)
+    coefficients = np.array([-1.0, 0.2, 0.5, -0.3, 0.1, 2.0, 0.3, 0.4, 0.6])
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = np.log1p(HAND_MEANS), scaled_by, scaled_by**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(HAND_NAMES), 100
+    logistic = LogisticRegression()
+    logistic.coef_, logistic.intercept_ = coefficients[None, :], np.array([-2.0])
+    logistic.classes_, logistic.n_features_in_ = np.array([0, 1]), len(HAND_NAMES)
+    model = StaticModel(make_pipeline(scaler, logistic), hand_manifest("logistic"))
+    static = np.log1p(np.array(HAND_FIGURES, dtype=np.float32)).astype(np.float64)
+    terms = (static - np.log1p(HAND_MEANS)) / scaled_by * coefficients
+
+    _, reasons = model.raw_scores_with_reasons(hand_features())
+
+    assert reasons.loc[0, REASON_COLUMNS].tolist() == [
+        "3 add_to_cart in last 7 days (raises)",
+        "no event for 212 days (lowers)",
+        "spent 1234 on purchase in all (raises)",
+    ]
+    assert reasons.loc[1, REASON_COLUMNS].tolist() == [
+        "event in the last day (raises)",
+        "spent 0 on purchase in all (lowers)",
+        "1 add_to_cart in last 7 days (raises)",
+    ]
+    assert_reasons_read(reasons, terms)
+
+
+def test_a_hand_built_gbm_gives_what_occlusion_takes_as_reasons(occlusion):
+    """A booster fitted on data whose label follows recent carts and recency: its reasons
+    are the log-odds each feature loses at the training mean, computed here."""
+    rng = np.random.default_rng(0)
+    figures = rng.exponential(HAND_MEANS, size=(2000, len(HAND_NAMES)))
+    static = np.log1p(figures)
+    likely = 2 * static[:, 5] - static[:, 0] + 0.5 * static[:, 2] + rng.normal(0, 1, len(static))
+    classifier = HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    classifier.fit(static, likely > np.median(likely))
+    model = StaticModel(classifier, hand_manifest("gbm"))
+    expected = occlusion(classifier, hand_features().static, np.log1p(HAND_MEANS))
+
+    _, reasons = model.raw_scores_with_reasons(hand_features())
+
+    assert_reasons_read(reasons, expected)

@@ -143,13 +143,14 @@ def test_results_of_length_batches_come_back_in_the_input_order():
 
 def test_each_scoring_batch_scores_and_explains_as_its_padded_rows(training, trained):
     """Every cut batch against the same rows padded to max_len: probability, per-event and
-    per-static contributions; the traced functions take every width with one trace."""
+    per-static contributions, and the gradient of the static inputs; the traced functions
+    take every width with one trace."""
     features = training.holdout.features
     padded = trained.network.predict(
         {"tokens": features.tokens, "numeric": features.numeric, "static": features.static},
         verbose=0,
     )[:, 0]
-    _, padded_events, padded_static = (
+    _, padded_events, padded_static, padded_gradient = (
         t.numpy() for t in trained.attribution(features.tokens, features.numeric, features.static)
     )
     batches = scoring_batches(features.tokens, batch_size=4)
@@ -159,7 +160,9 @@ def test_each_scoring_batch_scores_and_explains_as_its_padded_rows(training, tra
         assert sequence_lengths(tokens).max() == batch.width == tokens.shape[1]
         assert (features.tokens[batch.rows, batch.width :] == PAD).all()
         rows = batch.rows
-        p, per_event, per_static = (t.numpy() for t in trained.attribution(tokens, numeric, static))
+        p, per_event, per_static, gradient = (
+            t.numpy() for t in trained.attribution(tokens, numeric, static)
+        )
         close = {"rtol": 1e-5, "atol": 1e-7}
         np.testing.assert_allclose(
             trained.probability(tokens, numeric, static), padded[rows], **close
@@ -168,6 +171,7 @@ def test_each_scoring_batch_scores_and_explains_as_its_padded_rows(training, tra
         np.testing.assert_allclose(per_event, padded_events[rows, : batch.width], **close)
         np.testing.assert_allclose(padded_events[rows, batch.width :], 0, atol=1e-7)
         np.testing.assert_allclose(per_static, padded_static[rows], **close)
+        np.testing.assert_allclose(gradient, padded_gradient[rows], **close)
     # The holdout has few short sequences: small batches give them widths of their own.
     assert len({batch.width for batch in batches}) >= 4
     assert trained.probability.experimental_get_tracing_count() == 1

@@ -1,6 +1,6 @@
 """The recurrent model on top of the boosted baseline: trained on out-of-fold boosted
 scores, stored as one archive of its two parts and rebuilt by their safe loaders, scored
-with reasons that name the boosted score like any other input."""
+with reasons that explain the boosted score by the booster's own features."""
 
 import io
 import json
@@ -16,10 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from llm_model import metrics
-from llm_model.attribution import scores_with_reasons, token_names, traced_width
+from llm_model.attribution import attribute_in_batches, traced_width
 from llm_model.baselines import UntrustedArtifact, new_classifier
 from llm_model.hybrid import (
-    BOOSTED_SCORE,
     BOOSTER_MEMBER,
     NETWORK_MEMBER,
     HybridModel,
@@ -29,11 +28,9 @@ from llm_model.hybrid import (
 from llm_model.kinds import load_servable
 from llm_model.manifest import ModelManifest
 from llm_model.model import model_to_bytes, predict
-from llm_model.reasons import static_labels
+from llm_model.reasons import REASON_COLUMNS
 from llm_model.sequences import Features, Snapshot
 from llm_model.training import evaluate
-
-REASONS = ["reason_1", "reason_2", "reason_3"]
 
 
 def through_json(manifest: ModelManifest) -> ModelManifest:
@@ -85,7 +82,7 @@ def test_a_partition_gets_the_scores_and_reasons_it_has_in_a_larger_one(hybrid, 
 
 
 def test_the_hybrid_network_scores_and_explains_length_buckets_as_its_padded_rows(
-    hybrid, training, reasons_are_the_largest, full_width_contributions
+    hybrid, training, gradient_times_input
 ):
     features = hybrid.with_boosted_score(training.holdout.features)
     corrector = hybrid.corrector
@@ -100,30 +97,59 @@ def test_the_hybrid_network_scores_and_explains_length_buckets_as_its_padded_row
     np.testing.assert_allclose(
         predict(corrector.probability, features, batch_size=4), padded, rtol=1e-5, atol=1e-7
     )
-    scores, reasons = scores_with_reasons(
-        corrector.attribution, features, hybrid.manifest.vocabulary, features.static_names, 4
-    )
-    np.testing.assert_allclose(scores, padded, rtol=1e-5, atol=1e-7)
-    reasons_are_the_largest(reasons, *full_width_contributions(corrector, features))
+    vocab_size = hybrid.manifest.vocabulary.size
+    attribution = attribute_in_batches(corrector.attribution, features, vocab_size, 4)
+    np.testing.assert_allclose(attribution.scores, padded, rtol=1e-5, atol=1e-7)
+    reference = gradient_times_input(hybrid.network, features)
+    close = {"rtol": 1e-5, "atol": 1e-6}
+    np.testing.assert_allclose(attribution.by_token[:, 1:], reference.by_token[:, 1:], **close)
+    np.testing.assert_allclose(attribution.static, reference.static, **close)
+    np.testing.assert_allclose(attribution.static_gradient, reference.static_gradient, **close)
 
 
-def test_the_hybrid_holdout_score_is_finite_and_its_reasons_are_labels(hybrid, training, events):
+def booster_explained(hybrid, features: Features, gradient_times_input, occlusion) -> np.ndarray:
+    """The hybrid's contributions computed here: its network's per token, and per static
+    feature its own plus its gradient with respect to the boosted score times the log-odds
+    the booster loses with the feature at its training mean."""
+    reference = gradient_times_input(hybrid.network, hybrid.with_boosted_score(features))
+    mean = np.array(hybrid.booster.manifest.static_mean)
+    lost = occlusion(hybrid.booster.classifier, features.static, mean)
+    static = reference.static[:, :-1] + reference.static_gradient[:, -1:] * lost
+    return np.concatenate([reference.by_token, static], axis=1)
+
+
+def test_the_hybrid_explains_the_boosted_score_by_the_boosters_features(
+    hybrid, training, reasons_are_the_largest, gradient_times_input, occlusion
+):
+    features = training.holdout.features
     evaluation = evaluate({"gru_hybrid": hybrid}, training)
-
     assert set(evaluation.table) == {"gru_hybrid", "gru_hybrid_raw", "recency"}
     for name in ("gru_hybrid", "gru_hybrid_raw"):
         row = evaluation.table[name]
         assert all(math.isfinite(row[m]) for m in ("roc_auc", "log_loss", "brier", "ece"))
-    reasons = hybrid.scores(training.holdout.features, with_reasons=True)[REASONS]
-    manifest = hybrid.manifest
-    labels = {
-        *token_names(manifest.vocabulary)[1:],
-        *static_labels(manifest.static_names),
-        BOOSTED_SCORE,
-    }
-    assert set(reasons.to_numpy().ravel()) <= labels
-    # The boosted score is an input like any other: some customers owe it a top reason.
-    assert (reasons == BOOSTED_SCORE).any().any()
+
+    _, reasons = hybrid.raw_scores_with_reasons(features)
+
+    contributions = booster_explained(hybrid, features, gradient_times_input, occlusion)
+    reasons_are_the_largest(reasons, contributions)
+    texts = reasons[REASON_COLUMNS].stack().dropna().tolist()
+    assert texts and not [t for t in texts if "," in t or "boosted" in t]
+
+
+def test_a_customer_built_by_hand_reads_their_own_values_through_the_booster(
+    hybrid, hand_case, gradient_times_input, occlusion
+):
+    features = hand_case.features(hybrid.manifest)
+    contributions = booster_explained(hybrid, features, gradient_times_input, occlusion)
+    without_booster = booster_explained(
+        hybrid, features, gradient_times_input, lambda *_: np.zeros(features.static.shape)
+    )
+    # The booster's share moves the reasons' weights: a real check of it.
+    assert np.nanmax(np.abs(contributions - without_booster)) > 0.05
+
+    _, reasons = hybrid.raw_scores_with_reasons(features)
+
+    hand_case.assert_reasons(reasons, contributions, hybrid.manifest)
 
 
 def memorable_snapshots(n_customers: int = 400, n_snapshots: int = 3) -> Snapshot:

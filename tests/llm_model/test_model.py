@@ -12,7 +12,7 @@ import pytest
 from llm_model.attribution import sequence_width, traced_width
 from llm_model.manifest import ModelManifest
 from llm_model.model import TrainedModel, model_to_bytes, predict
-from llm_model.reasons import N_REASONS
+from llm_model.reasons import REASON_COLUMNS, WEIGHT_COLUMNS
 
 
 def test_keras_artifact_round_trip_predicts_the_same(training, trained):
@@ -63,7 +63,8 @@ def test_no_customers_get_no_raw_scores_and_no_reasons(training, trained):
     assert trained.raw_scores(nobody).shape == (0,)
     scores, reasons = trained.raw_scores_with_reasons(nobody)
     assert scores.shape == (0,)
-    assert reasons.shape == (0, N_REASONS)
+    assert list(reasons.columns) == [*REASON_COLUMNS, *WEIGHT_COLUMNS]
+    assert reasons.empty
 
 
 def with_fixed_width(config: Any, width: int) -> Any:
@@ -117,12 +118,18 @@ def test_scores_with_reasons_match_plain_scores(training, trained):
     assert list(with_reasons.columns) == [
         "customer_id",
         "propensity",
-        "reason_1",
-        "reason_2",
-        "reason_3",
+        *REASON_COLUMNS,
+        *WEIGHT_COLUMNS,
     ]
-    assert with_reasons[[f"reason_{i + 1}" for i in range(N_REASONS)]].notna().all().all()
-    assert not with_reasons["reason_1"].isin(["padding"]).any()
+    # A customer gets a first reason exactly when something moved their score (a saturated
+    # score's gradient is 0 everywhere: no reason, rather than an arbitrary one).
+    attribution = trained.attribute(features)
+    moved = (np.nan_to_num(attribution.by_token) != 0).any(axis=1) | (attribution.static != 0).any(
+        axis=1
+    )
+    assert moved.mean() > 0.5
+    np.testing.assert_array_equal(with_reasons["reason_1"].notna(), moved)
+    assert not with_reasons["reason_1"].str.contains("padding").any()
     # The model's one traced function serves any batch size: a partition of 7 customers
     # gets the same scores and reasons as those customers had in the larger one.
     part = trained.scores(features.take(np.arange(7)), with_reasons=True)
