@@ -15,13 +15,22 @@ import numpy as np
 import pandas as pd
 
 from llm_model import metrics
+from llm_model.kinds import STATIC_KINDS
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 FIGSIZE = (6, 4.5)
 DPI = 110
 HISTOGRAM_BINS = 40
+# Fifty runs' markers must not hide their lines.
+MARKER_SIZE = 4
+# The time axis reaches this far beyond the first and last run, or a twentieth of their span
+# where that is more: one run gets a fortnight around it, not matplotlib's years.
+RUN_MARGIN = pd.Timedelta(days=7)
+# A random ranking's AUC: the AUC axis shows how far above it each run is.
+RANDOM_AUC = 0.5
 # Per curve chart: the metrics table per contender, its x and y columns, the name of the
 # diagonal (what a random ranking or a perfectly calibrated model draws) and the line marker.
 CURVES = {
@@ -84,12 +93,23 @@ def histogram_figure(score: np.ndarray) -> Figure:
     return figure
 
 
+def charted(scores: dict[str, np.ndarray], model: str) -> dict[str, np.ndarray]:
+    """What the curve charts draw: the registered contender `model`, labelled so, and the
+    baselines it has to beat (logistic regression, gradient boosting). The other contenders,
+    raw scores and references stay in the card's table: seven lines in one chart read as
+    none at a glance."""
+    shown = {f"{model} (registered)": scores[model]}
+    shown |= {kind: scores[kind] for kind in STATIC_KINDS if kind in scores and kind != model}
+    return shown
+
+
 def model_charts(
     labels: np.ndarray, scores: dict[str, np.ndarray], model: str, folder: Path
 ) -> list[Path]:
-    """All charts of one model card; `model` names the entry of `scores` to histogram."""
+    """All charts of one model card; `model` names the registered entry of `scores`."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {f"{chart}.png": curves_figure(labels, scores, chart) for chart in CURVES}
+    shown = charted(scores, model)
+    figures = {f"{chart}.png": curves_figure(labels, shown, chart) for chart in CURVES}
     figures["score_histogram.png"] = histogram_figure(scores[model])
     return [save(figure, folder / name) for name, figure in figures.items()]
 
@@ -97,18 +117,41 @@ def model_charts(
 def monitoring_figure(history: pd.DataFrame) -> Figure:
     """Score runs over time (`history`: one row per run with as_of, roc_auc, holdout_roc_auc,
     expected and actual conversions): realized against holdout AUC, and expected against
-    actual conversions."""
+    actual conversions counted from zero, so that the gap between them reads true."""
+    history = history.sort_values("as_of", kind="stable")
     figure = new_figure((FIGSIZE[0] * 2, FIGSIZE[1]))
     auc, conversions = figure.subplots(1, 2)
-    auc.plot(history["as_of"], history["roc_auc"], marker="o", label="realized")
-    auc.plot(history["as_of"], history["holdout_roc_auc"], "s--", label="model's holdout")
-    auc.set(xlabel="scored as of", ylabel="ROC AUC", title="Realized AUC of each score run")
-    conversions.plot(history["as_of"], history["expected"], marker="o", label="expected")
-    conversions.plot(history["as_of"], history["actual"], marker="s", label="actual")
-    conversions.set(
-        xlabel="scored as of", ylabel="conversions", title="Expected and actual conversions"
+    as_of = history["as_of"]
+    auc.plot(as_of, history["roc_auc"], marker="o", markersize=MARKER_SIZE, label="realized")
+    auc.plot(
+        as_of, history["holdout_roc_auc"], "s--", markersize=MARKER_SIZE, label="model's holdout"
     )
+    auc.axhline(RANDOM_AUC, color="grey", linestyle=":", label="random")
+    lowest = np.nanmin([RANDOM_AUC, *history["roc_auc"], *history["holdout_roc_auc"]])
+    auc.set_ylim(lowest - 0.05, 1)
+    auc.set(ylabel="ROC AUC", title="Realized AUC of each score run")
+    conversions.plot(
+        as_of, history["expected"], marker="o", markersize=MARKER_SIZE, label="expected"
+    )
+    conversions.plot(as_of, history["actual"], marker="s", markersize=MARKER_SIZE, label="actual")
+    highest = np.nanmax([1, *history["expected"], *history["actual"]])
+    conversions.set_ylim(0, highest * 1.1)
+    conversions.set(ylabel="conversions", title="Expected and actual conversions")
     for axes in (auc, conversions):
+        runs_time_axis(axes, as_of)
         axes.legend(loc="best")
-        axes.tick_params(axis="x", labelrotation=30)
     return figure
+
+
+def runs_time_axis(axes: Axes, as_of: pd.Series) -> None:
+    """The runs' dates, from just before the first to just after the last, labelled
+    concisely (a year once, then months and days)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    first, last = pd.Timestamp(as_of.min()), pd.Timestamp(as_of.max())
+    margin = max((last - first) / 20, RUN_MARGIN)
+    axes.set_xlim(first - margin, last + margin)
+    locator = AutoDateLocator(maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.set_xlabel("scored as of")

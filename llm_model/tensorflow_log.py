@@ -7,13 +7,22 @@ not the lines that loading its libraries prints (absl's "All log messages before
 absl::InitializeLog()" and oneDNN's banner, twice). Those are filtered out of file descriptor
 2 while TensorFlow loads, by a child process that passes every other line on: also the last
 words of a crash while loading. `TF_CPP_MIN_LOG_LEVEL=0` shows TensorFlow's log again.
+
+Whoever imports TensorFlow first (a network's module, Keras, a test, a Dask worker or a flow
+run that `propensity serve` starts), it loads this way: importing the llm_model package
+installs `QuietTensorFlowImport`, which costs nothing until TensorFlow is imported.
 """
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import ModuleType
 
 LOADING_NOISE = (
     "All log messages before absl::InitializeLog() is called",
@@ -32,12 +41,66 @@ for line in sys.stdin.buffer:
 """
 
 
-def load_tensorflow_quietly() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow warns when five of a function's last ten calls traced it, counting every
+# tf.function made from the same code as one: each network fitted (Keras' train and test
+# steps) and each model served (its probability and attribution functions) traces its own
+# once, and small models fitted or loaded in a row (a backtest's cutoffs, a small database,
+# the tests) add up to five. None of them traces again for a new batch shape: their inputs
+# are declared with open dimensions.
+TRACING_NOTICE = "triggered tf.function retracing"
+
+
+class WithoutTracingNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TRACING_NOTICE not in record.getMessage()
+
+
+class QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """On the first import of the tensorflow package, gives its spec a loader that loads it
+    quietly; then leaves sys.meta_path."""
+
+    def find_spec(self, name, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = QuietLoader(spec.loader)
+        return spec
+
+
+class QuietLoader(importlib.abc.Loader):
+    """Runs `loader`'s loading of TensorFlow with its C++ log off and its loading lines
+    filtered out of stderr."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # The module keeps the real loader, for whatever reads its files through it.
+        module.__loader__ = module.__spec__.loader = self.loader
+        with stderr_without(LOADING_NOISE):
+            self.loader.exec_module(module)
+        logging.getLogger("tensorflow").addFilter(WithoutTracingNotice())
+
+
+def quiet_tensorflow_imports() -> None:
+    """TensorFlow, once imported by anyone in this process, loads quietly; it is not loaded
+    now."""
     if "tensorflow" in sys.modules:
         return
-    with stderr_without(LOADING_NOISE):
-        import tensorflow  # noqa: F401
+    if not any(isinstance(finder, QuietTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, QuietTensorFlowImport())
+
+
+def load_tensorflow_quietly() -> None:
+    """TensorFlow loaded now, quietly (see quiet_tensorflow_imports)."""
+    quiet_tensorflow_imports()
+    import tensorflow  # noqa: F401
 
 
 @contextmanager

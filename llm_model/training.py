@@ -2,6 +2,8 @@
 top of the boosted one) on the same training snapshots, calibrate the recurrent ones, and
 compare them all on the temporal holdout with the champion and the recency reference."""
 
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import keras
@@ -38,6 +40,7 @@ from llm_model.model import (
     probability_function,
     use_inter_op_threads,
 )
+from llm_model.progress import TrainingProgress
 from llm_model.selection import CHAMPION, Evaluation
 from llm_model.sequences import (
     Features,
@@ -85,15 +88,21 @@ def validation_split(train: Snapshot, share: float) -> tuple[Snapshot, Snapshot]
     return fit_part, validation
 
 
+# What a network's fit shows: Keras' own verbosity (0: nothing), or a function of the
+# network's name that gives the callback showing its fit while entered (TrainingProgress).
+Verbosity = int | str | Callable[[str], TrainingProgress]
+
+
 def fit_network(
     fit_part: Snapshot,
     validation: Snapshot,
     vocab_size: int,
     config: ModelConfig,
-    verbose: int | str,
+    verbose: Verbosity,
+    name: str,
 ) -> keras.Model:
-    """The network fitted with early stopping on the validation customers; deterministic
-    under the config's seed."""
+    """The network `name` fitted with early stopping on the validation customers;
+    deterministic under the config's seed."""
     use_inter_op_threads()
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
@@ -108,14 +117,18 @@ def fit_network(
     stop_early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
-    network.fit(
-        bucketed_dataset(fit_part.features, fit_part.labels, config.batch_size, config.seed),
-        validation_data=bucketed_dataset(validation.features, validation.labels, INFERENCE_BATCH),
-        epochs=config.epochs,
-        callbacks=[stop_early],
-        shuffle=False,  # the dataset reshuffles its batches itself
-        verbose=verbose,
-    )
+    progress = verbose(name) if callable(verbose) else None
+    with progress or nullcontext():
+        network.fit(
+            bucketed_dataset(fit_part.features, fit_part.labels, config.batch_size, config.seed),
+            validation_data=bucketed_dataset(
+                validation.features, validation.labels, INFERENCE_BATCH
+            ),
+            epochs=config.epochs,
+            callbacks=[stop_early] if progress is None else [stop_early, progress],
+            shuffle=False,  # the dataset reshuffles its batches itself
+            verbose=verbose if progress is None else 0,
+        )
     return network
 
 
@@ -124,12 +137,16 @@ def fit_model(
     judge: Snapshot,
     config: ModelConfig,
     sequence_config: SequenceConfig,
-    verbose: int | str = "auto",
+    verbose: Verbosity = "auto",
+    name: str | None = None,
 ) -> tuple[TrainedModel, dict[str, float]]:
     """Train on a customer split of the training snapshots; choose the calibrator fitted on
-    the validation customers by its log loss on `judge`, the holdout half kept for it."""
+    the validation customers by its log loss on `judge`, the holdout half kept for it.
+    `name` (default: the cell) names the network in its progress."""
     fit_part, validation = validation_split(training.train, config.validation_share)
-    network = fit_network(fit_part, validation, training.vocab.size, config, verbose)
+    network = fit_network(
+        fit_part, validation, training.vocab.size, config, verbose, name or config.cell
+    )
     static_names = training.train.features.static_names
     probability = probability_function(network, sequence_config.max_len, len(static_names))
     calibrator, calibration_report = choose_calibrator(
@@ -150,7 +167,7 @@ def fit_hybrid(
     booster: StaticModel,
     config: ModelConfig,
     sequence_config: SequenceConfig,
-    verbose: int | str = "auto",
+    verbose: Verbosity = "auto",
     n_folds: int = N_FOLDS,
 ) -> tuple[HybridModel, dict[str, float]]:
     """The recurrent model fitted as fit_model fits it (early stopping on the validation
@@ -171,7 +188,9 @@ def fit_hybrid(
         with_boosted_score(judge.features, log_odds(booster.raw_scores(judge.features))),
         judge.labels,
     )
-    corrector, calibration = fit_model(boosted, boosted_judge, config, sequence_config, verbose)
+    corrector, calibration = fit_model(
+        boosted, boosted_judge, config, sequence_config, verbose, hybrid_kind(config.cell)
+    )
     manifest = replace(
         corrector.manifest,
         kind=hybrid_kind(config.cell),
@@ -197,7 +216,7 @@ def fit_contenders(
     judge: Snapshot,
     config: ModelConfig,
     sequence_config: SequenceConfig,
-    verbose: int | str = "auto",
+    verbose: Verbosity = "auto",
     hybrid: bool = True,
 ) -> Contenders:
     """Every servable kind on the same snapshots: with `hybrid`, also the recurrent model
@@ -308,7 +327,7 @@ def train_on(
     as_of: pd.Timestamp,
     plan: TrainingPlan,
     champion: ServableModel | None = None,
-    verbose: int | str = "auto",
+    verbose: Verbosity = "auto",
 ) -> RetrainResult:
     """Every contender trained on the inputs' training snapshots and judged, beside the
     champion, on the holdout half the calibrators' choice never saw."""
@@ -344,7 +363,7 @@ def train_and_evaluate(
     as_of: pd.Timestamp,
     plan: TrainingPlan,
     champion: ServableModel | None = None,
-    verbose: int | str = "auto",
+    verbose: Verbosity = "auto",
 ) -> RetrainResult:
     """train_on every customer's events in one frame."""
     manifest = champion.manifest if champion is not None else None

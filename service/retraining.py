@@ -5,6 +5,7 @@ replays them."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -172,17 +173,21 @@ def train_packages(
     inputs: Path,
     champion_id: int | None,
     folder: Path,
-    verbose: int | str,
     logger: Logger,
+    progress_bars: bool,
 ) -> Path:
     """Train every contender on the inputs saved in `inputs` and judge them, with the
     champion (its package in folder/CHAMPION_PACKAGE), on one holdout; the winner's package,
     with its charts, goes to folder/challenger, and the job's baselines' packages to
-    folder/BASELINES."""
+    folder/BASELINES. Each network's training is one line in `logger` and, with
+    `progress_bars`, a progress bar on the terminal."""
     load_tensorflow_quietly()
     # TensorFlow loads with the trainer: the retrain's other steps, and the modules that
     # import this one, do without it.
+    from llm_model.progress import TrainingProgress
     from llm_model.training import train_on
+
+    verbose = partial(TrainingProgress, logger=logger, bar=progress_bars)
 
     champion = None
     if champion_id is not None:

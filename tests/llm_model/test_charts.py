@@ -107,7 +107,10 @@ def test_monitoring_chart_plots_realized_auc_and_conversions_by_as_of():
         }
     )
     auc, conversions = monitoring_figure(history).axes
-    realized, holdout = auc.get_lines()
+    realized, holdout, random = auc.get_lines()
+    assert list(random.get_ydata()) == [0.5, 0.5]
+    # Counts are drawn from zero: the gap between expected and actual reads true.
+    assert conversions.get_ylim()[0] == 0
     assert realized.get_ydata().tolist()[::2] == [0.8, 0.7]
     assert np.isnan(realized.get_ydata()[1])
     assert holdout.get_ydata().tolist() == [0.75, 0.75, 0.72]
