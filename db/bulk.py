@@ -127,7 +127,8 @@ def _load_data_local(connection: Connection, table: Table, frame: pd.DataFrame) 
                 _, code, message = connection.exec_driver_sql("SHOW WARNINGS LIMIT 1").one()
                 raise BulkLoadRefused(f"loading {table.name} refused: {message} ({code})")
     finally:
-        connection.exec_driver_sql("SET SESSION sql_notes = 1")
+        if not connection.invalidated:  # a lost connection takes its session with it
+            connection.exec_driver_sql("SET SESSION sql_notes = 1")
 
 
 def _send_through_pipe(connection: Connection, statement: str, data: bytes) -> None:

@@ -28,7 +28,9 @@ from sqlalchemy import Insert, delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from db.bulk import MYSQL, bulk_insert, insert_new_from, insert_new_rows
+from db.erasure import SuppressionList
 from db.errors import ImportRejected
+from db.files import write_private_csv
 from db.models import (
     CUSTOMER_ID_LENGTH,
     EVENT_ID_LENGTH,
@@ -41,6 +43,12 @@ from db.timestamps import parse_timestamps
 
 T = TypeVar("T")
 MAX_REJECT_EXAMPLES = 20
+# Wider files are refused from their header: no event file needs more, and a reader of one
+# would hold every column's names and buffers.
+MAX_FILE_COLUMNS = 1_000
+# A byte that is not UTF-8, as Python's surrogateescape decodes it.
+UNDECODED = re.compile("[\udc80-\udcff]")
+PARQUET_READ_ERRORS = (OSError, pa.ArrowException, UnicodeDecodeError)
 # Zero-width space, non-joiner and joiner, word joiner, and the byte-order mark: invisible,
 # so two ids that differ only by them look the same to anyone reading them.
 INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
@@ -75,6 +83,8 @@ class ImportReport:
     duplicates: int = 0
     rejected: int = 0
     customers_created: int = 0
+    # Rows of erased customers (on the suppression list), never imported.
+    suppressed: int = 0
     reasons: Counter = field(default_factory=Counter)
     examples: list[tuple[int, str]] = field(default_factory=list)
 
@@ -113,6 +123,12 @@ def read_event_file(path: Path, columns: FileColumns, chunk_rows: int) -> Iterat
 
 
 def _require_columns(path: Path, present: list[str], columns: FileColumns) -> None:
+    # Checked on the header alone: a file this wide is refused before any row is read.
+    if len(present) > MAX_FILE_COLUMNS:
+        raise ImportRejected(
+            f"{path}: {len(present):,} columns, more than the {MAX_FILE_COLUMNS:,} an event "
+            "file may have"
+        )
     missing = [name for name in columns.required() if name not in present]
     if missing:
         raise ImportRejected(
@@ -127,6 +143,8 @@ def _csv_chunks(path: Path, columns: FileColumns, chunk_rows: int) -> Iterator[p
         header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns.tolist()
     except pd.errors.EmptyDataError:
         raise ImportRejected(f"{path}: the file has no header row") from None
+    except UnicodeDecodeError as error:
+        raise _undecodable(path, error, chunk_rows) from None
     _require_columns(path, [name.strip() for name in header], columns)
     reader = pd.read_csv(
         path,
@@ -136,15 +154,86 @@ def _csv_chunks(path: Path, columns: FileColumns, chunk_rows: int) -> Iterator[p
         chunksize=chunk_rows,
         usecols=lambda name: name.strip() in columns.required(),
     )
-    for chunk in reader:
-        yield chunk.rename(columns=str.strip)
+    try:
+        for chunk in reader:
+            yield chunk.rename(columns=str.strip)
+    except UnicodeDecodeError as error:
+        raise _undecodable(path, error, chunk_rows) from None
+
+
+def _undecodable(path: Path, error: UnicodeDecodeError, chunk_rows: int) -> ImportRejected:
+    """The file refused, naming where its first byte that is not UTF-8 is: found by reading
+    it again, header included, with each such byte kept as a lone surrogate. Any column
+    counts: the reader decodes whole lines before it picks the mapped columns."""
+    byte = f"byte 0x{error.object[error.start]:02x} is not UTF-8"
+    lines = pd.read_csv(
+        path,
+        header=None,
+        encoding="utf-8-sig",
+        encoding_errors="surrogateescape",
+        dtype=object,
+        keep_default_na=False,
+        chunksize=chunk_rows,
+    )
+    names: list[str] = []
+    for chunk in lines:
+        names = names or chunk.iloc[0].tolist()
+        found = chunk.apply(lambda cells: cells.str.contains(UNDECODED.pattern, na=False))
+        if found.to_numpy().any():
+            row = found.any(axis="columns").idxmax()
+            column = names[found.loc[row].to_numpy().argmax()]
+            where = "the header row" if row == 0 else f"column {column!r}, row {row:,}"
+            return ImportRejected(f"{path}: {byte} ({where})")
+    return ImportRejected(f"{path}: {byte}")
 
 
 def _parquet_chunks(path: Path, columns: FileColumns, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    # Only the footer is read here; the batches read the mapped columns alone.
     parquet = pq.ParquetFile(path)
     _require_columns(path, parquet.schema_arrow.names, columns)
-    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns.required()):
-        yield batch.to_pandas()
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=columns.required())
+    rows_read = 0
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            chunk = _ids_as_text(batch, columns).to_pandas()
+        except PARQUET_READ_ERRORS as error:
+            raise _unreadable(parquet, path, columns, rows_read, error) from None
+        rows_read += len(chunk)
+        yield chunk
+
+
+def _ids_as_text(batch: pa.RecordBatch, columns: FileColumns) -> pa.RecordBatch:
+    """Integer id and type columns as text: pandas would turn one holding nulls into floats,
+    and the id 7 into "7.0"."""
+    for name in (columns.customer_id, columns.event_type, columns.event_id):
+        index = batch.schema.get_field_index(name) if name else -1
+        if index >= 0 and pa.types.is_integer(batch.schema.field(index).type):
+            batch = batch.set_column(index, name, pc.cast(batch.column(index), pa.string()))
+    return batch
+
+
+def _unreadable(
+    parquet: pq.ParquetFile, path: Path, columns: FileColumns, rows_read: int, error: Exception
+) -> ImportRejected:
+    """The file refused, naming the first mapped column that cannot be read in a row group
+    not yet (wholly) read, each read alone to find it, with the row group's rows. The reader
+    reads ahead, so the failing row group may lie past `rows_read`."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = 1
+    for group in range(parquet.num_row_groups):
+        rows = parquet.metadata.row_group(group).num_rows
+        if first + rows > rows_read + 1:
+            for name in columns.required():
+                try:
+                    parquet.read_row_group(group, columns=[name]).to_pandas()
+                except PARQUET_READ_ERRORS:
+                    where = f"column {name!r}, rows {first:,}-{first + rows - 1:,}"
+                    return ImportRejected(f"{path}: cannot read {where}: {reason}")
+        first += rows
+    return ImportRejected(f"{path}: cannot read it after row {rows_read:,}: {reason}")
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
@@ -163,7 +252,7 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("str").str.strip().where(values.notna(), "")
 
 
-def _identifier(values: pd.Series) -> pd.Series:
+def stored_ids(values: pd.Series) -> pd.Series:
     """Ids as stored: NFC-normalised, invisible characters removed, so ids that differ only
     in how the same characters are encoded or in what cannot be seen are one id."""
     # The pattern as text, not compiled: pandas then runs it in Arrow, not row by row in Python.
@@ -180,7 +269,7 @@ def validate_events(
     allowed_event_types: frozenset[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into storable events and rejected rows (row, reason)."""
-    customer_id = _identifier(chunk[columns.customer_id])
+    customer_id = stored_ids(chunk[columns.customer_id])
     event_type = _text(chunk[columns.event_type])
     raw_time = chunk[columns.occurred_at]
     occurred_at = parse_timestamps(raw_time, timezone)
@@ -220,7 +309,7 @@ def validate_events(
             "amount": amount[~bad].astype("float64"),
         }
     )
-    given_ids = _identifier(chunk[columns.event_id])[~bad] if columns.event_id else None
+    given_ids = stored_ids(chunk[columns.event_id])[~bad] if columns.event_id else None
     good.insert(0, "event_id", event_keys(good, given_ids))
     return good, rejected
 
@@ -354,13 +443,15 @@ def import_events(
     chunk_rows: int = 200_000,
     on_chunk: Callable[[int], None] = lambda rows: None,
     on_insert: Callable[[int], None] = lambda rows: None,
+    suppression_key: bytes | None = None,
 ) -> ImportReport:
     """Validate and insert every row in the session's transaction.
 
     Raises ImportRejected (and the caller rolls back) when a row is invalid and
     skip_invalid is False; otherwise rejected rows go to rejected_path. on_chunk is called
     with each chunk's rows once staged, on_insert with all staged rows before they are
-    inserted (on PostgreSQL most of an import's time).
+    inserted (on PostgreSQL most of an import's time). Rows of customers on the suppression
+    list (made with `suppression_key`) are dropped before they are staged, and counted.
     """
     report = ImportReport()
     import_id = new_import_id()
@@ -368,16 +459,23 @@ def import_events(
     if rejected_path is not None and rejected_path.exists():
         rejected_path.unlink()
     rules = (columns, now, future_tolerance, timezone, allowed_event_types)
+    # Read under a lock held until commit: no customer is erased while the import runs.
+    suppression = SuppressionList.read(session, suppression_key)
+
+    def checked(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+        good, rejected = validate_events(chunk, *rules)
+        erased = suppression.suppressed(good["customer_id"])
+        return chunk, good[~erased], rejected, int(erased.sum())
+
     chunks = read_event_file(path, columns, chunk_rows)
-    validated = ((chunk, *validate_events(chunk, *rules)) for chunk in chunks)
-    for chunk, good, rejected in prefetched(validated):
+    # Validated and checked on the reading thread, while the database takes the chunk before.
+    for chunk, good, rejected, erased in prefetched(map(checked, chunks)):
         report.rows_read += len(chunk)
+        report.suppressed += erased
         if len(rejected):
             report.add_rejects(rejected)
             if skip_invalid and rejected_path is not None:
-                rejected.to_csv(
-                    rejected_path, mode="a", index=False, header=not rejected_path.exists()
-                )
+                write_private_csv(rejected, rejected_path, append=True)
         if not report.rejected or skip_invalid:
             stage_events(session, import_id, good, chunk.loc[good.index, "row"].to_numpy())
             staged += len(good)

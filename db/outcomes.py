@@ -28,6 +28,10 @@ class NotEvaluable(DataLayerError):
     pass
 
 
+class OutcomeFinal(NotEvaluable):
+    """The run's outcome is stored: a judged result is rewritten only when re-judging is asked."""
+
+
 @dataclass(frozen=True)
 class RunToEvaluate:
     """A succeeded score run and what its model says about its outcome: the horizon and the
@@ -64,6 +68,8 @@ def runs_awaiting_outcome(session: Session) -> list[RunToEvaluate]:
         _runs_with_their_models()
         .where(
             ScoreRun.status == ScoreRunStatus.SUCCEEDED,
+            # Its model saw its horizon in training: no forward result to judge.
+            ScoreRun.in_sample.is_(False),
             ~exists().where(ScoreRunOutcome.score_run_id == ScoreRun.id),
         )
         .order_by(ScoreRun.as_of, ScoreRun.id)
@@ -79,6 +85,11 @@ def run_to_evaluate(session: Session, score_run_id: int) -> RunToEvaluate:
     if status != ScoreRunStatus.SUCCEEDED:
         raise NotEvaluable(
             f"score run {score_run_id} is {status}: only succeeded runs have an outcome"
+        )
+    if session.scalar(select(ScoreRun.in_sample).where(ScoreRun.id == score_run_id)):
+        raise NotEvaluable(
+            f"score run {score_run_id} is in sample: its model's training labels reach into "
+            "its horizon, so it has no forward result"
         )
     row = session.execute(_runs_with_their_models().where(ScoreRun.id == score_run_id)).one()
     return RunToEvaluate(*row)
@@ -117,18 +128,46 @@ def converted_customers(
     return list(connection.scalars(query))
 
 
+def judged_at(session: Session, score_run_id: int) -> datetime | None:
+    """When the run's stored outcome was judged; None if it has none."""
+    return session.scalar(
+        select(ScoreRunOutcome.evaluated_at).where(ScoreRunOutcome.score_run_id == score_run_id)
+    )
+
+
+def refuse_rejudging(score_run_id: int, judged: datetime) -> OutcomeFinal:
+    return OutcomeFinal(
+        f"score run {score_run_id} was judged at {judged:%Y-%m-%d %H:%M} UTC and judged results "
+        f"are final: `propensity evaluate --run-id {score_run_id} --rejudge` judges it again"
+    )
+
+
 def store_outcome(
-    session: Session, run: RunToEvaluate, figures: dict[str, Any], deciles: pd.DataFrame
+    session: Session,
+    run: RunToEvaluate,
+    figures: dict[str, Any],
+    deciles: pd.DataFrame,
+    rejudge: bool = False,
 ) -> None:
-    """Replace the run's outcome and decile rows (`figures`: the outcome's metric columns;
-    `deciles`: decile, customers, expected, actual)."""
+    """Store the run's outcome and decile rows (`figures`: the outcome's metric columns;
+    `deciles`: decile, customers, expected, actual). A stored outcome is final (OutcomeFinal)
+    unless `rejudge`: then it is replaced, and its note says it was re-judged and when."""
     run_id = run.score_run_id
+    judged = judged_at(session, run_id)
+    if judged is not None and not rejudge:
+        raise refuse_rejudging(run_id, judged)
+    now = utc_now()
+    if judged is not None:
+        rejudged = (
+            f"re-judged at {now:%Y-%m-%d %H:%M} UTC (first judged at {judged:%Y-%m-%d %H:%M})"
+        )
+        figures = {**figures, "note": "; ".join(filter(None, [figures.get("note"), rejudged]))}
     for table in (ScoreRunOutcomeDecile, ScoreRunOutcome):
         session.execute(delete(table).where(table.score_run_id == run_id))
     session.add(
         ScoreRunOutcome(
             score_run_id=run_id,
-            evaluated_at=utc_now(),
+            evaluated_at=now,
             as_of=run.as_of,
             model_version_id=run.model_version_id,
             horizon_days=run.horizon_days,

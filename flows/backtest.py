@@ -49,7 +49,7 @@ from service.outcomes import evaluate_runs
 from service.partitions import ScoreJob
 from service.registry import ModelPackage, register
 from service.rendering import backtest_record, evaluation_line, figure
-from service.results import Backtest, BacktestRow, RetrainOutcome, ScoreSummary
+from service.results import Backtest, BacktestRow, RetrainOutcome, RunEvaluation, ScoreSummary
 from service.retraining import BASELINES, RetrainJob
 from service.settings import BacktestRequest, Settings, current_settings
 from service.walk_forward import (
@@ -59,6 +59,7 @@ from service.walk_forward import (
     prepare_scratch_database,
     scratch_settings,
 )
+from service.workspace import run_folder
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,7 @@ def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[Back
     """The service's jobs on a new SQLite database (at `database_path`, else a temporary
     one), reading production's events, with the scratch database's retrain and score leases
     held."""
-    with tempfile.TemporaryDirectory(prefix="propensity-backtest-") as temporary:
-        folder = Path(temporary)
+    with run_folder(settings.work_dir, "backtest") as folder:
         database = Path(database_path).resolve() if database_path else folder / "backtest.db"
         scratch = scratch_settings(settings, database, folder)
         copied = prepare_scratch(settings.databases(), scratch)
@@ -124,28 +124,22 @@ def register_baselines(job: RetrainJob, retrained: RetrainOutcome, folder: Path)
     versions = {}
     with transaction(job.databases.service()) as session:
         for kind in job.baselines:
-            package = folder / BASELINES / kind
+            saved = folder / BASELINES / kind
             if kind == retrained.kind:
                 versions[kind] = retrained.version_id
-            elif package.is_dir():
-                versions[kind] = register(session, ModelPackage.load(package)).id
+            elif saved.is_dir():
+                package = ModelPackage.load(saved)
+                versions[kind] = register(session, package, job.databases.signing_key).id
     return versions
 
 
 @io_task
-def judge(jobs: BacktestJobs, cutoff: datetime, model: str, run: ScoreSummary) -> BacktestRow:
+def judge(jobs: BacktestJobs, run: ScoreSummary) -> RunEvaluation:
     """The run's realized outcome, as `propensity evaluate --run-id` stores it."""
     (evaluation,) = evaluate_runs(jobs.score.databases, jobs.score.source, run.score_run_id)
     if evaluation.outcome is None:  # walk_forward keeps only cutoffs whose horizon passed
         raise RuntimeError(evaluation_line(evaluation))
-    return BacktestRow(
-        cutoff,
-        model,
-        evaluation.run.kind,
-        run.model_version_id,
-        run.score_run_id,
-        evaluation.outcome,
-    )
+    return evaluation
 
 
 def replay_cutoff(jobs: BacktestJobs, cutoff: datetime, folder: Path) -> list[BacktestRow]:
@@ -160,7 +154,20 @@ def replay_cutoff(jobs: BacktestJobs, cutoff: datetime, folder: Path) -> list[Ba
             if version_id == champion.model_version_id
             else score_and_publish(jobs.score, cutoff, jobs.partition_size, version_id)
         )
-    return [judge(jobs, cutoff, model, run) for model, run in runs.items()]
+    # A judged outcome is final: a run serving two models is judged once.
+    distinct = {run.score_run_id: run for run in runs.values()}
+    judged = {run_id: judge(jobs, run) for run_id, run in distinct.items()}
+    return [
+        BacktestRow(
+            cutoff,
+            model,
+            judged[run.score_run_id].run.kind,
+            run.model_version_id,
+            run.score_run_id,
+            judged[run.score_run_id].outcome,
+        )
+        for model, run in runs.items()
+    ]
 
 
 def replay(jobs: BacktestJobs, cutoffs: list[datetime]) -> list[BacktestRow]:

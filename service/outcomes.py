@@ -12,6 +12,8 @@ from db.engine import transaction
 from db.outcomes import (
     RunToEvaluate,
     converted_customers,
+    judged_at,
+    refuse_rejudging,
     run_scores,
     run_to_evaluate,
     runs_awaiting_outcome,
@@ -25,22 +27,31 @@ from service.results import RunEvaluation
 
 
 def evaluate_runs(
-    databases: Databases, source: EventSource, score_run_id: int | None = None
+    databases: Databases,
+    source: EventSource,
+    score_run_id: int | None = None,
+    rejudge: bool = False,
 ) -> list[RunEvaluation]:
-    """Evaluate every matured run awaiting its outcome (or the one run, again if it was);
-    runs not matured yet are reported, never evaluated early."""
+    """Evaluate every matured run awaiting its outcome (or the one run); runs not matured
+    yet are reported, never evaluated early. A judged run's outcome is final: judging it
+    again is refused (OutcomeFinal) unless `rejudge` asks for it, for the one run."""
+    if rejudge and score_run_id is None:
+        raise ValueError("re-judging is asked for one run at a time: name it (--run-id N)")
     with transaction(databases.service()) as session:
         if score_run_id is None:
             runs = runs_awaiting_outcome(session)
         else:
             runs = [run_to_evaluate(session, score_run_id)]
+            judged = judged_at(session, score_run_id)
+            if judged is not None and not rejudge:
+                raise refuse_rejudging(score_run_id, judged)
     if not runs:
         return []
     with databases.events().connect() as connection:
         columns = resolve_columns(connection, source)
         span = event_time_span(connection, columns)
     latest_event = None if span is None else span[1]
-    return [evaluate_run(databases, columns, run, latest_event) for run in runs]
+    return [evaluate_run(databases, columns, run, latest_event, rejudge) for run in runs]
 
 
 def evaluate_run(
@@ -48,6 +59,7 @@ def evaluate_run(
     columns: EventColumns,
     run: RunToEvaluate,
     latest_event: datetime | None,
+    rejudge: bool = False,
 ) -> RunEvaluation:
     if run.matures_at is None:
         return RunEvaluation(run, skipped=f"its model version {run.model_version_id} is gone")
@@ -68,5 +80,5 @@ def evaluate_run(
         scores["decile"].to_numpy(),
     )
     with transaction(databases.service()) as session:
-        store_outcome(session, run, outcome.columns(), outcome.deciles)
+        store_outcome(session, run, outcome.columns(), outcome.deciles, rejudge)
     return RunEvaluation(run, outcome)

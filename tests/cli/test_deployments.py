@@ -10,7 +10,7 @@ from service.settings import Settings
 
 def test_every_deployment_has_an_importable_flow_and_valid_schedules():
     specs = {spec["name"]: spec for spec in deployment_specs()}
-    assert set(specs) == {"retrain", "score", "retrain-and-score"}
+    assert set(specs) == {"retrain", "score", "retrain-and-score", "retention"}
     for spec in specs.values():
         flow = entrypoint_flow(spec["entrypoint"])
         assert isinstance(flow, Flow)
@@ -20,6 +20,8 @@ def test_every_deployment_has_an_importable_flow_and_valid_schedules():
             Cron(schedule["cron"], timezone=schedule["timezone"])
     assert specs["retrain-and-score"]["schedules"] == []
     assert entrypoint_flow(specs["retrain"]["entrypoint"]).name == "retrain"
+    assert entrypoint_flow(specs["retention"]["entrypoint"]).name == "retention"
+    assert [s["cron"] for s in specs["retention"]["schedules"]] == ["30 3 * * *"]
 
 
 def test_settings_override_a_schedule_without_a_second_copy():

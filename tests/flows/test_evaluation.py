@@ -1,6 +1,7 @@
 """Score runs judged after their horizon, on every database: hand-built runs and events,
 the stored figures against scikit-learn and pandas on the same scores and outcomes."""
 
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -17,7 +18,7 @@ from db.models import (
     ScoreRunOutcome,
     ScoreRunOutcomeDecile,
 )
-from db.outcomes import NotEvaluable
+from db.outcomes import NotEvaluable, OutcomeFinal
 from db.source import EventSource
 from service.databases import Databases
 from service.outcomes import evaluate_runs
@@ -188,16 +189,26 @@ def test_a_purchase_at_the_horizons_end_converts_and_one_a_microsecond_later_doe
     }
 
 
-def test_evaluating_again_keeps_one_outcome_and_one_set_of_deciles(engine, hand_scored_run):
+def test_a_judged_run_is_final_unless_rejudged_and_then_says_so(engine, hand_scored_run):
     scores = propensities(25)
     run_id = hand_scored_run(engine, AS_OF, scores, events_judging(scores))
     [first] = evaluate_runs(databases(engine), OWN_EVENTS)
     assert evaluate_runs(databases(engine), OWN_EVENTS) == []
+    stored, _ = stored_outcome(engine, run_id)
 
-    [again] = evaluate_runs(databases(engine), OWN_EVENTS, run_id)
+    with pytest.raises(OutcomeFinal, match=rf"score run {run_id} was judged at .*--rejudge"):
+        evaluate_runs(databases(engine), OWN_EVENTS, run_id)
+    with pytest.raises(ValueError, match="one run at a time"):
+        evaluate_runs(databases(engine), OWN_EVENTS, rejudge=True)
+    assert stored_outcome(engine, run_id)[0] == stored
+
+    [again] = evaluate_runs(databases(engine), OWN_EVENTS, run_id, rejudge=True)
 
     assert outcome_count(engine) == (1, 10)
-    assert again.outcome.columns() == first.outcome.columns()
+    figures = {k: v for k, v in again.outcome.columns().items() if k != "note"}
+    assert figures == {k: v for k, v in first.outcome.columns().items() if k != "note"}
+    note = stored_outcome(engine, run_id)[0]["note"]
+    assert re.search(r"re-judged at .* \(first judged at .*\)", note)
 
 
 def test_no_conversion_in_the_horizon_stores_null_ranking_metrics_with_the_reason(
