@@ -19,18 +19,22 @@ from rich.markdown import Markdown
 from sqlalchemy import Engine
 
 from cli.terminal import console, one_line_errors, rows_progress, say, show_counts, show_table
-from db.engine import safe_url, transaction
+from db.engine import parse_database_url, safe_url, transaction
+from db.erasure import Forgotten
 from db.event_import import FileColumns, import_events
+from db.grants import Roles, grant_script
 from db.migrate import upgrade
-from db.registry import latest_version
+from db.registry import latest_version, sign_unsigned
 from db.source import event_counts_by_type, resolve_columns
 from llm_model.kinds import RECURRENT_KINDS
+from service import erasure
 from service.databases import reachable_engine, service_engine
 from service.demo_data import load_synthetic_events
 from service.outcomes import evaluate_runs
 from service.partitions import load_champion
 from service.registry import metrics_of
 from service.rendering import (
+    TextTable,
     backtest_table,
     decile_table,
     drift_line,
@@ -154,6 +158,50 @@ def init_db() -> None:
     console.print(f"database ready: {safe_url(settings().database_url)}", soft_wrap=True)
 
 
+@app.command("sign-models")
+@command
+def sign_models() -> None:
+    """Sign the registered models that have no signature yet with PROPENSITY_SIGNING_KEY,
+    once, when the key is first set on a database whose models you trust."""
+    key = settings().databases().signing_key
+    if key is None:
+        raise ValueError("PROPENSITY_SIGNING_KEY is not set: there is nothing to sign with")
+    with transaction(service_engine(settings().database_url)) as session:
+        signed = sign_unsigned(session, key)
+    console.print(
+        f"signed model version(s) {', '.join(map(str, signed))}"
+        if signed
+        else "every model version with an intact artifact was signed already"
+    )
+
+
+@app.command()
+@command
+def grants(
+    owner: Annotated[str, option("Role that runs init-db and owns the schema.")] = (
+        "propensity_owner"
+    ),
+    service: Annotated[str, option("Role the flows and commands run as (DML only).")] = (
+        "propensity_service"
+    ),
+    reader: Annotated[str, option("Role of SQL consumers (SELECT on the score views).")] = (
+        "propensity_reader"
+    ),
+    host: Annotated[str, option("MariaDB/MySQL: the accounts' host part.")] = "%",
+    after_init_db: Annotated[
+        bool, option("Only the grants to run again after each init-db.")
+    ] = False,
+) -> None:
+    """Print the SQL of the owner, service and reader roles for the configured database
+    (passwords are placeholders, never printed)."""
+    url = parse_database_url(settings().database_url)
+    backend = url.get_backend_name()
+    if backend != "sqlite" and not url.database:
+        raise ValueError(f"{safe_url(url)} names no database: the grants are per database")
+    script = grant_script(backend, url.database or "", Roles(owner, service, reader), host)
+    typer.echo(script.text(after_init_db_only=after_init_db))
+
+
 @app.command("import-events")
 @command
 def import_events_command(
@@ -196,12 +244,15 @@ def import_events_command(
             on_insert=lambda rows: progress.console.print(
                 f"{rows:,} valid rows read; adding those not yet stored"
             ),
+            suppression_key=settings().suppression_secret(),
         )
     console.print(
         f"{report.rows_read:,} rows read: {report.imported:,} events imported, "
         f"{report.duplicates:,} already present or repeated, {report.rejected:,} rejected; "
         f"{report.customers_created:,} new customers"
     )
+    if report.suppressed:
+        console.print(f"{report.suppressed:,} rows of erased customers skipped (suppression list)")
     if report.rejected:
         say(report.describe_rejects())
         say(f"rejected rows written to {rejected_path}")
@@ -214,7 +265,14 @@ def generate_demo_data(
     seed: int = 0,
 ) -> None:
     """Write a synthetic event log (order-dependent purchase behaviour) into the database."""
-    show_counts("events by type", load_synthetic_events(migrated_engine(), customers, seed))
+    data = load_synthetic_events(
+        migrated_engine(), customers, seed, settings().suppression_secret()
+    )
+    show_counts("events by type", data.counts)
+    if data.suppressed_customers:
+        console.print(
+            f"{data.suppressed_customers:,} erased customer(s) left out (suppression list)"
+        )
 
 
 def show_retrain(outcome: RetrainOutcome) -> None:
@@ -265,9 +323,16 @@ def show_score_summary(summary: ScoreSummary) -> None:
 def score(
     as_of: AsOf = None,
     partition_size: Annotated[int | None, typer.Option(min=1)] = None,
+    in_sample: Annotated[
+        bool,
+        option(
+            "Score before the champion's training cutoff anyway; the run is never judged as a "
+            "forward result."
+        ),
+    ] = False,
 ) -> None:
     """Score every active customer with the champion and publish the run atomically."""
-    request = ScoreRequest(as_of=as_of, partition_size=partition_size)
+    request = ScoreRequest(as_of=as_of, partition_size=partition_size, in_sample=in_sample)
     check_databases()
     runnable_here()
     with flows_running():
@@ -286,16 +351,86 @@ def score(
 @command
 def evaluate(
     run_id: Annotated[
-        int | None, option("Evaluate this run (again); default: every matured run not yet.")
+        int | None, option("Evaluate this run; default: every matured run not judged yet.")
     ] = None,
+    rejudge: Annotated[
+        bool,
+        option("Judge the --run-id run again, replacing its final outcome (its note says so)."),
+    ] = False,
 ) -> None:
-    """Judge score runs whose horizon has passed against the target events that happened."""
+    """Judge score runs whose horizon has passed against the target events that happened.
+    A judged run's outcome is final unless --rejudge asks for it again."""
     check_databases()
-    evaluations = evaluate_runs(settings().databases(), settings().event_source, run_id)
+    evaluations = evaluate_runs(settings().databases(), settings().event_source, run_id, rejudge)
     if not evaluations:
         console.print("no score run awaits its outcome")
         return
     show_table(evaluation_table(evaluations))
+
+
+def ids_in_file(path: Path) -> list[str]:
+    """The ids of a file, one a line (blank lines skipped)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [line for line in lines if line.strip()]
+
+
+@app.command()
+@command
+def forget(
+    customer_ids: Annotated[
+        list[str] | None, typer.Argument(help="Ids of the customers to erase.", show_default=False)
+    ] = None,
+    file: Annotated[Path | None, option("A file of customer ids, one a line.")] = None,
+    wait: Annotated[
+        int, typer.Option(min=0, help="Seconds to wait for a score run in flight to finish.")
+    ] = 600,
+) -> None:
+    """Erase customers from every table in one transaction, add keyed hashes of their ids to
+    the suppression list that imports honour, and log the erasure (counts, never ids)."""
+    ids = [*(customer_ids or []), *(ids_in_file(file) if file else [])]
+    check_databases()
+    forgotten = erasure.forget(
+        settings().databases(),
+        ids,
+        settings().suppression_secret(),
+        heartbeat=timedelta(seconds=settings().lease_heartbeat_seconds),
+        wait=timedelta(seconds=wait),
+        on_wait=say,
+    )
+    console.print(
+        f"erased {forgotten.found:,} of {forgotten.asked:,} customer(s) asked; "
+        f"{forgotten.already_erased:,} erased before, {len(forgotten.unknown_ids):,} not known"
+    )
+    show_table(erasure_table(forgotten))
+    if forgotten.unknown_ids:
+        say(f"not known, nothing done: {', '.join(forgotten.unknown_ids)}")
+
+
+def erasure_table(forgotten: Forgotten) -> TextTable:
+    rows = [[table, f"{n:,}"] for table, n in forgotten.rows_removed.items()]
+    return TextTable("rows removed", ("table", "rows"), rows)
+
+
+@app.command()
+@command
+def purge() -> None:
+    """Delete the events older than PROPENSITY_EVENT_RETENTION_DAYS, a bounded batch at a
+    time, and log the purge in erasures."""
+    check_databases()
+    with rows_progress("purging old events") as progress:
+        task = progress.add_task("purge", total=None)
+        purged = erasure.purge(
+            settings().databases(),
+            settings().event_retention_days,
+            on_batch=lambda events: progress.advance(task, events),
+        )
+    console.print(
+        f"{purged.events:,} events of {purged.customers:,} customers, older than "
+        f"{purged.before:%Y-%m-%d %H:%M} UTC, deleted in {purged.batches:,} batch(es); "
+        f"logged as erasure {purged.erasure_id}"
+    )
 
 
 @app.command()
@@ -425,7 +560,8 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
         console.print("reusing the events already in the database")
     else:
         console.print(f"generating {customers:,} synthetic customers (seed {seed})")
-        counts = load_synthetic_events(engine, customers, seed)
+        generated = load_synthetic_events(engine, customers, seed, settings().suppression_secret())
+        counts = generated.counts
     show_counts("events by type", counts)
     with flows_running():
         from flows.pipeline import retrain_and_score

@@ -26,7 +26,9 @@ from db.models import (
 from db.source import CustomerRange, in_range
 from db.timestamps import utc_now
 
-STAGED_COLUMNS = ["score_run_id", "customer_id", "propensity", "reason_1", "reason_2", "reason_3"]
+REASONS = ["reason_1", "reason_2", "reason_3"]
+REASON_WEIGHTS = ["reason_1_weight", "reason_2_weight", "reason_3_weight"]
+STAGED_COLUMNS = ["score_run_id", "customer_id", "propensity", *REASONS, *REASON_WEIGHTS]
 N_DECILES = 10
 
 
@@ -34,15 +36,35 @@ class ScoreRunConflict(DataLayerError):
     pass
 
 
+class InSampleRun(DataLayerError):
+    """A score run its model's training labels would see into, not asked for as such."""
+
+
 def start_score_run(
-    session: Session, as_of: datetime, model_version_id: int, flow_run_id: str | None
+    session: Session,
+    as_of: datetime,
+    model_version_id: int,
+    flow_run_id: str | None,
+    in_sample: bool = False,
 ) -> int:
-    """Create a `running` run, refusing while another one runs."""
+    """Create a `running` run, refusing while another one runs, and refusing an as_of
+    before the model's training cutoff unless `in_sample` says it is deliberate: the
+    model's training labels reach into such a run's horizon."""
     # Locking the model row serialises concurrent starts on PostgreSQL and MariaDB; SQLite
     # serialises the insert below by its database lock.
-    session.execute(
-        select(ModelVersion.id).where(ModelVersion.id == model_version_id).with_for_update()
+    trained_as_of = session.scalar(
+        select(ModelVersion.trained_as_of)
+        .where(ModelVersion.id == model_version_id)
+        .with_for_update()
     )
+    peeks = trained_as_of is not None and as_of < trained_as_of
+    if peeks and not in_sample:
+        raise InSampleRun(
+            f"scoring as of {as_of:%Y-%m-%d %H:%M} is before model version {model_version_id}'s "
+            f"training cutoff ({trained_as_of:%Y-%m-%d %H:%M}): its training labels reach into "
+            "this run's horizon; score as of a later date, or pass --in-sample to score anyway "
+            "(the run is marked in sample and never judged as a forward result)"
+        )
     # Checked before the insert, so a refused start never leaves a row behind, even for a
     # caller that catches the conflict and commits.
     other = session.scalar(
@@ -58,6 +80,7 @@ def start_score_run(
         started_at=utc_now(),
         status=ScoreRunStatus.RUNNING,
         flow_run_id=flow_run_id,
+        in_sample=peeks,
     )
     session.add(run)
     session.flush()
@@ -86,9 +109,9 @@ def abandon_dead_runs(session: Session) -> list[int]:
 
 
 def stage_scores(connection: Connection, score_run_id: int, scores: pd.DataFrame) -> int:
-    """Bulk-write one partition's scores (customer_id, propensity, reason_1..3) while its run
-    is running: a partition finishing after its run failed or was abandoned stages nothing
-    (ScoreRunConflict; the caller's rollback takes the rows back)."""
+    """Bulk-write one partition's scores (customer_id, propensity, reason_1..3 and their
+    weights) while its run is running: a partition finishing after its run failed or was
+    abandoned stages nothing (ScoreRunConflict; the caller's rollback takes the rows back)."""
     frame = scores.assign(score_run_id=score_run_id).reindex(columns=STAGED_COLUMNS)
     bulk_insert(connection, PropensityScoreStaging.__table__, frame)
     # Checked after the write, in its transaction: the share lock on the run's row (on
@@ -148,9 +171,8 @@ PUBLISHED_COLUMNS = [
     "propensity",
     "decile",
     "rank",
-    "reason_1",
-    "reason_2",
-    "reason_3",
+    *REASONS,
+    *REASON_WEIGHTS,
 ]
 
 
@@ -164,9 +186,7 @@ def rank_staged_scores(session: Session, score_run_id: int) -> int:
         staged.propensity,
         func.ntile(N_DECILES).over(order_by=order),
         func.row_number().over(order_by=order),
-        staged.reason_1,
-        staged.reason_2,
-        staged.reason_3,
+        *(getattr(staged, column) for column in [*REASONS, *REASON_WEIGHTS]),
     ).where(staged.score_run_id == score_run_id)
     published = session.execute(
         insert(PropensityScore).from_select(PUBLISHED_COLUMNS, ranked),

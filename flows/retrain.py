@@ -2,7 +2,6 @@
 promote or reject."""
 
 import sys
-import tempfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from service.retraining import (
     training_window,
 )
 from service.settings import RetrainRequest, current_settings
+from service.workspace import run_folder
 
 
 @io_task
@@ -63,7 +63,7 @@ def export_champion(job: RetrainJob, folder: Path) -> int | None:
         champion = current_champion(session)
         if champion is None:
             return None
-        ModelPackage.of_version(champion).save(folder / CHAMPION_PACKAGE)
+        ModelPackage.of_version(champion, job.databases.signing_key).save(folder / CHAMPION_PACKAGE)
         return champion.id
 
 
@@ -71,15 +71,15 @@ def export_champion(job: RetrainJob, folder: Path) -> int | None:
 def train_challenger(
     job: RetrainJob, window: TrainingWindow, inputs: Path, champion_id: int | None, folder: Path
 ) -> Path:
-    # A live progress bar on a terminal; one line per epoch in logs.
-    verbose = "auto" if sys.stdout.isatty() else 2
-    return train_packages(job, window, inputs, champion_id, folder, verbose, get_run_logger())
+    # A progress bar per network on a terminal; one line per network in the run's logs.
+    bars = sys.stdout.isatty()
+    return train_packages(job, window, inputs, champion_id, folder, get_run_logger(), bars)
 
 
 @io_task
 def register_challenger(job: RetrainJob, challenger: Path) -> int:
     with transaction(job.databases.service()) as session:
-        version = register(session, ModelPackage.load(challenger))
+        version = register(session, ModelPackage.load(challenger), job.databases.signing_key)
         charts = publish_charts(session, version, challenger, job.reports_dir)
     get_run_logger().info("registered model version %s; charts in %s", version.id, charts[0])
     return version.id
@@ -128,10 +128,11 @@ def retrain_model(
 
 @flow(name="retrain", log_prints=True)
 def retrain(request: RetrainRequest = RetrainRequest()) -> RetrainOutcome:  # noqa: B008
-    job = RetrainJob.from_settings(current_settings().for_run(request))
+    settings = current_settings().for_run(request)
+    job = RetrainJob.from_settings(settings)
     with (
         held_by_this_run("retrain", job.databases, job.lease_heartbeat) as lease,
-        tempfile.TemporaryDirectory() as temporary,
+        run_folder(settings.work_dir, "retrain") as folder,
     ):
-        outcome = retrain_model(job, request.as_of, request.force_promote, Path(temporary), lease)
+        outcome = retrain_model(job, request.as_of, request.force_promote, folder, lease)
     return replace(outcome, card=publish_model_card(job, outcome.version_id))

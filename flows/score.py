@@ -55,7 +55,11 @@ from service.settings import ScoreRequest, current_settings
 
 @io_task
 def prepare_score_run(
-    job: ScoreJob, as_of: datetime | None, partition_size: int, model_version_id: int | None
+    job: ScoreJob,
+    as_of: datetime | None,
+    partition_size: int,
+    model_version_id: int | None,
+    in_sample: bool = False,
 ) -> ScoreRunPlan:
     """Check the model (the champion unless another is named) and the data, then open a
     `running` score run. Runs found still running died (this run holds the score lease):
@@ -75,7 +79,7 @@ def prepare_score_run(
     with transaction(service) as session:
         if dead := abandon_dead_runs(session):
             get_run_logger().warning("abandoned score run(s) %s: their process died", dead)
-        run_id = start_score_run(session, cutoff, model_version_id, flow_run.get_id())
+        run_id = start_score_run(session, cutoff, model_version_id, flow_run.get_id(), in_sample)
     return ScoreRunPlan(run_id, cutoff, model_version_id, columns, ranges)
 
 
@@ -151,11 +155,15 @@ def run_partitions(job: ScoreJob, plan: ScoreRunPlan) -> BinCounts | None:
 
 
 def score_and_publish(
-    job: ScoreJob, as_of: datetime | None, partition_size: int, model_version_id: int | None = None
+    job: ScoreJob,
+    as_of: datetime | None,
+    partition_size: int,
+    model_version_id: int | None = None,
+    in_sample: bool = False,
 ) -> ScoreSummary:
     """One score run of the champion (or of the model `model_version_id`), published, or
     marked failed; the caller holds the score lease."""
-    plan = prepare_score_run(job, as_of, partition_size, model_version_id)
+    plan = prepare_score_run(job, as_of, partition_size, model_version_id, in_sample)
     try:
         with collections_skip_what_is_alive():
             bins = run_partitions(job, plan)
@@ -170,8 +178,11 @@ def score(request: ScoreRequest = ScoreRequest()) -> ScoreSummary:  # noqa: B008
     settings = current_settings().for_run(request)
     job = ScoreJob.from_settings(settings)
     with held_by_this_run("score", job.databases, job.lease_heartbeat):
-        summary = score_and_publish(job, request.as_of, settings.partition_size)
+        summary = score_and_publish(
+            job, request.as_of, settings.partition_size, in_sample=request.in_sample
+        )
         announce_drift(summary)
         evaluate_after_publication(job.databases, job.source)
-    create_markdown_artifact(score_markdown(summary), key="score-run", description="Score run")
+    markdown = score_markdown(summary, settings.artifact_names())
+    create_markdown_artifact(markdown, key="score-run", description="Score run")
     return summary

@@ -31,8 +31,13 @@ def service_engine(url: str) -> Engine:
 
 @dataclass(frozen=True)
 class Databases:
+    """Where a run reads and writes, and the key (PROPENSITY_SIGNING_KEY) that vouches for
+    the models stored in the service's database: with one, a model whose signature does not
+    verify is never loaded."""
+
     service_url: str
     events_url: str
+    signing_key: bytes | None = None
 
     def service(self) -> Engine:
         return service_engine(self.service_url)

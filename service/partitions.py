@@ -25,6 +25,7 @@ from llm_model.kinds import load_servable
 from llm_model.sequences import Features, non_finite_inputs
 from llm_model.servable import ServableModel
 from service.databases import Databases
+from service.pseudonyms import CustomerNames
 from service.registry import ModelPackage
 from service.settings import Settings
 
@@ -44,6 +45,8 @@ class ScoreJob:
     lease_heartbeat: timedelta
     retention: int
     drift_threshold: float
+    # How a run's errors and logs name customers: they reach Prefect and score_runs.error.
+    names: CustomerNames
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ScoreJob":
@@ -55,6 +58,7 @@ class ScoreJob:
             lease_heartbeat=timedelta(seconds=settings.lease_heartbeat_seconds),
             retention=settings.score_retention,
             drift_threshold=settings.drift_psi_threshold,
+            names=settings.artifact_names(),
         )
 
     def rule_engine(self) -> Engine:
@@ -99,10 +103,10 @@ def summed_bins(results: list[PartitionResult]) -> BinCounts | None:
     return None if any(b is None for b in bins) else functools.reduce(operator.add, bins)
 
 
-def load_model(version: ModelVersion) -> ServableModel:
+def load_model(version: ModelVersion, signing_key: bytes | None) -> ServableModel:
     """Rebuild a registered model of any kind; its bytes are checked against the recorded
-    sha256 first."""
-    package = ModelPackage.of_version(version)
+    sha256 first and, given the signing key, its signature."""
+    package = ModelPackage.of_version(version, signing_key)
     return load_servable(package.artifact, package.manifest)
 
 
@@ -122,7 +126,7 @@ def cached_model(databases: Databases, version_id: int) -> tuple[ServableModel, 
             if len(_models) >= MODELS_KEPT:
                 del _models[next(iter(_models))]
             with transaction(databases.service()) as session:
-                model = load_model(session.get(ModelVersion, version_id))
+                model = load_model(session.get(ModelVersion, version_id), databases.signing_key)
             _models[key] = (model, threading.Lock())
         return _models[key]
 
@@ -180,17 +184,20 @@ def partition_features(
         with job.rule_engine().connect() as connection:
             active = job.rule.query(plan.columns, plan.as_of)
             customer_ids = active_customer_ids(connection, active, customer_range)
-    return require_finite(model.features(events, customer_ids, pd.Timestamp(plan.as_of)), plan)
+    features = model.features(events, customer_ids, pd.Timestamp(plan.as_of))
+    return require_finite(features, plan, job.names)
 
 
-def require_finite(features: Features, plan: ScoreRunPlan) -> Features:
-    """Fail the partition, before it stages anything, naming the customers whose inputs the
-    model would turn into NaN scores. Only amounts can do that (times and counts cannot):
-    ones too large for their sum, which a mapped source may hold, the own table not."""
+def require_finite(features: Features, plan: ScoreRunPlan, names: CustomerNames) -> Features:
+    """Fail the partition, before it stages anything, counting the customers whose inputs
+    the model would turn into NaN scores and naming the first ten as `names` do (by
+    pseudonym unless the settings opt in). Only amounts can do that (times and counts
+    cannot): ones too large for their sum, which a mapped source may hold, the own table
+    not."""
     inputs, customers = non_finite_inputs(features)
     if len(customers):
         column = plan.columns.amount.name if plan.columns.amount is not None else "amount"
-        shown = ", ".join(map(str, customers[:10])) + (", ..." if len(customers) > 10 else "")
+        shown = names.listed([str(c) for c in customers[:10]], more=len(customers) > 10)
         raise ValueError(
             f"model inputs {', '.join(inputs)} are not finite for {len(customers):,} "
             f"customer(s) ({shown}): their amounts in column {column!r} are too large"

@@ -5,15 +5,20 @@ model card reads these), and no Prefect (the benchmarks register through it too)
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import URL
 from sqlalchemy.orm import Session
 
+from db.engine import sqlite_file
+from db.files import private_folder
 from db.models import ModelVersion
 from db.registry import ArtifactError, register_model, verified_artifact
 from llm_model.manifest import ManifestError, ModelManifest, ModelMetrics
@@ -69,10 +74,11 @@ class ModelPackage:
         return folder
 
     @classmethod
-    def of_version(cls, version: ModelVersion) -> ModelPackage:
-        """A registered version, its bytes checked against their sha256."""
+    def of_version(cls, version: ModelVersion, signing_key: bytes | None = None) -> ModelPackage:
+        """A registered version, its bytes checked against their sha256 and, given the
+        signing key, its signature."""
         return cls(
-            artifact=verified_artifact(version),
+            artifact=verified_artifact(version, signing_key),
             manifest=manifest_of(version),
             metrics=metrics_of(version),
             trained_as_of=version.trained_as_of,
@@ -88,8 +94,11 @@ class ModelPackage:
         )
 
 
-def register(session: Session, package: ModelPackage) -> ModelVersion:
-    """A `candidate` row with the artifact, its manifest and its metrics."""
+def register(
+    session: Session, package: ModelPackage, signing_key: bytes | None = None
+) -> ModelVersion:
+    """A `candidate` row with the artifact, its manifest and its metrics, signed with the
+    signing key if one is given."""
     return register_model(
         session,
         artifact=package.artifact,
@@ -98,16 +107,32 @@ def register(session: Session, package: ModelPackage) -> ModelVersion:
         kind=package.manifest.kind,
         config=package.manifest.to_json(),
         metrics=package.metrics.to_json(),
+        signing_key=signing_key,
     )
+
+
+def database_reports(reports_dir: Path, url: URL) -> Path:
+    """The folder under `reports_dir` of one database's charts: model ids and the monitoring
+    chart belong to a database, and two databases reporting into one folder must not
+    overwrite each other's files. Named by the back-end and the database, and a short hash
+    of where it is (its absolute file for SQLite, else host, port and database): the same
+    from every process and user, whatever the driver, and never from a password."""
+    backend = url.get_backend_name()
+    file = sqlite_file(url) if backend == "sqlite" else None
+    place = str(file.resolve()) if file else f"{url.host}:{url.port}/{url.database}"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{backend}-{file.stem if file else url.database}")
+    digest = hashlib.sha256(f"{backend}://{place}".encode()).hexdigest()[:8]
+    return reports_dir / f"{name[:40]}-{digest}"
 
 
 def publish_charts(
     session: Session, version: ModelVersion, package: Path, reports_dir: Path
 ) -> list[str]:
-    """Copy the charts drawn into a package to the version's report folder and record their
-    paths in its metrics."""
-    folder = reports_dir / f"model-{version.id}"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Copy the charts drawn into a package to the version's report folder, in its
+    database's folder under `reports_dir`, and record their paths in its metrics."""
+    folder = database_reports(reports_dir, session.get_bind().url) / f"model-{version.id}"
+    private_folder(folder.parent)  # readable by the service's user only, like the database
+    folder.mkdir(exist_ok=True)
     metrics = metrics_of(version)
     paths = [str(shutil.copy(package / CHARTS / name, folder / name)) for name in metrics.charts]
     metrics = replace(metrics, charts=tuple(paths))

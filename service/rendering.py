@@ -18,6 +18,7 @@ from llm_model.drift import GROWS_WITH_TIME
 from llm_model.manifest import ModelManifest, ModelMetrics, TrainingData
 from llm_model.metrics import METRIC_NAMES
 from llm_model.monitoring import RealizedOutcome
+from service.pseudonyms import BY_ID, CustomerNames
 from service.registry import manifest_of, metrics_of
 from service.results import (
     Backtest,
@@ -250,19 +251,21 @@ def decile_table(summary: ScoreSummary) -> TextTable:
     )
 
 
-def top_table(summary: ScoreSummary) -> TextTable:
+def top_table(summary: ScoreSummary, names: CustomerNames = BY_ID) -> TextTable:
+    """The run's best customers, named by `names` (their ids on the operator's terminal,
+    pseudonyms in what Prefect keeps)."""
     rows = [
-        [str(t.rank), t.customer_id, f"{t.propensity:.4f}", reasons_text(t.reasons)]
+        [str(t.rank), names(t.customer_id), f"{t.propensity:.4f}", reasons_text(t.reasons)]
         for t in summary.top
     ]
-    return TextTable("top customers", ("rank", "customer_id", "propensity", "reasons"), rows)
+    return TextTable("top customers", ("rank", names.column, "propensity", "reasons"), rows)
 
 
 def reasons_text(reasons: tuple[str, ...]) -> str:
     return ", ".join(reasons)
 
 
-def score_markdown(summary: ScoreSummary) -> str:
+def score_markdown(summary: ScoreSummary, names: CustomerNames) -> str:
     drift = "" if summary.drift is None else drift_table(summary.drift, "psi").markdown()
     return f"""# Score run {summary.score_run_id}
 
@@ -280,7 +283,7 @@ def score_markdown(summary: ScoreSummary) -> str:
 
 ## Top customers
 
-{top_table(summary).markdown()}
+{top_table(summary, names).markdown()}
 """
 
 

@@ -6,9 +6,11 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from db.drift import latest_drift
+from db.files import private_folder
 from db.outcomes import evaluated_runs
 from db.scores import decile_distribution, score_run_row, top_scores
 from llm_model.charts import png, save
+from service.registry import database_reports
 from service.rendering import runs_figure
 from service.results import DriftCheck, MonitoringReport, RunDriftCheck, ScoreSummary
 
@@ -52,13 +54,13 @@ def latest_drift_check(connection: Connection, threshold: float) -> RunDriftChec
 def monitoring_report(
     connection: Connection, reports_dir: Path, limit: int = MONITORED_RUNS
 ) -> MonitoringReport | None:
-    """The latest judged runs, and their chart written to `reports_dir`; None before any
-    run was judged."""
+    """The latest judged runs, and their chart written to the database's folder under
+    `reports_dir`; None before any run was judged."""
     runs = evaluated_runs(connection, limit)
     if not runs:
         return None
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    return MonitoringReport(runs, save(runs_figure(runs), reports_dir / "monitoring.png"))
+    folder = private_folder(database_reports(reports_dir, connection.engine.url))
+    return MonitoringReport(runs, save(runs_figure(runs), folder / "monitoring.png"))
 
 
 def monitoring_png(connection: Connection, limit: int = MONITORED_RUNS) -> tuple[list, bytes]:

@@ -2,15 +2,25 @@
 once per process (or handed in), and the requests that override them for one run."""
 
 import functools
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.customers import ActiveRule
@@ -20,6 +30,19 @@ from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.metrics import MetricName
 from llm_model.sequences import SequenceConfig
 from service.databases import Databases
+from service.pseudonyms import BY_ID, CustomerNames, process_key
+
+MIN_SUPPRESSION_KEY_LENGTH = 16
+
+
+def default_work_dir() -> Path:
+    """propensity/work in the user's cache directory (XDG_CACHE_HOME, else ~/.cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "propensity" / "work"
+
+
+def secret_bytes(value: SecretStr | None) -> bytes | None:
+    return None if value is None else value.get_secret_value().encode()
 
 
 class Settings(BaseSettings):
@@ -113,11 +136,65 @@ class Settings(BaseSettings):
         "the defaults are in deployments/prefect.yaml.",
     )
     reports_dir: str = Field("reports", description="Where model-card charts are written.")
+    work_dir: Path = Field(
+        default_factory=default_work_dir,
+        description="The service's own directory for runs' temporary files (a retrain's "
+        "training set, a backtest's scratch database): private to its user, each run's "
+        "folder removed when the run ends, a killed run's by the next run.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description="Secret of the pseudonyms that name customers in Prefect artifacts: the "
+        "first 12 hex digits of HMAC-SHA256 of the id. Unset: a random key per process, so a "
+        "pseudonym links nothing across runs.",
+    )
+    name_customers_in_artifacts: bool = Field(
+        False, description="Show customer ids in Prefect artifacts instead of pseudonyms."
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Secret of the signature (HMAC-SHA256) each registered model carries; set, "
+        "a model whose signature does not verify is never loaded.",
+    )
 
     future_tolerance_minutes: int = Field(
         60, ge=0, description="Imported timestamps later than now + this are rejected."
     )
     import_chunk_rows: int = Field(200_000, gt=0)
+
+    # Personal data: docs/operations.md#personal-data.
+    suppression_key: SecretStr | None = Field(
+        None,
+        description="Secret of the keyed hash (HMAC-SHA256) the suppression list keeps of each "
+        "erased customer's id: `propensity forget` needs it, and so do imports once a customer "
+        "is erased. At least 16 characters; keep it like a password and never change it.",
+    )
+    event_retention_days: int | None = Field(
+        None,
+        gt=0,
+        description="Events that occurred more than this many days ago are deleted by "
+        "`propensity purge` and the retention deployment; unset keeps every event.",
+    )
+
+    @field_validator("suppression_key", "pseudonym_key", "signing_key")
+    @classmethod
+    def long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_SUPPRESSION_KEY_LENGTH:
+            raise ValueError(
+                f"at least {MIN_SUPPRESSION_KEY_LENGTH} characters: a long random secret "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return key
+
+    def suppression_secret(self) -> bytes | None:
+        key = self.suppression_key
+        return None if key is None else key.get_secret_value().encode()
+
+    def artifact_names(self) -> CustomerNames:
+        """How Prefect artifacts name customers: by pseudonym unless the settings opt in."""
+        if self.name_customers_in_artifacts:
+            return BY_ID
+        return CustomerNames(secret_bytes(self.pseudonym_key) or process_key())
 
     def overridden(self, **values) -> "Settings":
         """These settings with the values given (None: keep the setting), checked again."""
@@ -135,6 +212,7 @@ class Settings(BaseSettings):
         return Databases(
             service_url=self.database_url,
             events_url=self.source_database_url or self.database_url,
+            signing_key=secret_bytes(self.signing_key),
         )
 
     def training_plan(self) -> TrainingPlan:
@@ -217,6 +295,11 @@ class RetrainRequest(RunRequest):
 class ScoreRequest(RunRequest):
     as_of: Cutoff | None = Field(None, description="Data cutoff (UTC); default: latest event.")
     partition_size: int | None = Field(None, gt=0)
+    in_sample: bool = Field(
+        False,
+        description="Score at an as_of the champion's training labels reach, deliberately: "
+        "the run is marked in sample and never judged as a forward result.",
+    )
 
 
 class BacktestRequest(RunRequest):

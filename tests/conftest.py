@@ -173,7 +173,11 @@ def configure(database_url, tmp_path) -> Iterator[Callable[..., Settings]]:
     with ExitStack() as stack:
         current = stack.enter_context(
             using_settings(
-                tiny_settings(database_url=database_url, reports_dir=str(tmp_path / "reports"))
+                tiny_settings(
+                    database_url=database_url,
+                    reports_dir=str(tmp_path / "reports"),
+                    work_dir=tmp_path / "work",
+                )
             )
         )
 
@@ -214,6 +218,30 @@ def trained_packages() -> dict[str, ModelPackage]:
         kind: ModelPackage.of(result, kind, metric, as_of.to_pydatetime(), None)
         for kind in result.contenders.models
     }
+
+
+# Days before the latest event that `early_champion` was trained at: its runs of the last
+# weeks are forward results.
+EARLY_DAYS = 60
+
+
+@pytest.fixture(scope="session")
+def early_gbm_package() -> ModelPackage:
+    """Gradient boosting trained on the `populated` data as it was EARLY_DAYS before its
+    latest event: a champion whose later score runs its training never saw."""
+    settings = tiny_settings(hybrid=False)
+    events = generate(POPULATION, seed=SEED).events
+    as_of = pd.Timestamp(events["occurred_at"].max()) - pd.Timedelta(days=EARLY_DAYS)
+    result = train_and_evaluate(events, as_of, settings.training_plan(), verbose=0)
+    return ModelPackage.of(result, "gbm", settings.selection_metric, as_of.to_pydatetime(), None)
+
+
+@pytest.fixture
+def early_champion(populated, early_gbm_package):
+    """`populated` with `early_gbm_package` as champion."""
+    with transaction(populated) as session:
+        promote(session, register(session, early_gbm_package), "trained before the runs")
+    return populated
 
 
 @pytest.fixture

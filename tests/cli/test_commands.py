@@ -20,6 +20,7 @@ from cli.process import local_flow_runs
 from db.drift import store_drift
 from db.engine import make_engine, transaction
 from db.models import Customer, CustomerEvent
+from service.registry import database_reports
 from service.rendering import TextTable
 
 runner = CliRunner()
@@ -112,6 +113,20 @@ def test_missing_file_and_bad_cell_are_clear(sqlite_service, tmp_path):
     assert "--cell must be gru or lstm" in bad_cell.output
 
 
+def test_sign_models_needs_the_key_and_signs_only_what_is_unsigned(sqlite_service, monkeypatch):
+    refused = invoke("sign-models")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        "error: PROPENSITY_SIGNING_KEY is not set: there is nothing to sign with"
+    )
+    monkeypatch.setenv("PROPENSITY_SIGNING_KEY", "short")
+    assert "at least 16 characters" in invoke("sign-models").output
+    monkeypatch.setenv("PROPENSITY_SIGNING_KEY", "a-signing-key-of-32-characters!!")
+    signed = invoke("sign-models")
+    assert signed.exit_code == 0, signed.output
+    assert "every model version with an intact artifact was signed already" in signed.output
+
+
 def test_demo_reuses_the_events_already_in_the_database(
     sqlite_service, prefect_harness, tiny_model, monkeypatch, tmp_path
 ):
@@ -183,7 +198,8 @@ def test_evaluate_prints_each_runs_outcome_or_when_it_matures(
     assert report.exit_code == 0, report.output
     assert "realized / the model's holdout" in report.output
     assert "0.1500 / 0.2500" in report.output
-    assert f"chart: {tmp_path / 'reports' / 'monitoring.png'}" in report.output
+    chart = database_reports(tmp_path / "reports", engine.url) / "monitoring.png"
+    assert f"chart: {chart}" in report.output
 
     missing = invoke("evaluate", "--run-id", "99")
     assert missing.exit_code == 1

@@ -45,6 +45,8 @@ def hostile_service(populated, database_url, tiny_model, monkeypatch, tmp_path):
     """The populated database, as the CLI sees it, with the hostile customers imported."""
     monkeypatch.setenv("PROPENSITY_DATABASE_URL", database_url)
     monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
+    # Ids in the artifacts, as an operator may opt in: there they must be inert too.
+    monkeypatch.setenv("PROPENSITY_NAME_CUSTOMERS_IN_ARTIFACTS", "true")
     with populated.connect() as connection:
         latest = connection.scalar(select(func.max(CustomerEvent.occurred_at)))
     path = tmp_path / "hostile.csv"

@@ -1,4 +1,5 @@
 import hashlib
+import hmac
 from datetime import datetime
 
 import pytest
@@ -14,6 +15,7 @@ from db.registry import (
     register_model,
     reject,
     require_champion,
+    sign_unsigned,
     verified_artifact,
 )
 
@@ -22,7 +24,13 @@ TRAINED_AS_OF = datetime(2026, 10, 31)
 ARTIFACT = bytes(range(256)) * 64
 
 
-def register(engine, artifact: bytes = ARTIFACT, kind: str = "gru") -> int:
+KEY = b"0123456789abcdef-signing"
+OTHER_KEY = b"fedcba9876543210-signing"
+
+
+def register(
+    engine, artifact: bytes = ARTIFACT, kind: str = "gru", signing_key: bytes | None = None
+) -> int:
     with transaction(engine) as session:
         version = register_model(
             session,
@@ -32,6 +40,7 @@ def register(engine, artifact: bytes = ARTIFACT, kind: str = "gru") -> int:
             kind=kind,
             config={"units": 32, "sidecar": {"vocabulary": ["visit", "purchase"]}},
             metrics={"table": {"model": {"auc": 0.81}}, "baselines": ["recency"]},
+            signing_key=signing_key,
         )
         return version.id
 
@@ -153,3 +162,74 @@ def test_require_champion_raises_when_there_is_none(engine):
         assert current_champion(session) is None
         with pytest.raises(NoChampion, match="propensity retrain"):
             require_champion(session)
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def load(engine, version_id: int, signing_key: bytes | None) -> bytes:
+    with transaction(engine) as session:
+        return verified_artifact(session.get(ModelVersion, version_id), signing_key)
+
+
+def test_a_signed_version_verifies_under_its_key_only(engine):
+    version_id = register(engine, signing_key=KEY)
+    with engine.connect() as connection:
+        stored = connection.scalar(
+            select(ModelVersion.artifact_signature).where(ModelVersion.id == version_id)
+        )
+    # An independent HMAC of what the signature covers: id, kind and the artifact's sha256.
+    message = f"propensity model version {version_id}\ngru\n{hashlib.sha256(ARTIFACT).hexdigest()}"
+    assert stored == hmac.new(KEY, message.encode(), hashlib.sha256).hexdigest()
+    assert load(engine, version_id, KEY) == ARTIFACT
+    assert load(engine, version_id, None) == ARTIFACT
+    with pytest.raises(ArtifactError, match=rf"model version {version_id} .*did not sign"):
+        load(engine, version_id, OTHER_KEY)
+
+
+def test_an_artifact_swapped_in_with_its_hash_is_refused_under_the_key(engine):
+    """A writer of model_versions copies another valid artifact, its sha256 and even its
+    signature into the champion's row: the sha256 matches, the signature does not."""
+    gbm = register(engine, b"gbm artifact", kind="gbm", signing_key=KEY)
+    logistic = register(engine, b"logistic artifact", kind="logistic", signing_key=KEY)
+    with engine.begin() as connection:
+        source = connection.execute(
+            select(
+                ModelVersion.artifact,
+                ModelVersion.artifact_sha256,
+                ModelVersion.artifact_signature,
+            ).where(ModelVersion.id == logistic)
+        ).one()
+        connection.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == gbm)
+            .values(
+                artifact=source.artifact,
+                artifact_sha256=source.artifact_sha256,
+                artifact_signature=source.artifact_signature,
+            )
+        )
+    assert load(engine, gbm, None) == b"logistic artifact"  # the sha256 alone is fooled
+    with pytest.raises(ArtifactError, match=rf"^model version {gbm} has an artifact or signature"):
+        load(engine, gbm, KEY)
+    assert load(engine, logistic, KEY) == b"logistic artifact"
+
+
+def test_under_a_key_an_unsigned_version_is_refused_until_signed(engine):
+    intact = register(engine)
+    damaged = register(engine, b"will be damaged")
+    with engine.begin() as connection:
+        connection.execute(
+            update(ModelVersion).where(ModelVersion.id == damaged).values(artifact=b"damaged")
+        )
+    with pytest.raises(ArtifactError, match=rf"model version {intact} is not signed"):
+        load(engine, intact, KEY)
+
+    with transaction(engine) as session:
+        assert sign_unsigned(session, KEY) == [intact]
+    with transaction(engine) as session:
+        assert sign_unsigned(session, KEY) == []
+
+    assert load(engine, intact, KEY) == ARTIFACT
+    with pytest.raises(ArtifactError, match=rf"model version {damaged} .*corrupt"):
+        load(engine, damaged, KEY)

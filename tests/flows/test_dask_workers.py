@@ -55,9 +55,9 @@ def test_partitions_asking_at_once_load_the_champion_once(make_champion, kind, m
     databases = current_settings().databases()
     loads = []
 
-    def counted_load(version):
+    def counted_load(version, signing_key):
         loads.append(threading.get_ident())
-        return real_load(version)
+        return real_load(version, signing_key)
 
     real_load = service.partitions.load_model
     monkeypatch.setattr(service.partitions, "load_model", counted_load)

@@ -16,11 +16,11 @@ from db.engine import session_factory, transaction
 from db.event_import import event_keys, store_events
 from db.locks import LockHeld, acquire_lock
 from db.models import Customer, CustomerEvent, ModelVersion, ScoreRun
-from db.registry import NoChampion
+from db.registry import ArtifactError, NoChampion, sign_unsigned
 from flows.pipeline import retrain_and_score
 from flows.retrain import retrain
 from flows.score import score, warm_up_model
-from llm_model.reasons import static_label
+from llm_model.reasons import REASON_COLUMNS, WEIGHT_COLUMNS
 from service.events import source_columns
 from service.partitions import (
     ScoreJob,
@@ -30,6 +30,7 @@ from service.partitions import (
     partition_features,
     unload_models,
 )
+from service.pseudonyms import pseudonym
 from service.registry import metrics_of
 from service.rendering import score_headline
 from service.settings import RetrainRequest, ScoreRequest, current_settings
@@ -332,7 +333,7 @@ def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_stays
 
 
 @pytest.mark.usefixtures("gbm_champion")
-def test_a_gradient_boosting_champion_scores_with_its_reasons(populated, trained_packages):
+def test_a_gradient_boosting_champion_scores_with_its_reasons(populated):
     summary = score()
     scores = current_scores(populated)
     active = count(populated, select(func.count()).where(Customer.is_active.is_(True)))
@@ -342,10 +343,55 @@ def test_a_gradient_boosting_champion_scores_with_its_reasons(populated, trained
             select(ModelVersion.kind).where(ModelVersion.id == summary.model_version_id)
         )
     assert kind == "gbm"
-    labels = {static_label(name) for name in trained_packages["gbm"].manifest.static_names}
-    reasons = scores[["reason_1", "reason_2", "reason_3"]]
-    assert reasons.isin(labels).all().all()
     assert scores["propensity"].between(0, 1).all()
+    # Each reason reads the customer's own figure of a static feature and says which way it
+    # pushes; its stored weight has that sign, and the weights fall in absolute value.
+    reasons = scores[REASON_COLUMNS].stack().dropna()
+    assert reasons.str.fullmatch(r"[^,]+ \((raises|lowers)\)").all()
+    assert not reasons.str.contains("among recent events").any()
+    weights = scores[WEIGHT_COLUMNS].to_numpy()
+    raises = scores[REASON_COLUMNS].apply(lambda column: column.str.endswith("(raises)"))
+    given = scores[REASON_COLUMNS].notna().to_numpy()
+    assert given[:, 0].all()
+    np.testing.assert_array_equal(weights[given] > 0, raises.to_numpy()[given])
+    assert (np.diff(np.abs(np.nan_to_num(weights)), axis=1) <= 0).all()
+
+
+@pytest.mark.usefixtures("gbm_champion")
+def test_the_score_artifact_names_customers_by_pseudonym_unless_told_otherwise(
+    populated, configure
+):
+    key = "a-pseudonym-key-of-32-characters"
+    configure(pseudonym_key=key)
+    summary = score()
+    markdown = Artifact.get("score-run").data
+    top = [t.customer_id for t in summary.top]
+    assert len(top) == 10
+    assert "| rank | pseudonym | propensity | reasons |" in markdown
+    for customer in top:
+        assert f"| {pseudonym(customer, key.encode())} |" in markdown
+        assert customer not in markdown
+
+    configure(name_customers_in_artifacts=True)
+    score()
+    named = Artifact.get("score-run").data
+    assert all(f"| {customer} |" in named for customer in top)
+
+
+def test_under_a_signing_key_an_unsigned_champion_is_refused_until_signed(
+    populated, configure, make_champion
+):
+    champion_id = make_champion("gbm")  # registered before the key was set
+    key = "a-signing-key-of-32-characters!!"
+    configure(signing_key=key)
+    with pytest.raises(ArtifactError, match=rf"^model version {champion_id} is not signed"):
+        score()
+    with populated.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(ScoreRun)) == 0
+
+    with transaction(populated) as session:
+        assert sign_unsigned(session, key.encode()) == [champion_id]
+    assert score().model_version_id == champion_id
 
 
 def order_signal_events(n_customers: int, seed: int, days: int = 240) -> pd.DataFrame:
@@ -384,7 +430,7 @@ def test_the_recurrent_model_wins_where_only_the_order_of_events_tells(service, 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-@pytest.mark.usefixtures("champion")
+@pytest.mark.usefixtures("early_champion")
 def test_a_date_alone_scores_with_every_event_of_that_day(populated, add_events):
     """`--as-of 2026-10-30` is the end of the 30th: a customer who first came at 22:00 that
     day is scored, and the run is as of the day's last microsecond."""

@@ -8,7 +8,10 @@ import pytest
 import sklearn.metrics
 from sqlalchemy import func, select, text
 
+from db.engine import transaction
 from db.models import CustomerEvent, PropensityScore, ScoreRun, ScoreRunOutcome
+from db.outcomes import NotEvaluable, run_to_evaluate
+from db.scores import InSampleRun
 from flows.score import score
 from service.settings import ScoreRequest
 
@@ -44,7 +47,7 @@ def realized_labels(engine, run_id: int, as_of, horizon: timedelta) -> pd.DataFr
     return scores.assign(converted=scores["customer_id"].isin(set(bought)))
 
 
-@pytest.mark.usefixtures("champion")
+@pytest.mark.usefixtures("early_champion")
 def test_the_score_flow_judges_a_matured_run_and_not_one_still_in_its_horizon(populated):
     latest = latest_event(populated)
     current = score()
@@ -86,7 +89,7 @@ FAILING_WRITE = {
 }
 
 
-@pytest.mark.usefixtures("champion")
+@pytest.mark.usefixtures("early_champion")
 def test_a_failing_evaluation_keeps_the_published_run_and_the_next_run_retries(populated):
     if populated.dialect.name not in FAILING_WRITE:
         pytest.skip("MariaDB's SIGNAL reads as a transient error, which the task retries")
@@ -108,3 +111,30 @@ def test_a_failing_evaluation_keeps_the_published_run_and_the_next_run_retries(p
         connection.execute(text(drop))
     score()
     assert outcomes(populated)["score_run_id"].tolist() == [past.score_run_id]
+
+
+@pytest.mark.usefixtures("champion")
+def test_a_score_before_the_champions_training_cutoff_is_refused_or_never_judged(populated):
+    """The champion was trained as of the latest event: its training labels reach into the
+    horizon of a run 40 days earlier. Scored anyway, on request, that run is in sample:
+    never judged, never in score_run_monitoring."""
+    latest = latest_event(populated)
+    earlier = latest - timedelta(days=40)
+    with pytest.raises(InSampleRun, match=r"before model version \d+'s training cutoff"):
+        score(request=ScoreRequest(as_of=earlier))
+    with populated.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(ScoreRun)) == 0
+
+    past = score(request=ScoreRequest(as_of=earlier, in_sample=True))
+    score()
+
+    assert outcomes(populated).empty
+    with populated.connect() as connection:
+        in_sample = connection.scalar(
+            select(ScoreRun.in_sample).where(ScoreRun.id == past.score_run_id)
+        )
+        monitored = connection.scalars(text("SELECT score_run_id FROM score_run_monitoring"))
+        assert in_sample is True or in_sample == 1
+        assert past.score_run_id not in set(monitored)
+    with pytest.raises(NotEvaluable, match="is in sample"), transaction(populated) as session:
+        run_to_evaluate(session, past.score_run_id)

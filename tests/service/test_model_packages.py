@@ -2,20 +2,29 @@
 
 import hashlib
 import json
+import stat
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import make_url, select, update
 
-from db.engine import transaction
+from db.engine import make_engine, transaction
+from db.migrate import upgrade
 from db.models import ModelVersion
 from db.registry import ArtifactError, register_model
 from llm_model.calibration import Calibrator
 from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, TrainingData
 from llm_model.sequences import SequenceConfig, Vocabulary
-from service.registry import ModelPackage, manifest_of, metrics_of, publish_charts, register
+from service.registry import (
+    ModelPackage,
+    database_reports,
+    manifest_of,
+    metrics_of,
+    publish_charts,
+    register,
+)
 
 # Not the defaults, so that a registration that ignored the manifest would show.
 MANIFEST = ModelManifest(
@@ -112,7 +121,7 @@ def test_publish_charts_copies_the_named_charts_in_order_and_records_them(engine
     version_id = registered(engine)
     with transaction(engine) as session:
         paths = publish_charts(session, session.get(ModelVersion, version_id), package, reports)
-    folder = reports / f"model-{version_id}"
+    folder = database_reports(reports, engine.url) / f"model-{version_id}"
     expected = [str(folder / name) for name in METRICS.charts]
     assert paths == expected
     assert all(Path(path).is_absolute() for path in paths)
@@ -123,6 +132,68 @@ def test_publish_charts_copies_the_named_charts_in_order_and_records_them(engine
         version = session.get(ModelVersion, version_id)
         assert metrics_of(version) == replace(METRICS, charts=tuple(expected))
         assert version.metrics["charts"] == expected
+
+
+def test_model_1_of_two_databases_keeps_its_own_charts(engine, tmp_path):
+    """Each new database's first model is model 1: publishing the second database's charts
+    into the same reports folder leaves the first one's charts as they were."""
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.begin() as connection:
+        upgrade(connection)
+    reports = tmp_path / "reports"
+    published = {}
+    for database in (engine, other):
+        package = PACKAGE.save(tmp_path / f"package-{len(published)}")
+        (package / "charts").mkdir()
+        for name in METRICS.charts:
+            (package / "charts" / name).write_bytes(f"{name} of {database.url}".encode())
+        with transaction(database) as session:
+            version = register(session, PACKAGE)
+            assert version.id == 1
+            published[database] = publish_charts(session, version, package, reports)
+    other.dispose()
+
+    assert set(published[engine]).isdisjoint(published[other])
+    for database, paths in published.items():
+        assert [Path(path).read_bytes() for path in paths] == [
+            f"{name} of {database.url}".encode() for name in METRICS.charts
+        ]
+        # A database's charts show its customers' scores: for the service's user only.
+        assert stat.S_IMODE(Path(paths[0]).parents[1].stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("postgresql+psycopg://a:pw@db:5432/scores", "postgresql+psycopg://a:pw@db:5432/shop"),
+        ("postgresql+psycopg://a@db:5432/scores", "postgresql+psycopg://a@db2:5432/scores"),
+        ("postgresql+psycopg://a@db:5432/scores", "postgresql+psycopg://a@db:5433/scores"),
+        ("mysql+pymysql://a@db/scores", "postgresql+psycopg://a@db/scores"),
+        ("sqlite:///one/propensity.db", "sqlite:///two/propensity.db"),
+    ],
+)
+def test_every_database_reports_into_a_folder_of_its_own(one, other, tmp_path):
+    assert database_reports(tmp_path, make_url(one)) != database_reports(tmp_path, make_url(other))
+
+
+def test_a_database_reports_into_one_folder_however_it_is_reached(tmp_path, monkeypatch):
+    """Whatever the driver, user or password (changed by a rotation), and for SQLite
+    whether the path is relative or absolute, the folder is the same; it names the back-end
+    and the database, never a password."""
+    folder = database_reports(tmp_path, make_url("postgresql+psycopg://svc:s3cret@db/scores"))
+    for url in (
+        "postgresql://svc:rotated@db/scores",
+        "postgresql+psycopg://reader@db/scores?password=s3cret",
+    ):
+        assert database_reports(tmp_path, make_url(url)) == folder
+    assert folder.parent == tmp_path
+    assert folder.name.startswith("postgresql-scores-")
+    assert "s3cret" not in folder.name
+    monkeypatch.chdir(tmp_path)
+    relative = database_reports(tmp_path, make_url("sqlite:///propensity.db"))
+    absolute = database_reports(tmp_path, make_url(f"sqlite:///{tmp_path / 'propensity.db'}"))
+    assert relative == absolute
+    assert relative.name.startswith("sqlite-propensity-")
 
 
 @pytest.mark.parametrize(

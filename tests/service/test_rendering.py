@@ -26,7 +26,7 @@ from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, Trainin
 from llm_model.sequences import SequenceConfig, Vocabulary
 from service.databases import Databases
 from service.outcomes import evaluate_runs
-from service.registry import ModelPackage, register
+from service.registry import ModelPackage, database_reports, register
 from service.rendering import (
     TextTable,
     chart_lines,
@@ -398,7 +398,8 @@ def test_monitoring_section_sets_realized_figures_beside_the_holdout(
         ]
     ]
     assert table.rows[0][9].endswith(" / 0.0300")
-    assert report.chart == tmp_path / "reports" / "monitoring.png"
+    # In the database's own folder: another database's report never overwrites it.
+    assert report.chart == database_reports(tmp_path / "reports", engine.url) / "monitoring.png"
     image = imread(report.chart)
     assert image.shape[:2] == (495, 1320)
     assert len(np.unique(image.reshape(-1, 4), axis=0)) > 20

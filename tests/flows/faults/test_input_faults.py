@@ -18,6 +18,8 @@ from db.models import (
     ScoreRun,
 )
 from flows.score import score
+from service.pseudonyms import pseudonym
+from service.settings import ScoreRequest
 
 NOW = datetime(2026, 11, 1, 12, 0)
 
@@ -116,15 +118,20 @@ def test_recent_events_rule_scores_c1_and_C1_as_two_customers(populated, configu
 
 @pytest.mark.usefixtures("champion")
 def test_a_mapped_source_whose_amounts_overflow_fails_the_run_naming_customer_and_column(
-    huge_amounts_source,
+    huge_amounts_source, configure
 ):
-    with pytest.raises(ValueError, match=r"not finite for 1 customer\(s\) \(big\).*'revenue'"):
-        score()
+    """The customer by pseudonym: the error reaches Prefect's logs and score_runs.error."""
+    key = "a-pseudonym-key-of-32-characters"
+    configure(pseudonym_key=key)
+    named = rf"for 1 customer\(s\) \(pseudonyms {pseudonym('big', key.encode())}\).*'revenue'"
+    # The source's events end months before the champion's training cutoff.
+    with pytest.raises(ValueError, match=named):
+        score(ScoreRequest(in_sample=True))
     with huge_amounts_source.connect() as connection:
         ((status, error),) = connection.execute(select(ScoreRun.status, ScoreRun.error)).all()
         published = connection.scalar(select(func.count()).select_from(PropensityScore))
         staged = connection.scalar(select(func.count()).select_from(PropensityScoreStaging))
     assert status == "failed"
     assert error.startswith("ValueError: model inputs monetary are not finite")
-    assert "small" not in error
+    assert "small" not in error and "big" not in error
     assert (published, staged) == (0, 0)
