@@ -322,7 +322,10 @@ def show_score_summary(summary: ScoreSummary) -> None:
 @command
 def score(
     as_of: AsOf = None,
-    partition_size: Annotated[int | None, typer.Option(min=1)] = None,
+    partition_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Customers per partition (default PROPENSITY_PARTITION_SIZE)."),
+    ] = None,
     in_sample: Annotated[
         bool,
         option(
@@ -523,7 +526,7 @@ def serve(
     from prefect.settings import PREFECT_API_URL
 
     from cli.deployments import runner_deployments
-    from cli.server import local_prefect_server
+    from cli.server import local_prefect_server, server_log
 
     deployments = runner_deployments(settings())
     if PREFECT_API_URL.value():
@@ -535,7 +538,12 @@ def serve(
             "and `export PREFECT_API_URL=http://127.0.0.1:4200/api`, or drop --no-start-server"
         )
     with local_prefect_server() as api_url:
-        console.print(f"Prefect server at {api_url.removesuffix('/api')} (UI and run history)")
+        console.print(
+            f"Prefect server at {api_url.removesuffix('/api')} (UI and run history; its log: "
+            f"{server_log()}). To start a run from another terminal: "
+            f"`export PREFECT_API_URL={api_url}`, then `prefect deployment run score/score`",
+            soft_wrap=True,
+        )
         prefect.serve(*deployments)
 
 

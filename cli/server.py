@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from prefect.server.api.server import SubprocessASGIServer, subprocess_server_logger
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 HOST, PORT = "127.0.0.1", 4200
 
@@ -33,10 +33,19 @@ def wait_until_healthy(api_url: str, process: subprocess.Popen, timeout_s: float
     raise RuntimeError(f"prefect server did not answer at {api_url} within {timeout_s:.0f} s")
 
 
+def server_log() -> Path:
+    home = PREFECT_HOME.value()
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "prefect-server.log"
+
+
 @contextmanager
-def local_prefect_server(log_path: Path = Path("prefect-server.log")) -> Iterator[str]:
-    """Start `prefect server start` in the background for the duration of the block."""
+def local_prefect_server(log_path: Path | None = None) -> Iterator[str]:
+    """Start `prefect server start` in the background for the duration of the block, its
+    output appended to `log_path` (default: prefect-server.log in PREFECT_HOME, not the
+    working directory, which may be a repository)."""
     api_url = f"http://{HOST}:{PORT}/api"
+    log_path = log_path or server_log()
     prefect = Path(sys.executable).with_name("prefect")
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -48,7 +48,7 @@ from service.leases import Lease
 from service.outcomes import evaluate_runs
 from service.partitions import ScoreJob
 from service.registry import ModelPackage, register
-from service.rendering import backtest_record, evaluation_line, figure
+from service.rendering import backtest_record, evaluation_line, figure, rounded
 from service.results import Backtest, BacktestRow, RetrainOutcome, RunEvaluation, ScoreSummary
 from service.retraining import BASELINES, RetrainJob
 from service.settings import BacktestRequest, Settings, current_settings
@@ -199,7 +199,9 @@ def publish_backtest(result: Backtest) -> Backtest:
     result.csv_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(records).to_csv(result.csv_path, index=False)
     create_table_artifact(
-        records, key="backtest", description="Walk-forward backtest: realized outcomes"
+        [rounded(record) for record in records],
+        key="backtest",
+        description="Walk-forward backtest: realized outcomes",
     )
     return result
 

@@ -162,13 +162,13 @@ def customers_read(data: TrainingData) -> str:
 
 
 def chart_lines(paths: tuple[str, ...], embed: bool = False) -> str:
-    """Links to the chart files; with `embed`, each chart on this host is shown too, its PNG
-    inside the Markdown: the Prefect UI displays it on any machine, where a file:// link
-    opens only on the host that drew the chart."""
+    """The chart files, by path (a file:// link would be dead in a browser on another
+    machine); with `embed`, each chart on this host is shown too, its PNG inside the
+    Markdown: the Prefect UI displays it on any machine."""
     files = [Path(path) for path in paths]
     if not files:
         return "none"
-    links = "\n".join(f"- [{file.stem}]({file.resolve().as_uri()})" for file in files)
+    links = "\n".join(f"- {file.stem}: `{file.resolve()}`" for file in files)
     if not embed:
         return links
     images = [embedded_image(file.stem, file.read_bytes()) for file in files if file.is_file()]
@@ -424,6 +424,11 @@ def backtest_record(row: BacktestRow) -> dict[str, Any]:
         "model_version_id": row.model_version_id,
         "score_run_id": row.score_run_id,
     }
+
+
+def rounded(record: dict[str, Any], digits: int = 4) -> dict[str, Any]:
+    """The record with its floats rounded, as a table artifact shows them."""
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in record.items()}
 
 
 def backtest_table(backtest: Backtest) -> TextTable:

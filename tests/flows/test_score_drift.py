@@ -27,6 +27,7 @@ from flows.retrain import retrain
 from flows.score import score
 from llm_model.drift import SCORE, SHARE_FLOOR, DriftReference
 from llm_model.sequences import build_features
+from service.pseudonyms import BY_ID
 from service.registry import register
 from service.rendering import drift_line, score_markdown, stored_drift_table
 from service.reports import latest_drift_check
@@ -150,7 +151,7 @@ def test_a_drifted_population_is_flagged_named_and_announced_and_still_published
     line = drift_line(drifted)
     assert line.startswith("drift: PSI above 0.2 for ")
     assert all(name in line for name in flagged)
-    assert f"{line}." in score_markdown(drifted)
+    assert f"{line}." in score_markdown(drifted, BY_ID)
 
     (event,) = drift_events(populated, drifted.score_run_id)
     assert event.payload["psi"] == pytest.approx(flagged)

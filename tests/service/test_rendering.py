@@ -26,6 +26,7 @@ from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, Trainin
 from llm_model.sequences import SequenceConfig, Vocabulary
 from service.databases import Databases
 from service.outcomes import evaluate_runs
+from service.pseudonyms import BY_ID
 from service.registry import ModelPackage, database_reports, register
 from service.rendering import (
     TextTable,
@@ -209,15 +210,15 @@ def test_tenure_is_measured_but_never_an_alarm():
 
 def test_the_score_summary_says_whether_drift_was_measured():
     measured = dataclasses.replace(SUMMARY, drift=DRIFT)
-    markdown = score_markdown(measured)
+    markdown = score_markdown(measured, BY_ID)
     assert "drift: PSI above 0.2 for frequency (1.47), monetary (0.31)." in markdown
     assert "| frequency | 1.4732 | drifted |" in markdown
     assert drift_line(SUMMARY) == (
         "drift not measured: model version 7 was trained without a drift reference "
         "(before drift was measured); retrain to measure it"
     )
-    assert f"{drift_line(SUMMARY)}." in score_markdown(SUMMARY)
-    assert "| feature | PSI |" not in score_markdown(SUMMARY)
+    assert f"{drift_line(SUMMARY)}." in score_markdown(SUMMARY, BY_ID)
+    assert "| feature | PSI |" not in score_markdown(SUMMARY, BY_ID)
 
 
 @pytest.mark.parametrize(
@@ -273,7 +274,7 @@ def test_model_card_of_a_registered_version(engine):
         # Underscores escaped: Markdown shows them as they are.
         r"| contender | roc\_auc | pr\_auc | log\_loss | brier | ece | top\_decile\_lift |",
         *("| " + " | ".join(row).replace("_", r"\_") + " |" for row in TABLE_ROWS),
-        "- [gains](file:///srv/reports/model-9/gains.png)",
+        "- gains: `/srv/reports/model-9/gains.png`",
     ]:
         assert line in card
 
@@ -414,7 +415,7 @@ def embedded_png(markdown: str, name: str) -> bytes:
     return base64.b64decode(found.group(1))
 
 
-def test_charts_for_the_prefect_ui_carry_their_png_beside_the_links(tmp_path):
+def test_charts_for_the_prefect_ui_carry_their_png_beside_their_paths(tmp_path):
     gains = tmp_path / "gains.png"
     gains.write_bytes(b"\x89PNG gains")
     elsewhere = tmp_path / "calibration.png"  # drawn on another host: nothing to embed
@@ -423,8 +424,10 @@ def test_charts_for_the_prefect_ui_carry_their_png_beside_the_links(tmp_path):
 
     assert embedded_png(lines, "gains") == b"\x89PNG gains"
     assert "[calibration](data:" not in lines
-    assert lines.endswith(f"- [gains]({gains.as_uri()})\n- [calibration]({elsewhere.as_uri()})")
-    assert chart_lines((str(gains),)) == f"- [gains]({gains.as_uri()})"
+    # Paths, never file:// links: those are dead in a browser on another machine.
+    assert lines.endswith(f"- gains: `{gains}`\n- calibration: `{elsewhere}`")
+    assert "file://" not in lines
+    assert chart_lines((str(gains),)) == f"- gains: `{gains}`"
     assert chart_lines((), embed=True) == "none"
 
 
