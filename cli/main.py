@@ -578,5 +578,5 @@ def demo(customers: Annotated[int, typer.Option(min=200)] = 5000, seed: int = 0)
     show_retrain(outcome.retrain)
     show_score_summary(outcome.score)
     console.print(f"\nscores are in {safe_url(settings().database_url)}; query them with:")
-    say(CURRENT_SCORES_SQL)
+    console.print(CURRENT_SCORES_SQL, highlight=False)  # our own text: its lines as they are
     console.print("model card: `propensity report`")

@@ -144,6 +144,9 @@ def test_demo_reuses_the_events_already_in_the_database(
         assert connection.scalar(select(func.count()).select_from(CustomerEvent)) == events
         assert connection.scalar(select(func.count()).select_from(Customer)) == 200
     assert "top customers" in second.output
+    # The query to run is printed line by line, not with its newlines escaped.
+    assert "FROM current_propensity_scores\nWHERE decile = 1" in second.output
+    assert "\\n" not in second.output
     # The ordinary rule, never a forced promotion: the first retrain's best contender won.
     assert "forced" not in first.output
     assert "champion — first champion:" in first.output
