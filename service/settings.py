@@ -32,7 +32,7 @@ from llm_model.sequences import SequenceConfig
 from service.databases import Databases
 from service.pseudonyms import BY_ID, CustomerNames, process_key
 
-MIN_SUPPRESSION_KEY_LENGTH = 16
+MIN_KEY_LENGTH = 16
 
 
 def default_work_dir() -> Path:
@@ -179,16 +179,15 @@ class Settings(BaseSettings):
     @field_validator("suppression_key", "pseudonym_key", "signing_key")
     @classmethod
     def long_enough(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None and len(key.get_secret_value()) < MIN_SUPPRESSION_KEY_LENGTH:
+        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
             raise ValueError(
-                f"at least {MIN_SUPPRESSION_KEY_LENGTH} characters: a long random secret "
+                f"at least {MIN_KEY_LENGTH} characters: a long random secret "
                 "(e.g. `openssl rand -hex 32`)"
             )
         return key
 
     def suppression_secret(self) -> bytes | None:
-        key = self.suppression_key
-        return None if key is None else key.get_secret_value().encode()
+        return secret_bytes(self.suppression_key)
 
     def artifact_names(self) -> CustomerNames:
         """How Prefect artifacts name customers: by pseudonym unless the settings opt in."""
