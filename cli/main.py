@@ -547,7 +547,7 @@ def serve(
         prefect.serve(*deployments)
 
 
-CURRENT_SCORES_SQL = """SELECT customer_id, propensity, decile, rank, reason_1
+CURRENT_SCORES_SQL = """SELECT customer_id, propensity, decile, rank, expected_value, reason_1
 FROM current_propensity_scores
 WHERE decile = 1
 ORDER BY rank

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, exists, func, insert, select
+from sqlalchemy import Connection, case, delete, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from db.errors import DataLayerError
@@ -95,16 +95,17 @@ def run_to_evaluate(session: Session, score_run_id: int) -> RunToEvaluate:
     return RunToEvaluate(*row)
 
 
+RUN_SCORE_COLUMNS = ("customer_id", "propensity", "decile", "expected_value", "value_decile")
+
+
 def run_scores(connection: Connection, score_run_id: int) -> pd.DataFrame:
-    """customer_id, propensity and decile of every customer the run published; empty once
-    its scores are pruned."""
+    """customer_id, propensity, decile, expected_value and value_decile (NULL for a run
+    published without values) of every customer the run published; empty once its scores
+    are pruned."""
     score = PropensityScore
-    rows = connection.execute(
-        select(score.customer_id, score.propensity, score.decile).where(
-            score.score_run_id == score_run_id
-        )
-    ).all()
-    return pd.DataFrame(rows, columns=["customer_id", "propensity", "decile"])
+    columns = [getattr(score, name) for name in RUN_SCORE_COLUMNS]
+    rows = connection.execute(select(*columns).where(score.score_run_id == score_run_id)).all()
+    return pd.DataFrame(rows, columns=list(RUN_SCORE_COLUMNS))
 
 
 def converted_customers(
@@ -113,19 +114,29 @@ def converted_customers(
     target_event: str,
     after: datetime,
     until: datetime,
-) -> list[str]:
-    """The customers with a target event in (after, until]: the label of the window, as
-    training defines it."""
-    query = (
-        select(columns.customer_id)
-        .where(
-            columns.event_type == target_event,
-            columns.occurred_at > columns.moment(after),
-            columns.occurred_at <= columns.moment(until),
-        )
-        .distinct()
+) -> pd.DataFrame:
+    """The customers with a target event in (after, until], the label of the window as
+    training defines it, one row each: customer_id, spend (the events' amounts summed, net
+    of refunds, never below 0; NULL where the source has no amount) and missing_amounts
+    (their events without an amount, which count as 0)."""
+    in_window = (
+        columns.event_type == target_event,
+        columns.occurred_at > columns.moment(after),
+        columns.occurred_at <= columns.moment(until),
     )
-    return list(connection.scalars(query))
+    amount = columns.amount
+    figures = (
+        [func.coalesce(func.sum(amount), 0), func.sum(case((amount.is_(None), 1), else_=0))]
+        if amount is not None
+        else [literal(None), literal(0)]
+    )
+    query = select(columns.customer_id, *figures).where(*in_window).group_by(columns.customer_id)
+    frame = pd.DataFrame(
+        connection.execute(query).all(), columns=["customer_id", "spend", "missing_amounts"]
+    )
+    frame["spend"] = pd.to_numeric(frame["spend"]).clip(lower=0)
+    frame["missing_amounts"] = frame["missing_amounts"].astype("int64")
+    return frame
 
 
 def judged_at(session: Session, score_run_id: int) -> datetime | None:
@@ -175,9 +186,11 @@ def store_outcome(
         )
     )
     session.flush()
+    # A decile only one of the two cuts has (a run of under ten customers) is NULL in the
+    # other's columns, never NaN.
+    rows = deciles.astype(object).where(deciles.notna(), None).to_dict("records")
     session.execute(
-        insert(ScoreRunOutcomeDecile),
-        [{"score_run_id": run_id, **row} for row in deciles.to_dict("records")],
+        insert(ScoreRunOutcomeDecile), [{"score_run_id": run_id, **row} for row in rows]
     )
 
 
@@ -207,6 +220,11 @@ OUTCOME_FIGURE_COLUMNS = (
     "brier",
     "ece",
     "top_decile_lift",
+    "realized_revenue",
+    "predicted_revenue",
+    "value_gini",
+    "value_mae",
+    "top_decile_revenue_share",
 )
 
 

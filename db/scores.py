@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, case, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.bulk import bulk_insert
@@ -28,7 +28,14 @@ from db.timestamps import utc_now
 
 REASONS = ["reason_1", "reason_2", "reason_3"]
 REASON_WEIGHTS = ["reason_1_weight", "reason_2_weight", "reason_3_weight"]
-STAGED_COLUMNS = ["score_run_id", "customer_id", "propensity", *REASONS, *REASON_WEIGHTS]
+STAGED_COLUMNS = [
+    "score_run_id",
+    "customer_id",
+    "propensity",
+    *REASONS,
+    *REASON_WEIGHTS,
+    "expected_value",
+]
 N_DECILES = 10
 
 
@@ -110,8 +117,9 @@ def abandon_dead_runs(session: Session) -> list[int]:
 
 def stage_scores(connection: Connection, score_run_id: int, scores: pd.DataFrame) -> int:
     """Bulk-write one partition's scores (customer_id, propensity, reason_1..3 and their
-    weights) while its run is running: a partition finishing after its run failed or was
-    abandoned stages nothing (ScoreRunConflict; the caller's rollback takes the rows back)."""
+    weights, expected_value where the model has a value model) while its run is running: a
+    partition finishing after its run failed or was abandoned stages nothing
+    (ScoreRunConflict; the caller's rollback takes the rows back)."""
     frame = scores.assign(score_run_id=score_run_id).reindex(columns=STAGED_COLUMNS)
     bulk_insert(connection, PropensityScoreStaging.__table__, frame)
     # Checked after the write, in its transaction: the share lock on the run's row (on
@@ -173,20 +181,30 @@ PUBLISHED_COLUMNS = [
     "rank",
     *REASONS,
     *REASON_WEIGHTS,
+    "expected_value",
+    "value_decile",
 ]
 
 
 def rank_staged_scores(session: Session, score_run_id: int) -> int:
-    """Move a run's staged scores into propensity_scores with decile and rank; their count."""
+    """Move a run's staged scores into propensity_scores with decile and rank, and the value
+    decile where they have an expected value; their count."""
     staged = PropensityScoreStaging
     order = (staged.propensity.desc(), staged.customer_id)
+    value_order = (staged.expected_value.desc(), staged.customer_id)
     ranked = select(
         staged.score_run_id,
         staged.customer_id,
         staged.propensity,
         func.ntile(N_DECILES).over(order_by=order),
         func.row_number().over(order_by=order),
-        *(getattr(staged, column) for column in [*REASONS, *REASON_WEIGHTS]),
+        *(getattr(staged, column) for column in [*REASONS, *REASON_WEIGHTS, "expected_value"]),
+        # A run's rows all have an expected value or none has (its model has a value model
+        # or not): the deciles are never cut among NULLs.
+        case(
+            (staged.expected_value.is_(None), None),
+            else_=func.ntile(N_DECILES).over(order_by=value_order),
+        ),
     ).where(staged.score_run_id == score_run_id)
     published = session.execute(
         insert(PropensityScore).from_select(PUBLISHED_COLUMNS, ranked),
@@ -318,6 +336,8 @@ class TopScore:
     customer_id: str
     propensity: float
     reasons: tuple[str, ...]
+    # None in a run published without values.
+    expected_value: float | None = None
 
 
 def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[TopScore]:
@@ -327,6 +347,7 @@ def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[T
             score.rank,
             score.customer_id,
             score.propensity,
+            score.expected_value,
             score.reason_1,
             score.reason_2,
             score.reason_3,
@@ -336,8 +357,8 @@ def top_scores(connection: Connection, score_run_id: int, n: int = 10) -> list[T
         .limit(n)
     ).all()
     return [
-        TopScore(rank, customer_id, propensity, tuple(r for r in reasons if r))
-        for rank, customer_id, propensity, *reasons in rows
+        TopScore(rank, customer_id, propensity, tuple(r for r in reasons if r), value)
+        for rank, customer_id, propensity, value, *reasons in rows
     ]
 
 

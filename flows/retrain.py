@@ -15,7 +15,7 @@ from db.registry import current_champion, promote, reject
 from flows.leases import held_by_this_run
 from flows.tasks import compute_task, io_task
 from llm_model.inputs import save_inputs
-from llm_model.promotion import decide_promotion
+from llm_model.promotion import decide_version_promotion
 from service.leases import Lease
 from service.registry import ModelPackage, metrics_of, publish_charts, register
 from service.rendering import metrics_markdown
@@ -94,8 +94,11 @@ def promote_or_reject(
     with transaction(job.databases.service()) as session:
         lease.check(session)
         version = session.get(ModelVersion, version_id)
-        evaluation = metrics_of(version).evaluation()
-        decision = decide_promotion(evaluation, job.metric, job.tolerance, force)
+        metrics = metrics_of(version)
+        evaluation = metrics.evaluation()
+        decision = decide_version_promotion(
+            evaluation, metrics.value_evaluation(), job.metric, job.tolerance, force
+        )
         if decision.promote:
             promote(session, version, decision.reason)
         else:

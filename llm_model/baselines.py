@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from llm_model.archive import UntrustedArtifact
 from llm_model.calibration import Calibrator, log_odds
 from llm_model.kinds import STATIC_KINDS
 from llm_model.manifest import ModelManifest
@@ -28,10 +29,6 @@ from llm_model.servable import ServableModel
 
 # What skops may rebuild beyond its own safe defaults: the trees of a fitted boosting model.
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
-
-
-class UntrustedArtifact(ValueError):
-    pass
 
 
 def new_classifier(kind: str, seed: int) -> ClassifierMixin:
@@ -100,18 +97,22 @@ class StaticModel(ServableModel):
 
     @classmethod
     def from_artifact(cls, artifact: bytes, manifest: ModelManifest) -> "StaticModel":
-        try:
-            untrusted = set(skops.io.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES)
-        except (BadZipFile, ValueError, KeyError) as error:
-            raise UntrustedArtifact(
-                f"{manifest.kind} artifact is not a skops file ({error})"
-            ) from None
-        if untrusted:
-            raise UntrustedArtifact(
-                f"{manifest.kind} artifact holds types this service does not trust: "
-                f"{', '.join(sorted(untrusted))}"
-            )
-        return cls(skops.io.loads(artifact, trusted=TRUSTED_TYPES), manifest)
+        return cls(load_skops(artifact, manifest.kind), manifest)
+
+
+def load_skops(artifact: bytes, what: str) -> object:
+    """A scikit-learn estimator from skops bytes, refused (UntrustedArtifact, naming `what`)
+    unless it holds only types this service trusts."""
+    try:
+        untrusted = set(skops.io.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES)
+    except (BadZipFile, ValueError, KeyError) as error:
+        raise UntrustedArtifact(f"{what} artifact is not a skops file ({error})") from None
+    if untrusted:
+        raise UntrustedArtifact(
+            f"{what} artifact holds types this service does not trust: "
+            f"{', '.join(sorted(untrusted))}"
+        )
+    return skops.io.loads(artifact, trusted=TRUSTED_TYPES)
 
 
 def fit_static_model(

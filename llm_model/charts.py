@@ -116,11 +116,14 @@ def model_charts(
 
 def monitoring_figure(history: pd.DataFrame) -> Figure:
     """Score runs over time (`history`: one row per run with as_of, roc_auc, holdout_roc_auc,
-    expected and actual conversions): realized against holdout AUC, and expected against
-    actual conversions counted from zero, so that the gap between them reads true."""
+    expected and actual conversions, and expected_revenue and actual_revenue, NaN for runs
+    published without values): realized against holdout AUC, and expected against actual
+    conversions and revenue counted from zero, so that the gap between them reads true."""
     history = history.sort_values("as_of", kind="stable")
-    figure = new_figure((FIGSIZE[0] * 2, FIGSIZE[1]))
-    auc, conversions = figure.subplots(1, 2)
+    with_revenue = history["expected_revenue"].notna().any()
+    panels = 3 if with_revenue else 2
+    figure = new_figure((FIGSIZE[0] * panels, FIGSIZE[1]))
+    auc, conversions, *revenue = figure.subplots(1, panels)
     as_of = history["as_of"]
     auc.plot(as_of, history["roc_auc"], marker="o", markersize=MARKER_SIZE, label="realized")
     auc.plot(
@@ -137,7 +140,14 @@ def monitoring_figure(history: pd.DataFrame) -> Figure:
     highest = np.nanmax([1, *history["expected"], *history["actual"]])
     conversions.set_ylim(0, highest * 1.1)
     conversions.set(ylabel="conversions", title="Expected and actual conversions")
-    for axes in (auc, conversions):
+    for axes in revenue:
+        for column, marker in (("expected_revenue", "o"), ("actual_revenue", "s")):
+            label = column.removesuffix("_revenue")
+            axes.plot(as_of, history[column], marker=marker, markersize=MARKER_SIZE, label=label)
+        highest = np.nanmax([1, *history["expected_revenue"], *history["actual_revenue"]])
+        axes.set_ylim(0, highest * 1.1)
+        axes.set(ylabel="revenue", title="Expected and actual revenue")
+    for axes in (auc, conversions, *revenue):
         runs_time_axis(axes, as_of)
         axes.legend(loc="best")
     return figure

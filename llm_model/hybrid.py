@@ -15,8 +15,6 @@ Stored as one zip of two members: the network's .keras file and the booster's sk
 loaded by their own safe loaders (never a pickle).
 """
 
-import io
-import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -24,8 +22,9 @@ import keras
 import numpy as np
 import pandas as pd
 
+from llm_model.archive import pack, unpack
 from llm_model.attribution import network_reasons
-from llm_model.baselines import StaticModel, UntrustedArtifact, new_classifier
+from llm_model.baselines import StaticModel, new_classifier
 from llm_model.calibration import Calibrator, log_odds
 from llm_model.manifest import ModelManifest
 from llm_model.model import TrainedModel, for_scoring, model_from_bytes, model_to_bytes
@@ -38,8 +37,6 @@ BOOSTER_KIND = "gbm"
 BOOSTED_SCORE = "boosted RFM score"
 N_FOLDS = 5
 NETWORK_MEMBER, BOOSTER_MEMBER = "network.keras", "booster.skops"
-# Fixed member timestamps: the archive's bytes depend only on its members'.
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def customer_folds(customer_ids: np.ndarray, n_folds: int) -> np.ndarray:
@@ -117,30 +114,18 @@ class HybridModel(ServableModel):
         )
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, data in (
-                (NETWORK_MEMBER, model_to_bytes(self.network)),
-                (BOOSTER_MEMBER, self.booster.to_bytes()),
-            ):
-                archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), data)
-        return buffer.getvalue()
+        return pack(
+            {
+                NETWORK_MEMBER: model_to_bytes(self.network),
+                BOOSTER_MEMBER: self.booster.to_bytes(),
+            }
+        )
 
     @classmethod
     def from_artifact(cls, artifact: bytes, manifest: ModelManifest) -> "HybridModel":
-        try:
-            with zipfile.ZipFile(io.BytesIO(artifact)) as archive:
-                members = sorted(archive.namelist())
-                if members != sorted((NETWORK_MEMBER, BOOSTER_MEMBER)):
-                    raise ValueError(f"members {members}")
-                network, booster = (archive.read(m) for m in (NETWORK_MEMBER, BOOSTER_MEMBER))
-        except (zipfile.BadZipFile, ValueError) as error:
-            raise UntrustedArtifact(
-                f"{manifest.kind} artifact is not a hybrid archive of {NETWORK_MEMBER} and "
-                f"{BOOSTER_MEMBER} ({error})"
-            ) from None
+        members = unpack(artifact, (NETWORK_MEMBER, BOOSTER_MEMBER), manifest.kind)
         return cls(
-            network=for_scoring(model_from_bytes(network)),
-            booster=StaticModel.from_artifact(booster, booster_manifest(manifest)),
+            network=for_scoring(model_from_bytes(members[NETWORK_MEMBER])),
+            booster=StaticModel.from_artifact(members[BOOSTER_MEMBER], booster_manifest(manifest)),
             manifest=manifest,
         )

@@ -86,8 +86,8 @@ def reference_features(
 def save_inputs(inputs: TrainingInputs, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     training = inputs.training
-    _save_features(folder / "train.npz", training.train.features, training.train.labels)
-    _save_features(folder / "holdout.npz", training.holdout.features, training.holdout.labels)
+    _save_snapshot(folder / "train.npz", training.train)
+    _save_snapshot(folder / "holdout.npz", training.holdout)
     _save_features(folder / "reference.npz", inputs.reference)
     if inputs.champion_holdout is not None:
         _save_features(folder / "champion_holdout.npz", inputs.champion_holdout)
@@ -108,12 +108,10 @@ def save_inputs(inputs: TrainingInputs, folder: Path) -> Path:
 
 def load_inputs(folder: Path) -> TrainingInputs:
     about = json.loads((folder / "inputs.json").read_text())
-    train, train_labels = _load_features(folder / "train.npz")
-    holdout, holdout_labels = _load_features(folder / "holdout.npz")
     champion = folder / "champion_holdout.npz"
     training = TrainingSet(
-        train=Snapshot(pd.Timestamp(about["train_cutoff"]), train, train_labels),
-        holdout=Snapshot(pd.Timestamp(about["holdout_cutoff"]), holdout, holdout_labels),
+        train=_load_snapshot(folder / "train.npz", pd.Timestamp(about["train_cutoff"])),
+        holdout=_load_snapshot(folder / "holdout.npz", pd.Timestamp(about["holdout_cutoff"])),
         train_cutoffs=tuple(pd.Timestamp(c) for c in about["train_cutoffs"]),
         vocab=Vocabulary.from_dict(about["vocabulary"]),
         skipped_cutoffs=tuple(pd.Timestamp(c) for c in about["skipped_cutoffs"]),
@@ -129,7 +127,18 @@ def load_inputs(folder: Path) -> TrainingInputs:
     )
 
 
-def _save_features(path: Path, features: Features, labels: np.ndarray | None = None) -> None:
+def _save_snapshot(path: Path, snapshot: Snapshot) -> None:
+    _save_features(path, snapshot.features, labels=snapshot.labels, values=snapshot.values)
+
+
+def _load_snapshot(path: Path, cutoff: pd.Timestamp) -> Snapshot:
+    features, labels = _load_features(path)
+    with np.load(path, allow_pickle=False) as stored:
+        values = stored.get("values")
+    return Snapshot(cutoff, features, labels, values)
+
+
+def _save_features(path: Path, features: Features, **outcomes: np.ndarray | None) -> None:
     # Ids as UTF-8 bytes and their lengths: an object array would need a pickle.
     encoded = [str(customer).encode() for customer in features.customer_ids]
     np.savez(
@@ -138,7 +147,7 @@ def _save_features(path: Path, features: Features, labels: np.ndarray | None = N
         id_lengths=np.array([len(e) for e in encoded], dtype=np.int64),
         static_names=np.array(features.static_names, dtype=str),
         **{name: getattr(features, name) for name in ARRAYS},
-        **({} if labels is None else {"labels": labels}),
+        **{name: array for name, array in outcomes.items() if array is not None},
     )
 
 

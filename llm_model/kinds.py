@@ -25,6 +25,14 @@ def hybrid_kind(cell: CellName) -> str:
 
 
 def load_servable(artifact: bytes, manifest: "ModelManifest") -> "ServableModel":
+    if manifest.value_kind is not None:
+        from dataclasses import replace
+
+        from llm_model.value import ValuedModel, unpack_valued
+
+        propensity, value = unpack_valued(artifact, manifest)
+        model = load_servable(propensity, replace(manifest, value_kind=None))
+        return ValuedModel(model, value, manifest)
     # Each kind's module is imported when a model of that kind is loaded: the networks' load
     # TensorFlow, seconds that serving a static model does not spend.
     if manifest.kind in STATIC_KINDS:

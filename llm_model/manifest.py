@@ -71,6 +71,8 @@ class ModelManifest:
     static_mean: tuple[float, ...] = ()
     # What score runs measure drift against; None in rows written before drift was measured.
     drift_reference: DriftReference | None = None
+    # The kind of the value model that rides with it (llm_model.value); None without one.
+    value_kind: str | None = None
 
     @classmethod
     def for_training(
@@ -113,6 +115,7 @@ class ModelManifest:
             },
             "n_snapshots": self.n_snapshots,
             "snapshot_stride_days": self.snapshot_stride_days,
+            "value_kind": self.value_kind,
         }
 
     @classmethod
@@ -137,6 +140,7 @@ class ModelManifest:
                 static_names=tuple(sidecar["static_names"]),
                 n_snapshots=int(data["n_snapshots"]),
                 snapshot_stride_days=int(data["snapshot_stride_days"]),
+                value_kind=data.get("value_kind"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ManifestError(f"not a model manifest ({type(error).__name__}: {error})") from None
@@ -192,6 +196,33 @@ class TrainingData:
 
 
 @dataclass(frozen=True)
+class ValueMetrics:
+    """How the value contenders did on the same holdout's realized spend (`table`, keyed by
+    contender, beside the champion's value model), the one that rides with the registered
+    model (`winner`; None when none could be), its strongest drivers (mean change of the
+    expected value when the feature is set to its mean) and why any kind was skipped."""
+
+    table: dict[str, dict[str, float]]
+    contenders: tuple[str, ...]
+    winner: str | None
+    drivers: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> JSON:
+        return {**asdict(self), "contenders": list(self.contenders)}
+
+    @classmethod
+    def from_json(cls, data: JSON) -> "ValueMetrics":
+        return cls(
+            table=dict(data["table"]),
+            contenders=tuple(data["contenders"]),
+            winner=data.get("winner"),
+            drivers=dict(data.get("drivers") or {}),
+            skipped=dict(data.get("skipped") or {}),
+        )
+
+
+@dataclass(frozen=True)
 class ModelMetrics:
     """How a retrain's contenders did on its temporal holdout (`table`, keyed by contender),
     which of them could be served, the one registered (`winner`) and by which metric, the
@@ -207,6 +238,7 @@ class ModelMetrics:
     calibration_log_loss: dict[str, float] = field(default_factory=dict)
     skipped_contenders: dict[str, str] = field(default_factory=dict)
     charts: tuple[str, ...] = ()
+    value: "ValueMetrics | None" = None
 
     def to_json(self) -> JSON:
         return {
@@ -219,10 +251,19 @@ class ModelMetrics:
             "calibration_log_loss": self.calibration_log_loss,
             "skipped_contenders": self.skipped_contenders,
             "charts": list(self.charts),
+            "value": self.value.to_json() if self.value else None,
         }
 
     def evaluation(self) -> Evaluation:
         return Evaluation(table=self.table, contenders=self.contenders)
+
+    def value_evaluation(self) -> Evaluation | None:
+        """The value contenders' holdout table; None where value was off."""
+        if self.value is None or not self.value.table:
+            return None
+        return Evaluation(
+            table=self.value.table, contenders=self.value.contenders, tie_breaker="mae"
+        )
 
     @classmethod
     def from_json(cls, data: JSON) -> "ModelMetrics":
@@ -239,6 +280,7 @@ class ModelMetrics:
                 calibration_log_loss=data.get("calibration_log_loss") or {},
                 skipped_contenders=data.get("skipped_contenders") or {},
                 charts=tuple(data.get("charts") or ()),
+                value=ValueMetrics.from_json(data["value"]) if data.get("value") else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ManifestError(f"not a metrics record ({type(error).__name__}: {error})") from None

@@ -1,7 +1,8 @@
 """How published scores did once their horizon had passed: a score run's realized metrics
-against the conversions that really happened, per customer and per decile of the run."""
+against the conversions that really happened, per customer and per decile of the run, and
+its expected values against the revenue that came in, per value decile."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,19 @@ import pandas as pd
 from llm_model import metrics
 
 DECILE_COLUMNS = ["decile", "customers", "expected", "actual"]
+VALUE_DECILE_COLUMNS = ["value_customers", "expected_revenue", "actual_revenue"]
+
+
+@dataclass(frozen=True)
+class PublishedValues:
+    """What a run published of value and what came in: per customer its expected value and
+    value decile, the revenue it brought in the horizon, and the target events whose amount
+    was missing (counted as 0)."""
+
+    expected_value: np.ndarray
+    value_decile: np.ndarray
+    spend: np.ndarray
+    missing_amounts: int = 0
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,12 @@ class RealizedOutcome:
     top_decile_lift: float | None
     note: str | None
     deciles: pd.DataFrame = field(repr=False)
+    # Value figures; None for a run published without expected values.
+    realized_revenue: float | None = None
+    predicted_revenue: float | None = None
+    value_gini: float | None = None
+    value_mae: float | None = None
+    top_decile_revenue_share: float | None = None
 
     def columns(self) -> dict[str, float | int | str | None]:
         """The figures without the deciles, one value per column."""
@@ -36,10 +56,14 @@ class RealizedOutcome:
 
 
 def realized_outcome(
-    converted: np.ndarray, propensity: np.ndarray, decile: np.ndarray
+    converted: np.ndarray,
+    propensity: np.ndarray,
+    decile: np.ndarray,
+    values: PublishedValues | None = None,
 ) -> RealizedOutcome:
     """Judge one run: for each customer it scored, whether they converted in its horizon,
-    the propensity it published and the decile it published."""
+    the propensity it published and the decile it published; and its values, where it
+    published them."""
     y = np.asarray(converted, dtype=np.int64)
     p = np.asarray(propensity, dtype=float)
     n, positives = y.size, int(y.sum())
@@ -51,7 +75,7 @@ def realized_outcome(
         )[DECILE_COLUMNS]
     )
     ranking = 0 < positives < n
-    return RealizedOutcome(
+    outcome = RealizedOutcome(
         n_customers=n,
         n_converted=positives,
         base_rate=positives / n,
@@ -63,6 +87,44 @@ def realized_outcome(
         top_decile_lift=top_decile_lift(deciles, positives / n) if positives else None,
         note=undefined_metrics_note(positives, n),
         deciles=deciles,
+    )
+    return outcome if values is None else with_values(outcome, values)
+
+
+def with_values(outcome: RealizedOutcome, values: PublishedValues) -> RealizedOutcome:
+    """The outcome with the run's value figures and value deciles. The top decile's share is
+    that of the run's own value decile 1, the customers a campaign by value got."""
+    spend = np.asarray(values.spend, dtype=float)
+    expected = np.asarray(values.expected_value, dtype=float)
+    by_decile = (
+        pd.DataFrame({"decile": values.value_decile, "expected": expected, "spend": spend})
+        .groupby("decile", as_index=False)
+        .agg(
+            value_customers=("spend", "size"),
+            expected_revenue=("expected", "sum"),
+            actual_revenue=("spend", "sum"),
+        )
+    )
+    deciles = outcome.deciles.merge(by_decile, on="decile", how="outer")
+    revenue = float(spend.sum())
+    best = by_decile.loc[by_decile["decile"] == by_decile["decile"].min(), "actual_revenue"]
+    missing = (
+        f"{values.missing_amounts:,} target event(s) in the horizon had no amount: counted as 0 "
+        "spend"
+        if values.missing_amounts
+        else None
+    )
+    no_revenue = "no revenue in the horizon: value Gini and the top decile's share are undefined"
+    return replace(
+        outcome,
+        deciles=deciles,
+        realized_revenue=revenue,
+        predicted_revenue=float(expected.sum()),
+        value_gini=metrics.value_gini(spend, expected) if revenue > 0 else None,
+        value_mae=float(np.mean(np.abs(expected - spend))),
+        top_decile_revenue_share=float(best.iloc[0] / revenue) if revenue > 0 else None,
+        note="; ".join(filter(None, [outcome.note, missing, None if revenue > 0 else no_revenue]))
+        or None,
     )
 
 

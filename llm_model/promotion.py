@@ -1,11 +1,13 @@
 """Champion/challenger rule: the best contender on the holdout (by the selection metric;
 of those within SELECTION_TIE of the best, the lowest log loss) replaces the champion
 unless it is worse than the champion, on the same holdout, by more than the tolerance.
-The first retrain always leaves a champion."""
+The first retrain always leaves a champion. A model version carries its value model: it is
+promoted only when its value model passes the same rule, by normalised Gini on realized
+spend, against the champion's value model."""
 
 from dataclasses import dataclass
 
-from llm_model.metrics import LOWER_IS_BETTER
+from llm_model.metrics import LOWER_IS_BETTER, VALUE_METRIC
 from llm_model.selection import CHAMPION, SELECTION_TIE, Evaluation
 
 
@@ -28,7 +30,8 @@ def decide_promotion(
     best_of = f"{winner} has the best holdout {metric} of {contenders_line(evaluation, metric)}"
     if len(evaluation.tied_with_best(metric)) > 1:
         best_of = (
-            f"{winner} has the lowest log loss of the contenders within {SELECTION_TIE} of "
+            f"{winner} has the lowest {evaluation.tie_breaker.replace('_', ' ')} of the "
+            f"contenders within {SELECTION_TIE} of "
             f"the best holdout {metric} ({contenders_line(evaluation, metric)})"
         )
     if force:
@@ -41,3 +44,25 @@ def decide_promotion(
     if shortfall > tolerance:
         return Decision(False, f"{best_of}, worse than {versus}")
     return Decision(True, f"{best_of}, against {versus}")
+
+
+def decide_version_promotion(
+    propensity: Evaluation,
+    value: Evaluation | None,
+    metric: str,
+    tolerance: float,
+    force: bool = False,
+) -> Decision:
+    """The rule for the propensity model, then for its value model (`value`: the value
+    contenders' holdout table; None where value was off). A champion without a value model
+    is no bar to one with."""
+    decision = decide_promotion(propensity, metric, tolerance, force)
+    if value is None or force or not decision.promote:
+        return decision
+    of_value = decide_promotion(value, VALUE_METRIC, tolerance)
+    if CHAMPION not in value.table:
+        best_of = of_value.reason.removeprefix("first champion: ")
+        return Decision(True, f"{decision.reason}; value model: {best_of}")
+    if not of_value.promote:
+        return Decision(False, f"{decision.reason}; but its value model: {of_value.reason}")
+    return Decision(True, f"{decision.reason}; value model: {of_value.reason}")

@@ -1,5 +1,6 @@
 """The selection rule: contenders ranked on the temporal holdout by the selection metric;
-those within SELECTION_TIE of the best tie, and of them the lowest log loss wins."""
+those within SELECTION_TIE of the best tie, and of them the lowest log loss wins (for value
+models, the lowest mean absolute error)."""
 
 from dataclasses import dataclass, field
 
@@ -20,22 +21,24 @@ class Evaluation:
     """Holdout metrics keyed by name: every servable contender (by kind), references that
     are not served (the recency heuristic, the recurrent model before calibration) and
     the champion in production; `scores` keeps the holdout predictions for charts (not
-    stored)."""
+    stored); `tie_breaker` decides between contenders tied on the selection metric (lower
+    is better)."""
 
     table: dict[str, dict[str, float]]
     contenders: tuple[str, ...]
     labels: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    tie_breaker: str = "log_loss"
 
     def ranked(self, metric: str) -> list[str]:
-        """Contenders best first by `metric`; those tied with the best go first, by log
-        loss."""
+        """Contenders best first by `metric`; those tied with the best go first, by the
+        tie breaker."""
         tied = self.tied_with_best(metric)
 
         def key(name: str) -> tuple[bool, float, float]:
-            log_loss = self.table[name]["log_loss"]
+            breaker = self.table[name][self.tie_breaker]
             value = self._value(name, metric)
-            return (False, log_loss, value) if name in tied else (True, value, log_loss)
+            return (False, breaker, value) if name in tied else (True, value, breaker)
 
         return sorted(self.contenders, key=key)
 

@@ -163,11 +163,30 @@ def non_finite_inputs(features: Features) -> tuple[tuple[str, ...], np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """Customers existing at ``cutoff`` (sorted by id), their features and labels."""
+    """Customers existing at ``cutoff`` (sorted by id), their features, labels and realized
+    spend: the sum of their target events' amounts in the label window (refunds net, never
+    below 0, a missing amount counts 0; None where only labels were built)."""
 
     cutoff: pd.Timestamp
     features: Features
     labels: np.ndarray
+    values: np.ndarray | None = None
+
+    def take(self, index: np.ndarray) -> "Snapshot":
+        """The rows at ``index`` (positions or a boolean mask)."""
+        values = None if self.values is None else self.values[index]
+        return Snapshot(self.cutoff, self.features.take(index), self.labels[index], values)
+
+    @staticmethod
+    def concat(cutoff: pd.Timestamp, parts: Sequence["Snapshot"]) -> "Snapshot":
+        """The parts' rows in order, labelled as of ``cutoff``."""
+        has_values = all(part.values is not None for part in parts)
+        return Snapshot(
+            cutoff=cutoff,
+            features=Features.concat([part.features for part in parts]),
+            labels=np.concatenate([part.labels for part in parts]),
+            values=np.concatenate([part.values for part in parts]) if has_values else None,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -452,11 +471,15 @@ def _features(
 
 def _labels(
     ev: _Events, row_of: np.ndarray, n: int, cutoff_us: int, config: SequenceConfig
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer, whether a target event falls in the label window, and the sum of those
+    events' amounts (missing ones count 0, a net refund counts 0)."""
     rows = row_of[ev.customer]
     in_window = (ev.ts > cutoff_us) & (ev.ts <= cutoff_us + config.horizon_days * US_PER_DAY)
     hit = in_window & (rows >= 0) & (ev.type == ev.type_code(config.target_event))
-    return (np.bincount(rows[hit], minlength=n) > 0).astype(np.float32)
+    labels = (np.bincount(rows[hit], minlength=n) > 0).astype(np.float32)
+    spend = np.bincount(rows[hit], weights=np.nan_to_num(ev.amount[hit]), minlength=n)
+    return labels, np.maximum(spend, 0.0)
 
 
 def _requested(ev: _Events, customer_ids: CustomerIds) -> tuple[np.ndarray, np.ndarray]:
@@ -556,11 +579,12 @@ def _snapshot(
     cutoff_us = _to_us(cutoff)
     present = first_seen_us <= cutoff_us
     row_of = np.where(present, np.cumsum(present) - 1, -1)
-    n = int(present.sum())
+    labels, values = _labels(ev, row_of, int(present.sum()), cutoff_us, config)
     return Snapshot(
         cutoff=cutoff,
         features=_features(ev, ev.customers[present], row_of, cutoff_us, vocab, config),
-        labels=_labels(ev, row_of, n, cutoff_us, config),
+        labels=labels,
+        values=values,
     )
 
 
@@ -605,22 +629,14 @@ def join_training_set(
     of every customer would (by cutoff, then id), copied once."""
     by_cutoff = list(zip(*parts, strict=True))
     training = [snapshot for group in by_cutoff[:-1] for snapshot in group]
-    train = Snapshot(
-        cutoff=plan.train_cutoffs[-1],
-        features=Features.concat([s.features for s in training]),
-        labels=np.concatenate([s.labels for s in training]),
-    )
+    train = Snapshot.concat(plan.train_cutoffs[-1], training)
     if not train.labels.any():
         raise ValueError(
             f"nothing to learn: no '{config.target_event}' event in any training label window "
             f"(cutoffs {[str(c) for c in plan.train_cutoffs]}, horizon {config.horizon_days} "
             "days)"
         )
-    holdout = Snapshot(
-        cutoff=plan.holdout_cutoff,
-        features=Features.concat([s.features for s in by_cutoff[-1]]),
-        labels=np.concatenate([s.labels for s in by_cutoff[-1]]),
-    )
+    holdout = Snapshot.concat(plan.holdout_cutoff, by_cutoff[-1])
     return TrainingSet(
         train=train,
         holdout=holdout,

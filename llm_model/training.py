@@ -32,7 +32,9 @@ from llm_model.manifest import (
     ModelMetrics,
     TrainingData,
     TrainingPlan,
+    ValueMetrics,
 )
+from llm_model.metrics import VALUE_METRIC
 from llm_model.model import (
     TrainedModel,
     build_model,
@@ -49,6 +51,13 @@ from llm_model.sequences import (
     TrainingSet,
 )
 from llm_model.servable import ServableModel
+from llm_model.value import (
+    ValueContenders,
+    ValuedModel,
+    evaluate_values,
+    fit_value_contenders,
+    global_drivers,
+)
 
 
 def customer_hash(customer_ids: np.ndarray) -> np.ndarray:
@@ -68,10 +77,7 @@ def calibration_split(training: TrainingSet) -> tuple[TrainingSet, Snapshot]:
     does not, so neither half gathers the validation customers."""
     holdout = training.holdout
     chooses = (customer_hash(holdout.features.customer_ids) >> np.uint64(32)) % 2 == 1
-    reported, judge = (
-        Snapshot(holdout.cutoff, holdout.features.take(np.flatnonzero(rows)), holdout.labels[rows])
-        for rows in (~chooses, chooses)
-    )
+    reported, judge = (holdout.take(np.flatnonzero(rows)) for rows in (~chooses, chooses))
     return replace(training, holdout=reported), judge
 
 
@@ -79,10 +85,7 @@ def validation_split(train: Snapshot, share: float) -> tuple[Snapshot, Snapshot]
     """The part the network fits and the customers it validates on (early stopping and
     calibration)."""
     held = validation_mask(train.features.customer_ids, share)
-    fit_part, validation = (
-        Snapshot(train.cutoff, train.features.take(np.flatnonzero(rows)), train.labels[rows])
-        for rows in (~held, held)
-    )
+    fit_part, validation = (train.take(np.flatnonzero(rows)) for rows in (~held, held))
     if fit_part.labels.sum() == 0 or validation.labels.sum() == 0:
         raise ValueError("too few positive labels to train and validate: nothing to learn")
     return fit_part, validation
@@ -293,12 +296,23 @@ def with_drift_references(contenders: Contenders, population: Features) -> Conte
 
 @dataclass(frozen=True)
 class RetrainResult:
+    """The contenders and their evaluation; the value contenders, the reported holdout they
+    are judged on and the champion's expected values of its customers (None without a
+    champion's value model)."""
+
     contenders: Contenders
     evaluation: Evaluation
     data: TrainingData
+    values: ValueContenders
+    holdout: Snapshot
+    champion_values: np.ndarray | None = None
 
     def metrics(
-        self, registered: str, metric: str, champion_version_id: int | None
+        self,
+        registered: str,
+        metric: str,
+        champion_version_id: int | None,
+        value: ValueMetrics | None = None,
     ) -> ModelMetrics:
         """What the registry keeps of this retrain's evaluation, beside the contender
         `registered` (the winner by `metric`, unless a benchmark asks for another)."""
@@ -311,7 +325,33 @@ class RetrainResult:
             champion_version_id=champion_version_id,
             calibration_log_loss=self.contenders.calibration,
             skipped_contenders=self.contenders.failures,
+            value=value,
         )
+
+    def valued(self, contender: str) -> tuple[ServableModel, ValueMetrics]:
+        """The contender with the value model that serves best beside it: the value models
+        judged on the holdout's realized spend, the two-stage one through this contender's
+        own probabilities. Without a value model that can be judged (no spend in the
+        holdout, none trained), the contender alone, and why."""
+        model = self.contenders.models[contender]
+        skipped = dict(self.values.failures)
+        if not self.values.models:
+            return model, ValueMetrics({}, (), None, skipped=skipped)
+        propensity = self.evaluation.scores[contender]
+        try:
+            evaluation = evaluate_values(
+                self.values.models, self.holdout, propensity, self.champion_values
+            )
+        except ValueError as error:
+            reason = f"not judged on the holdout: {error}"
+            skipped.update({kind: reason for kind in self.values.models})
+            return model, ValueMetrics({}, (), None, skipped=skipped)
+        winner = evaluation.winner(VALUE_METRIC)
+        value = self.values.models[winner]
+        static = self.holdout.features
+        drivers = global_drivers(value, static.static, static.static_names, propensity)
+        metrics = ValueMetrics(evaluation.table, evaluation.contenders, winner, drivers, skipped)
+        return ValuedModel.of(model, value), metrics
 
 
 def on_rows_of(features: Features, customer_ids: np.ndarray) -> Features:
@@ -333,10 +373,14 @@ def train_on(
     champion, on the holdout half the calibrators' choice never saw."""
     training, judge = calibration_split(inputs.training)
     contenders = fit_contenders(training, judge, plan.network, plan.sequence, verbose, plan.hybrid)
-    champion_scores = None
+    values = fit_value_contenders(training.train, plan.network.seed)
+    champion_scores = champion_values = None
     if champion is not None:
         reported = training.holdout.features.customer_ids
-        champion_scores = champion.propensity(on_rows_of(inputs.champion_holdout, reported))
+        scored = champion.scores(on_rows_of(inputs.champion_holdout, reported), False)
+        champion_scores = scored["propensity"].to_numpy()
+        if "expected_value" in scored:
+            champion_values = scored["expected_value"].to_numpy()
     evaluation = evaluate(contenders.models, training, champion_scores)
     contenders = with_drift_references(contenders, inputs.reference)
     data = TrainingData(
@@ -355,7 +399,7 @@ def train_on(
         population=inputs.population,
         first_event=str(inputs.first_event),
     )
-    return RetrainResult(contenders, evaluation, data)
+    return RetrainResult(contenders, evaluation, data, values, training.holdout, champion_values)
 
 
 def train_and_evaluate(

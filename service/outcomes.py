@@ -8,6 +8,8 @@ customer the run scored; each run's outcome is stored in a transaction of its ow
 
 from datetime import datetime
 
+import pandas as pd
+
 from db.engine import transaction
 from db.outcomes import (
     RunToEvaluate,
@@ -21,7 +23,7 @@ from db.outcomes import (
 )
 from db.source import EventColumns, EventSource, event_time_span, resolve_columns
 from llm_model.manifest import ModelManifest
-from llm_model.monitoring import realized_outcome
+from llm_model.monitoring import PublishedValues, realized_outcome
 from service.databases import Databases
 from service.results import RunEvaluation
 
@@ -75,10 +77,26 @@ def evaluate_run(
             connection, columns, target_event, run.as_of, run.matures_at
         )
     outcome = realized_outcome(
-        scores["customer_id"].isin(converted).to_numpy(),
+        scores["customer_id"].isin(converted["customer_id"]).to_numpy(),
         scores["propensity"].to_numpy(),
         scores["decile"].to_numpy(),
+        published_values(scores, converted),
     )
     with transaction(databases.service()) as session:
         store_outcome(session, run, outcome.columns(), outcome.deciles, rejudge)
     return RunEvaluation(run, outcome)
+
+
+def published_values(scores: pd.DataFrame, converted: pd.DataFrame) -> PublishedValues | None:
+    """The run's expected values beside each scored customer's revenue in the horizon; None
+    for a run published without values, or a source without amounts."""
+    if scores["expected_value"].isna().any() or converted["spend"].isna().any():
+        return None
+    spend = scores["customer_id"].map(converted.set_index("customer_id")["spend"]).fillna(0.0)
+    scored = converted["customer_id"].isin(scores["customer_id"])
+    return PublishedValues(
+        expected_value=scores["expected_value"].to_numpy(dtype=float),
+        value_decile=scores["value_decile"].to_numpy(),
+        spend=spend.to_numpy(dtype=float),
+        missing_amounts=int(converted.loc[scored, "missing_amounts"].sum()),
+    )

@@ -54,10 +54,11 @@ class ModelPackage:
         champion_version_id: int | None,
         charts: tuple[str, ...] = (),
     ) -> ModelPackage:
-        """One contender of a retrain (its winner by `metric`, as a rule); `charts` names the
-        chart files drawn into the package's CHARTS folder."""
-        model = result.contenders.models[contender]
-        metrics = result.metrics(contender, metric, champion_version_id)
+        """One contender of a retrain (its winner by `metric`, as a rule), with the value
+        model that serves best beside it; `charts` names the chart files drawn into the
+        package's CHARTS folder."""
+        model, value = result.valued(contender)
+        metrics = result.metrics(contender, metric, champion_version_id, value)
         return cls(
             artifact=model.to_bytes(),
             manifest=model.manifest,

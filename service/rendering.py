@@ -15,7 +15,7 @@ from db.models import ModelVersion
 from db.outcomes import EvaluatedRun
 from llm_model.charts import monitoring_figure
 from llm_model.drift import GROWS_WITH_TIME
-from llm_model.manifest import ModelManifest, ModelMetrics, TrainingData
+from llm_model.manifest import ModelManifest, ModelMetrics, TrainingData, ValueMetrics
 from llm_model.metrics import METRIC_NAMES
 from llm_model.monitoring import RealizedOutcome
 from service.pseudonyms import BY_ID, CustomerNames
@@ -75,7 +75,7 @@ class TextTable:
 
 
 def figure(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
 # --- retrains --------------------------------------------------------------------------
@@ -141,10 +141,54 @@ by holdout {metrics.selection_metric} (ties by log loss).{not_trained}
 score, `logistic` and `gbm` the models on the static RFM features, `recency` the reference
 heuristic (never served), `champion` the model in production before this run.
 
+{value_markdown(metrics.value)}
+
 ## Charts
 
 {chart_lines(metrics.charts, embed_charts)}
 """
+
+
+VALUE_FIGURES = (
+    "value_gini",
+    "mae",
+    "top_decile_revenue_share",
+    "predicted_total",
+    "realized_total",
+)
+
+
+def value_markdown(value: ValueMetrics | None) -> str:
+    """The value contenders on the holdout's realized spend, the one that rides with the
+    model, and its strongest drivers; a line where value was off or not recorded."""
+    title = "## Expected value (spend in the horizon)"
+    if value is None:
+        return f"{title}\n\nNot recorded: this version predates value models."
+    skipped = "; ".join(f"{kind}: {why}" for kind, why in value.skipped.items())
+    if value.winner is None:
+        return f"{title}\n\nNo value model: {skipped or 'none could be trained'}."
+    rows = [
+        [name, *(figure(scores[column], 4) for column in VALUE_FIGURES)]
+        for name, scores in value.table.items()
+    ]
+    header = ("contender", "Gini", "MAE", "top-decile share", "predicted", "realized")
+    table = TextTable("value on the holdout", header, rows)
+    drivers = "\n".join(
+        f"- {markdown_text(name)}: moves the expected value by {moved:,.2f} on average"
+        for name, moved in value.drivers.items()
+    )
+    not_trained = f" Not trained: {skipped}." if skipped else ""
+    return f"""{title}
+
+Served: `{value.winner}`, the best by normalised Gini on the holdout's realized spend (ties
+by mean absolute error).{not_trained} `two_stage` is the propensity times gradient boosting's
+spend given a purchase; `gbm_poisson` gradient boosting on the spend with a Poisson loss.
+
+{table.markdown()}
+
+Its strongest drivers (the feature set to its mean):
+
+{drivers}"""
 
 
 def drift_reference(manifest: ModelManifest) -> str:
@@ -255,10 +299,17 @@ def top_table(summary: ScoreSummary, names: CustomerNames = BY_ID) -> TextTable:
     """The run's best customers, named by `names` (their ids on the operator's terminal,
     pseudonyms in what Prefect keeps)."""
     rows = [
-        [str(t.rank), names(t.customer_id), f"{t.propensity:.4f}", reasons_text(t.reasons)]
+        [
+            str(t.rank),
+            names(t.customer_id),
+            f"{t.propensity:.4f}",
+            figure(t.expected_value, 2),
+            reasons_text(t.reasons),
+        ]
         for t in summary.top
     ]
-    return TextTable("top customers", ("rank", names.column, "propensity", "reasons"), rows)
+    header = ("rank", names.column, "propensity", "expected value", "reasons")
+    return TextTable("top customers", header, rows)
 
 
 def reasons_text(reasons: tuple[str, ...]) -> str:
@@ -290,8 +341,28 @@ def score_markdown(summary: ScoreSummary, names: CustomerNames) -> str:
 # --- judged runs -------------------------------------------------------------------------
 
 # The figures of a judged run that tables print, in their order.
-OUTCOME_FIGURES = ("base_rate", "roc_auc", "log_loss", "ece", "top_decile_lift")
-OUTCOME_HEADER = ("base rate", "AUC", "log loss", "ECE", "lift")
+OUTCOME_FIGURES = (
+    "base_rate",
+    "roc_auc",
+    "log_loss",
+    "ece",
+    "top_decile_lift",
+    "value_gini",
+    "predicted_revenue",
+    "realized_revenue",
+)
+OUTCOME_HEADER = (
+    "base rate",
+    "AUC",
+    "log loss",
+    "ECE",
+    "lift",
+    "value Gini",
+    "expected revenue",
+    "revenue",
+)
+# How many digits each figure shows; four where not named.
+FIGURE_DIGITS = {"top_decile_lift": 2, "predicted_revenue": 0, "realized_revenue": 0}
 EVALUATION_HEADER = ("run", "as_of", "model", "customers", "converted", *OUTCOME_HEADER)
 
 
@@ -319,7 +390,7 @@ def evaluation_table(evaluations: list[RunEvaluation]) -> TextTable:
         if outcome is None:
             state = evaluation.skipped and f"skipped: {evaluation.skipped}"
             state = state or f"not matured until {run.matures_at:%Y-%m-%d %H:%M}"
-            rows.append([*about, state, *[""] * 6])
+            rows.append([*about, state, *[""] * (len(EVALUATION_HEADER) - len(about) - 1)])
             continue
         rows.append(
             [
@@ -335,9 +406,7 @@ def evaluation_table(evaluations: list[RunEvaluation]) -> TextTable:
 def outcome_cells(outcome: RealizedOutcome) -> list[str]:
     """The OUTCOME_FIGURES of a judged run as the tables print them."""
     figures = outcome.columns()
-    return [
-        figure(figures[name], 2 if name == "top_decile_lift" else 4) for name in OUTCOME_FIGURES
-    ]
+    return [figure(figures[name], FIGURE_DIGITS.get(name, 4)) for name in OUTCOME_FIGURES]
 
 
 def holdout_figures(run: EvaluatedRun) -> dict[str, float]:
@@ -346,7 +415,11 @@ def holdout_figures(run: EvaluatedRun) -> dict[str, float]:
     if run.model_metrics is None:
         return {}
     metrics = ModelMetrics.from_json(run.model_metrics)
-    return {**metrics.table[metrics.winner], "base_rate": metrics.data.holdout_base_rate}
+    figures = {**metrics.table[metrics.winner], "base_rate": metrics.data.holdout_base_rate}
+    value = metrics.value
+    if value is not None and value.winner is not None:
+        figures["value_gini"] = value.table[value.winner]["value_gini"]
+    return figures
 
 
 MONITORING_HEADER = ("run", "as_of", "model", "customers", "expected", "actual", *OUTCOME_HEADER)
@@ -365,7 +438,11 @@ def monitoring_table(runs: list[EvaluatedRun]) -> TextTable:
                 f"{run.n_customers:,}",
                 f"{run.expected:,.1f}",
                 f"{run.n_converted:,}",
-                *(f"{figure(run.figures[k])} / {figure(holdout.get(k))}" for k in OUTCOME_FIGURES),
+                *(
+                    f"{figure(run.figures[k], FIGURE_DIGITS.get(k, 4))} / "
+                    f"{figure(holdout.get(k), FIGURE_DIGITS.get(k, 4))}"
+                    for k in OUTCOME_FIGURES
+                ),
             ]
         )
     return TextTable(
@@ -384,8 +461,17 @@ def runs_figure(runs: list[EvaluatedRun]) -> Figure:
             "holdout_roc_auc": [holdout_figures(run).get("roc_auc") for run in runs],
             "expected": [run.expected for run in runs],
             "actual": [run.n_converted for run in runs],
+            "expected_revenue": [run.figures["predicted_revenue"] for run in runs],
+            "actual_revenue": [run.figures["realized_revenue"] for run in runs],
         }
-    ).astype({"roc_auc": float, "holdout_roc_auc": float})
+    ).astype(
+        {
+            "roc_auc": float,
+            "holdout_roc_auc": float,
+            "expected_revenue": float,
+            "actual_revenue": float,
+        }
+    )
     return monitoring_figure(history)
 
 

@@ -299,10 +299,12 @@ def judged_package() -> ModelPackage:
     )
 
 
-def event_frame(events: list[tuple[str, str, datetime]]) -> pd.DataFrame:
-    """(customer_id, event_type, occurred_at) tuples as store_events takes them."""
-    frame = pd.DataFrame(events, columns=["customer_id", "event_type", "occurred_at"])
-    frame = frame.astype({"occurred_at": "datetime64[us]"}).assign(amount=float("nan"))
+def event_frame(events: list[tuple]) -> pd.DataFrame:
+    """(customer_id, event_type, occurred_at[, amount]) tuples as store_events takes them;
+    an amount left out is missing."""
+    rows = [(*event, float("nan"))[:4] for event in events]
+    frame = pd.DataFrame(rows, columns=["customer_id", "event_type", "occurred_at", "amount"])
+    frame = frame.astype({"occurred_at": "datetime64[us]", "amount": float})
     return frame.assign(event_id=event_keys(frame))
 
 
@@ -319,15 +321,17 @@ def add_events() -> Callable[[Engine, list[tuple[str, str, datetime]]], None]:
 
 @pytest.fixture
 def hand_scored_run(judged_package) -> Callable[..., int]:
-    """hand_scored_run(engine, as_of, propensities, events): a published score run as of
-    `as_of` of `judged_package` with these propensities by customer, the (customer_id,
-    event_type, occurred_at) `events` stored beside; its id."""
+    """hand_scored_run(engine, as_of, propensities, events, values=None): a published score
+    run as of `as_of` of `judged_package` with these propensities (and expected values) by
+    customer, the (customer_id, event_type, occurred_at[, amount]) `events` stored beside;
+    its id."""
 
     def publish(
         engine: Engine,
         as_of: datetime,
         propensities: dict[str, float],
-        events: list[tuple[str, str, datetime]],
+        events: list[tuple],
+        values: dict[str, float] | None = None,
     ) -> int:
         with transaction(engine) as session:
             if events:
@@ -337,6 +341,8 @@ def hand_scored_run(judged_package) -> Callable[..., int]:
         scores = pd.DataFrame(
             {"customer_id": list(propensities), "propensity": list(propensities.values())}
         )
+        if values is not None:
+            scores["expected_value"] = scores["customer_id"].map(values)
         with engine.begin() as connection:
             stage_scores(connection, run_id, scores)
         with transaction(engine) as session:

@@ -51,10 +51,20 @@ def test_converted_customers_had_a_target_event_in_the_half_open_window(warehous
         columns = resolve_columns(connection, mapped)
 
         def converted(target: str, after: datetime, until: datetime) -> list[str]:
-            return converted_customers(connection, columns, target, after, until)
+            frame = converted_customers(connection, columns, target, after, until)
+            return frame["customer_id"].tolist()
 
         assert converted("buy", T0, T0 + hour) == ["u1"]
         assert converted("buy", T0 + hour, T0 + 2 * hour) == []
         assert converted("buy", T0 - hour, T0 + hour - timedelta(seconds=1)) == []
         assert converted("view", T0 - hour, T0) == ["u2"]
         assert converted("view", T0, T0 + hour) == []
+        # Their spend: u1's 4.0; u2's view has no amount, counted as 0 and said.
+        bought = converted_customers(connection, columns, "buy", T0, T0 + hour)
+        assert bought.to_dict("records") == [
+            {"customer_id": "u1", "spend": 4.0, "missing_amounts": 0}
+        ]
+        viewed = converted_customers(connection, columns, "view", T0 - hour, T0)
+        assert viewed.to_dict("records") == [
+            {"customer_id": "u2", "spend": 0.0, "missing_amounts": 1}
+        ]

@@ -565,3 +565,33 @@ def test_staging_without_reason_columns_stores_nulls(engine, scores_of):
     assert stored.customer_id.tolist() == ["c1", "c2"]
     assert stored[["reason_1", "reason_2", "reason_3"]].isna().all().all()
     assert all(value is None for value in stored.reason_1)
+
+
+def test_value_deciles_are_cut_by_expected_value_and_absent_without_one(engine, table_frame):
+    rng = np.random.default_rng(11)
+    n = 37
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"v-{i:02d}" for i in rng.permutation(n)],
+            "propensity": rng.random(n),
+            # Quarters are exact in every float type, and tie often.
+            "expected_value": rng.integers(0, 40, n) / 4,
+        }
+    )
+    model_id = model(engine)
+    run_id = start(engine, model_id)
+    stage(engine, run_id, frame)
+    publish(engine, run_id)
+    score = PropensityScore
+    columns = ["customer_id", "expected_value", "value_decile"]
+    stored = table_frame(score, columns, score.score_run_id == run_id, order_by=score.customer_id)
+    by_value = frame[["customer_id", "expected_value"]].rename(
+        columns={"expected_value": "propensity"}
+    )
+    expected = expected_ranking(by_value).sort_values("customer_id", ignore_index=True)
+    assert stored["value_decile"].tolist() == expected["decile"].tolist()
+    assert stored["expected_value"].tolist() == expected["propensity"].tolist()
+
+    without = scored_run(engine, model_id, DAY_1 + timedelta(days=1), {"c1": 0.5, "c2": 0.2})
+    stored = table_frame(score, columns, score.score_run_id == without)
+    assert stored[["expected_value", "value_decile"]].isna().all().all()

@@ -20,6 +20,7 @@ from db.models import (
 )
 from db.outcomes import NotEvaluable, OutcomeFinal
 from db.source import EventSource
+from llm_model.metrics import value_gini
 from service.databases import Databases
 from service.outcomes import evaluate_runs
 from service.rendering import evaluation_line
@@ -132,6 +133,46 @@ def test_a_matured_run_is_judged_as_scikit_learn_and_pandas_judge_it(engine, han
     )
     top = reference.iloc[0]
     assert outcome["top_decile_lift"] == pytest.approx(top["actual"] / top["customers"] / y.mean())
+
+
+def test_expected_values_are_judged_on_the_revenue_that_came_in(engine, hand_scored_run):
+    rng = np.random.default_rng(21)
+    scores = propensities(40)
+    values = {customer: float(rng.integers(0, 200)) / 4 for customer in scores}
+    inside = AS_OF + timedelta(days=2)
+    events = [(c, "visit", AS_OF - timedelta(days=9)) for c in scores]
+    spenders = list(scores)[:20]
+    events += [(c, "purchase", inside, float(rng.integers(1, 400)) / 8) for c in spenders]
+    events += [
+        ("c20", "purchase", inside, 10.0),  # refunded in full and more: 0 spend
+        ("c20", "purchase", inside + timedelta(hours=1), -15.0),
+        ("c21", "purchase", inside),  # no amount: counts 0, and is said
+        ("c22", "purchase", MATURES_AT + timedelta(seconds=1), 99.0),  # after the horizon
+        ("c23", "purchase", AS_OF, 99.0),  # at as_of: before the horizon
+    ]
+    run_id = hand_scored_run(engine, AS_OF, scores, events, values)
+
+    evaluate_runs(databases(engine), OWN_EVENTS)
+
+    frame = pd.DataFrame({"customer_id": list(scores), "expected": list(values.values())})
+    bought = {c: amount for c, _, _, amount in events[len(scores) : len(scores) + 20]}
+    frame["spend"] = frame["customer_id"].map(bought).fillna(0.0)
+    frame = frame.sort_values(["expected", "customer_id"], ascending=[False, True])
+    frame["value_decile"] = np.repeat(np.arange(1, 11), 4)
+    outcome, deciles = stored_outcome(engine, run_id)
+    assert outcome["realized_revenue"] == pytest.approx(frame["spend"].sum())
+    assert outcome["predicted_revenue"] == pytest.approx(frame["expected"].sum())
+    assert outcome["value_mae"] == pytest.approx((frame["expected"] - frame["spend"]).abs().mean())
+    top = frame.loc[frame["value_decile"] == 1, "spend"].sum()
+    assert outcome["top_decile_revenue_share"] == pytest.approx(top / frame["spend"].sum())
+    assert outcome["value_gini"] == pytest.approx(value_gini(frame["spend"], frame["expected"]))
+    assert outcome["note"] == "1 target event(s) in the horizon had no amount: counted as 0 spend"
+    by_decile = frame.groupby("value_decile").agg(
+        expected_revenue=("expected", "sum"), actual_revenue=("spend", "sum")
+    )
+    np.testing.assert_allclose(deciles["expected_revenue"], by_decile["expected_revenue"])
+    np.testing.assert_allclose(deciles["actual_revenue"], by_decile["actual_revenue"])
+    assert deciles["value_customers"].tolist() == [4] * 10
 
 
 def test_a_source_in_another_database_with_its_own_column_names(engine, hand_scored_run, tmp_path):

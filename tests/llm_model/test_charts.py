@@ -104,8 +104,11 @@ def test_monitoring_chart_plots_realized_auc_and_conversions_by_as_of():
             "holdout_roc_auc": [0.75, 0.75, 0.72],
             "expected": [10.5, 12.0, 9.25],
             "actual": [9, 14, 8],
+            "expected_revenue": [np.nan] * 3,
+            "actual_revenue": [np.nan] * 3,
         }
     )
+    # Runs published without values draw no revenue panel.
     auc, conversions = monitoring_figure(history).axes
     realized, holdout, random = auc.get_lines()
     assert list(random.get_ydata()) == [0.5, 0.5]
@@ -119,3 +122,21 @@ def test_monitoring_chart_plots_realized_auc_and_conversions_by_as_of():
         [10.5, 12.0, 9.25],
         [9, 14, 8],
     ]
+
+
+def test_monitoring_chart_adds_expected_and_actual_revenue_from_zero():
+    history = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2026-05-01", "2026-06-01"]),
+            "roc_auc": [0.8, 0.7],
+            "holdout_roc_auc": [0.75, 0.72],
+            "expected": [10.5, 12.0],
+            "actual": [9, 14],
+            "expected_revenue": [np.nan, 1_250.0],
+            "actual_revenue": [np.nan, 1_100.0],
+        }
+    )
+    *_, revenue = monitoring_figure(history).axes
+    assert revenue.get_ylim()[0] == 0
+    assert [line.get_label() for line in revenue.get_lines()] == ["expected", "actual"]
+    assert [line.get_ydata().tolist()[1] for line in revenue.get_lines()] == [1_250.0, 1_100.0]

@@ -217,7 +217,9 @@ def test_a_booster_fold_with_one_class_is_refused():
     ids=["empty", "keras-file", "no-booster", "extra-member"],
 )
 def test_bytes_that_are_no_hybrid_archive_are_refused_in_one_line(hybrid, make_artifact):
-    with pytest.raises(UntrustedArtifact, match=r"^gru_hybrid artifact is not a hybrid") as raised:
+    with pytest.raises(
+        UntrustedArtifact, match=r"^gru_hybrid artifact is not an archive"
+    ) as raised:
         load_servable(make_artifact(hybrid), hybrid.manifest)
     assert "\n" not in str(raised.value)
 

@@ -17,6 +17,7 @@ from llm_model.manifest import (
     ModelManifest,
     ModelMetrics,
     TrainingData,
+    ValueMetrics,
 )
 from llm_model.sequences import SequenceConfig, Vocabulary
 
@@ -75,12 +76,13 @@ MANIFEST = ModelManifest(
     snapshot_stride_days=30,
 )
 
-# The row this version writes for it: the same plus its kind, (empty) static means and no
-# drift reference.
+# The row this version writes for it: the same plus its kind, (empty) static means, no
+# drift reference and no value model.
 CONFIG = {
     **STORED_CONFIG,
     "kind": "lstm",
     "sidecar": {**STORED_CONFIG["sidecar"], "static_mean": [], "drift_reference": None},
+    "value_kind": None,
 }
 
 # A static kind: no network, the training means its occlusion reasons measure from.
@@ -101,6 +103,7 @@ STATIC_CONFIG = {
     },
     "n_snapshots": 4,
     "snapshot_stride_days": 30,
+    "value_kind": "two_stage",
 }
 STATIC_MANIFEST = dataclasses.replace(
     MANIFEST,
@@ -108,6 +111,7 @@ STATIC_MANIFEST = dataclasses.replace(
     network=None,
     static_mean=(1.5, 0.25, 3.0),
     calibrator=Calibrator("identity"),
+    value_kind="two_stage",
 )
 
 
@@ -300,6 +304,13 @@ METRICS = {
     "calibration_log_loss": {"identity": 0.33, "platt": 0.31},
     "skipped_contenders": {"lstm": "too few positive labels to train and validate"},
     "charts": ["reports/model-5/gains.png"],
+    "value": {
+        "table": {"two_stage": {"value_gini": 0.5, "mae": 3.0}},
+        "contenders": ["two_stage"],
+        "winner": "two_stage",
+        "drivers": {"monetary": 2.5},
+        "skipped": {"gbm_poisson": "no spend"},
+    },
 }
 
 
@@ -321,6 +332,13 @@ def metrics_record() -> ModelMetrics:
         calibration_log_loss={"identity": 0.33, "platt": 0.31},
         skipped_contenders={"lstm": "too few positive labels to train and validate"},
         charts=("reports/model-5/gains.png",),
+        value=ValueMetrics(
+            table={"two_stage": {"value_gini": 0.5, "mae": 3.0}},
+            contenders=("two_stage",),
+            winner="two_stage",
+            drivers={"monetary": 2.5},
+            skipped={"gbm_poisson": "no spend"},
+        ),
     )
 
 

@@ -398,6 +398,43 @@ def test_label_window_edges() -> None:
     np.testing.assert_array_equal(training.train.labels, [0, 1, 0, 0, 0])
 
 
+def test_spend_in_the_label_window_is_the_target_events_net_amount() -> None:
+    end = CUTOFF + pd.Timedelta(days=HAND_CONFIG.horizon_days)
+    inside = str(CUTOFF + pd.Timedelta(days=1))
+    rows = [
+        ("two_buys", "purchase", inside, 10.0),
+        ("two_buys", "purchase", str(end), 5.5),
+        ("two_buys", "purchase", str(end + pd.Timedelta(microseconds=1)), 100.0),  # after
+        ("two_buys", "purchase", str(CUTOFF), 100.0),  # a feature, not spend
+        ("refund", "purchase", inside, 30.0),
+        ("refund", "purchase", inside, -12.0),
+        ("net_negative", "purchase", inside, 5.0),
+        ("net_negative", "purchase", inside, -20.0),
+        ("no_amount", "purchase", inside, np.nan),
+        ("no_amount", "purchase", inside, 7.0),
+        ("viewer", "view", inside, 50.0),  # not the target event
+    ]
+    rows += [(customer, "view", "2024-02-01", np.nan) for customer, *_ in rows]
+    training = build_training_set(_events(rows), end, HAND_CONFIG, n_snapshots=2, stride_days=30)
+
+    holdout = training.holdout
+    spend = dict(zip(holdout.features.customer_ids, holdout.values, strict=True))
+    assert spend == {
+        "net_negative": 0.0,
+        "no_amount": 7.0,
+        "refund": 18.0,
+        "two_buys": 15.5,
+        "viewer": 0.0,
+    }
+    np.testing.assert_array_equal(holdout.labels, [1, 1, 1, 1, 0])
+    # The training snapshot's window ends at the holdout cutoff: the purchase at it counts.
+    train = training.train
+    assert dict(zip(train.features.customer_ids, train.values, strict=True)) == {
+        **dict.fromkeys(spend, 0.0),
+        "two_buys": 100.0,
+    }
+
+
 # --- point in time -----------------------------------------------------------------------------
 
 PIT_CUTOFF = pd.Timestamp("2024-04-10")

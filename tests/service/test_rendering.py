@@ -127,7 +127,13 @@ SUMMARY = ScoreSummary(
         DecileRow(decile=2, customers=1_234, mean=0.5, min=0.25, max=0.8),
     ],
     top=[
-        TopScore(rank=1, customer_id="c-17", propensity=0.99999, reasons=("visit", "purchase")),
+        TopScore(
+            rank=1,
+            customer_id="c-17",
+            propensity=0.99999,
+            reasons=("visit", "purchase"),
+            expected_value=1234.567,
+        ),
         TopScore(rank=2, customer_id="c-3", propensity=0.98766, reasons=()),
     ],
 )
@@ -163,9 +169,13 @@ def test_score_summary_top_table():
     table = top_table(SUMMARY)
     assert (table.title, table.header) == (
         "top customers",
-        ("rank", "customer_id", "propensity", "reasons"),
+        ("rank", "customer_id", "propensity", "expected value", "reasons"),
     )
-    assert table.rows == [["1", "c-17", "1.0000", "visit, purchase"], ["2", "c-3", "0.9877", ""]]
+    # A run published without values has none to show.
+    assert table.rows == [
+        ["1", "c-17", "1.0000", "1,234.57", "visit, purchase"],
+        ["2", "c-3", "0.9877", "n/a", ""],
+    ]
 
 
 DRIFT = DriftCheck({"recency": 0.05, "frequency": 1.4732, "propensity": 0.2, "monetary": 0.31}, 0.2)
@@ -352,11 +362,11 @@ def test_evaluation_table_says_when_a_run_matures_or_why_it_was_skipped():
     )
     assert table.header == (
         *("run", "as_of", "model", "customers", "converted", "base rate"),
-        *("AUC", "log loss", "ECE", "lift"),
+        *("AUC", "log loss", "ECE", "lift", "value Gini", "expected revenue", "revenue"),
     )
     assert table.rows == [
-        ["7", "2026-06-01 00:00", "gbm", "not matured until 2026-07-01 00:00", *[""] * 6],
-        ["8", "2026-06-02 06:00", "gone", "skipped: its model version 4 is gone", *[""] * 6],
+        ["7", "2026-06-01 00:00", "gbm", "not matured until 2026-07-01 00:00", *[""] * 9],
+        ["8", "2026-06-02 06:00", "gone", "skipped: its model version 4 is gone", *[""] * 9],
     ]
 
 
@@ -395,7 +405,9 @@ def test_monitoring_section_sets_realized_figures_beside_the_holdout(
             "0.7333 / 0.7500",
             f"{log_loss(y, list(scores.values())):.4f} / 0.4000",
             table.rows[0][9],
-            "4.0000 / 2.5000",
+            "4.00 / 2.50",
+            # Published without values: no value figures, and none on the holdout either.
+            *["n/a / n/a"] * 3,
         ]
     ]
     assert table.rows[0][9].endswith(" / 0.0300")
