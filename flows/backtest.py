@@ -40,7 +40,6 @@ from flows.retrain import retrain_model
 from flows.score import score_and_publish
 from flows.task_runner import partition_threads
 from flows.tasks import io_task
-from llm_model.kinds import STATIC_KINDS
 from llm_model.manifest import TrainingPlan
 from llm_model.selection import CHAMPION
 from service.databases import Databases, reachable_engine
@@ -94,6 +93,13 @@ def prepare_scratch(production: Databases, scratch: Settings) -> int:
     return prepare_scratch_database(production, scratch)
 
 
+# The baselines every cutoff also scores forward, each with one value contender: the
+# two-stage spend model on logistic regression's probabilities, and gradient boosting's
+# Poisson spend model beside its own propensity: the static value models the published
+# one is judged against.
+BASELINES_AND_VALUES = {"logistic": "two_stage", "gbm": "gbm_poisson"}
+
+
 @contextmanager
 def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[BacktestJobs]:
     """The service's jobs on a new SQLite database (at `database_path`, else a temporary
@@ -104,7 +110,7 @@ def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[Back
         scratch = scratch_settings(settings, database, folder)
         copied = prepare_scratch(settings.databases(), scratch)
         get_run_logger().info("scratch database %s (%s customers copied)", database, copied)
-        retrain = replace(RetrainJob.from_settings(scratch), baselines=STATIC_KINDS)
+        retrain = replace(RetrainJob.from_settings(scratch), baselines=BASELINES_AND_VALUES)
         score = ScoreJob.from_settings(scratch)
         try:
             with (
@@ -165,6 +171,7 @@ def replay_cutoff(jobs: BacktestJobs, cutoff: datetime, folder: Path) -> list[Ba
             run.model_version_id,
             run.score_run_id,
             judged[run.score_run_id].outcome,
+            (judged[run.score_run_id].run.model_config or {}).get("value_kind"),
         )
         for model, run in runs.items()
     ]

@@ -92,10 +92,13 @@ def build_model(
     static_mean: np.ndarray,
     static_variance: np.ndarray,
     base_rate: float,
+    mean_spend: float | None = None,
 ) -> keras.Model:
     """Embedding -> head. The head is a model of its own so attribution can take gradients
     with respect to the embedded events (token ids themselves have no gradient). Sequences
-    may have any length: training and scoring cut each batch's padding (llm_model.buckets)."""
+    may have any length: training and scoring cut each batch's padding (llm_model.buckets).
+    Given the mean spend of the customers who spent, the head ends in the three outputs of
+    a zero-inflated lognormal instead (llm_model.ziln), trained on spend."""
     quiet_dropped_mask_warning()
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     numbers = keras.Input((None, N_EVENT_NUMBERS), name="numeric")
@@ -108,14 +111,17 @@ def build_model(
         mask_zero=True,
         name="embed",
     )(tokens)
-    head = build_head(config, static_mean, static_variance, base_rate, seeds)
+    head = build_head(config, static_mean, static_variance, base_rate, seeds, mean_spend)
     output = head([tokens, embedded, numbers, static])
-    model = keras.Model([tokens, numbers, static], output, name=f"propensity_{config.cell}")
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc")],
-    )
+    task = "propensity" if mean_spend is None else "ziln"
+    model = keras.Model([tokens, numbers, static], output, name=f"{task}_{config.cell}")
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if mean_spend is None:
+        model.compile(optimizer, "binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+    else:
+        from llm_model.ziln import ziln_loss
+
+        model.compile(optimizer, ziln_loss)
     return model
 
 
@@ -125,6 +131,7 @@ def build_head(
     static_variance: np.ndarray,
     base_rate: float,
     seeds: Iterator[int],
+    mean_spend: float | None = None,
 ) -> keras.Model:
     """Static scaling is fixed from training statistics, so it travels inside the .keras file."""
     tokens = keras.Input((None,), dtype="int32", name="tokens")
@@ -152,13 +159,24 @@ def build_head(
     hidden = layers.Dropout(config.dropout, seed=next(seeds), name="dropout")(hidden)
     # Starting at the base rate's log-odds spares the first epochs learning the imbalance.
     rate = float(np.clip(base_rate, 1e-4, 1 - 1e-4))
-    output = layers.Dense(
-        1,
-        activation="sigmoid",
-        kernel_initializer=glorot(seeds),
-        bias_initializer=keras.initializers.Constant(np.log(rate / (1 - rate))),
-        name="propensity",
-    )(hidden)
+    base_log_odds = np.log(rate / (1 - rate))
+    if mean_spend is None:
+        output = layers.Dense(
+            1,
+            activation="sigmoid",
+            kernel_initializer=glorot(seeds),
+            bias_initializer=keras.initializers.Constant(base_log_odds),
+            name="propensity",
+        )(hidden)
+    else:
+        # The buyer's log-odds, the log of a typical spend and a unit spread to start from.
+        start = [base_log_odds, np.log(max(mean_spend, 1e-6)), np.log(np.expm1(1.0))]
+        output = layers.Dense(
+            3,
+            kernel_initializer=glorot(seeds),
+            bias_initializer=keras.initializers.Constant(start),
+            name="ziln",
+        )(hidden)
     return keras.Model([tokens, embedded, numbers, static], output, name="head")
 
 

@@ -52,12 +52,15 @@ from llm_model.sequences import (
 )
 from llm_model.servable import ServableModel
 from llm_model.value import (
+    MIN_SPENDERS,
     ValueContenders,
     ValuedModel,
     evaluate_values,
     fit_value_contenders,
     global_drivers,
 )
+from llm_model.ziln import KIND as ZILN
+from llm_model.ziln import ZilnValueModel
 
 
 def customer_hash(customer_ids: np.ndarray) -> np.ndarray:
@@ -103,19 +106,25 @@ def fit_network(
     config: ModelConfig,
     verbose: Verbosity,
     name: str,
+    spend: bool = False,
 ) -> keras.Model:
     """The network `name` fitted with early stopping on the validation customers;
-    deterministic under the config's seed."""
+    deterministic under the config's seed. With `spend`, the ZILN network fitted on the
+    snapshots' spend instead of their labels."""
     use_inter_op_threads()
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     static = fit_part.features.static
+    targets, validation_targets = (
+        (fit_part.values, validation.values) if spend else (fit_part.labels, validation.labels)
+    )
     network = build_model(
         config,
         vocab_size=vocab_size,
         static_mean=static.mean(axis=0),
         static_variance=np.maximum(static.var(axis=0), 1e-6),
-        base_rate=float(fit_part.labels.mean()),
+        base_rate=float((targets > 0).mean()),
+        mean_spend=float(targets[targets > 0].mean()) if spend else None,
     )
     stop_early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -123,9 +132,9 @@ def fit_network(
     progress = verbose(name) if callable(verbose) else None
     with progress or nullcontext():
         network.fit(
-            bucketed_dataset(fit_part.features, fit_part.labels, config.batch_size, config.seed),
+            bucketed_dataset(fit_part.features, targets, config.batch_size, config.seed),
             validation_data=bucketed_dataset(
-                validation.features, validation.labels, INFERENCE_BATCH
+                validation.features, validation_targets, INFERENCE_BATCH
             ),
             epochs=config.epochs,
             callbacks=[stop_early] if progress is None else [stop_early, progress],
@@ -201,6 +210,36 @@ def fit_hybrid(
         static_mean=booster.manifest.static_mean,
     )
     return HybridModel(corrector.network, booster, manifest), calibration
+
+
+def fit_ziln(
+    training: TrainingSet, config: ModelConfig, max_len: int, verbose: Verbosity = "auto"
+) -> ZilnValueModel:
+    """The recurrent network with the zero-inflated lognormal head, on the training
+    snapshots' spend, with early stopping on the same validation customers."""
+    train = training.train
+    spenders = 0 if train.values is None else int((train.values > 0).sum())
+    if spenders < MIN_SPENDERS:
+        raise ValueError(
+            f"{spenders} training rows with spend in their label window (at least "
+            f"{MIN_SPENDERS} needed): no amounts on the target events?"
+        )
+    fit_part, validation = validation_split(train, config.validation_share)
+    network = fit_network(
+        fit_part, validation, training.vocab.size, config, verbose, ZILN, spend=True
+    )
+    return ZilnValueModel(network, max_len)
+
+
+def with_ziln(
+    values: ValueContenders, training: TrainingSet, plan: TrainingPlan, verbose: Verbosity
+) -> ValueContenders:
+    """The value contenders with the ZILN network, or the reason it could not be trained."""
+    try:
+        model = fit_ziln(training, plan.network, plan.sequence.max_len, verbose)
+    except ValueError as error:
+        return replace(values, failures={**values.failures, ZILN: str(error)})
+    return replace(values, models={**values.models, ZILN: model})
 
 
 @dataclass(frozen=True)
@@ -328,11 +367,14 @@ class RetrainResult:
             value=value,
         )
 
-    def valued(self, contender: str) -> tuple[ServableModel, ValueMetrics]:
-        """The contender with the value model that serves best beside it: the value models
-        judged on the holdout's realized spend, the two-stage one through this contender's
-        own probabilities. Without a value model that can be judged (no spend in the
-        holdout, none trained), the contender alone, and why."""
+    def valued(
+        self, contender: str, value_kind: str | None = None
+    ) -> tuple[ServableModel, ValueMetrics]:
+        """The contender with the value model that serves best beside it (or the one of
+        `value_kind`, where a benchmark asks for it): the value models judged on the
+        holdout's realized spend, the two-stage one through this contender's own
+        probabilities. Without a value model that can be judged (no spend in the holdout,
+        none trained), the contender alone, and why."""
         model = self.contenders.models[contender]
         skipped = dict(self.values.failures)
         if not self.values.models:
@@ -346,10 +388,9 @@ class RetrainResult:
             reason = f"not judged on the holdout: {error}"
             skipped.update({kind: reason for kind in self.values.models})
             return model, ValueMetrics({}, (), None, skipped=skipped)
-        winner = evaluation.winner(VALUE_METRIC)
+        winner = value_kind if value_kind in self.values.models else evaluation.winner(VALUE_METRIC)
         value = self.values.models[winner]
-        static = self.holdout.features
-        drivers = global_drivers(value, static.static, static.static_names, propensity)
+        drivers = global_drivers(value, self.holdout.features, propensity)
         metrics = ValueMetrics(evaluation.table, evaluation.contenders, winner, drivers, skipped)
         return ValuedModel.of(model, value), metrics
 
@@ -373,7 +414,9 @@ def train_on(
     champion, on the holdout half the calibrators' choice never saw."""
     training, judge = calibration_split(inputs.training)
     contenders = fit_contenders(training, judge, plan.network, plan.sequence, verbose, plan.hybrid)
-    values = fit_value_contenders(training.train, plan.network.seed)
+    values = with_ziln(
+        fit_value_contenders(training.train, plan.network.seed), training, plan, verbose
+    )
     champion_scores = champion_values = None
     if champion is not None:
         reported = training.holdout.features.customer_ids

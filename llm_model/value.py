@@ -1,19 +1,21 @@
 """What a customer is worth in the horizon: the expected sum of their target events'
 amounts, beside the probability that they buy.
 
-The value contenders see the static features (what an RFM model knows) and are trained on
-the same snapshots as the propensity contenders, on the spend realized in each snapshot's
-label window:
+The value contenders are trained on the same snapshots as the propensity contenders, on the
+spend realized in each snapshot's label window:
 - two_stage: the served propensity times the spend given a purchase (gradient boosting with
-  a gamma loss, fitted on the rows that spent);
+  a gamma loss on the static features, fitted on the rows that spent);
 - gbm_poisson: gradient boosting on the spend itself, with a Poisson loss (the Tweedie
-  family's member for a sum of purchases; it predicts 0-inflated means directly).
+  family's member for a sum of purchases; it predicts 0-inflated means directly);
+- ziln: the recurrent network with a zero-inflated lognormal head (llm_model.ziln), which
+  reads the event sequence too.
 The best by normalised Gini on the holdout's realized spend (ties by mean absolute error)
 rides with its propensity model in one model version (ValuedModel): one artifact, one
 sha256, one signature.
 """
 
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,17 +30,30 @@ from llm_model.selection import CHAMPION, Evaluation
 from llm_model.sequences import Features, Snapshot
 from llm_model.servable import ServableModel
 
-VALUE_KINDS = ("two_stage", "gbm_poisson")
+STATIC_VALUE_KINDS = ("two_stage", "gbm_poisson")
+VALUE_KINDS = (*STATIC_VALUE_KINDS, "ziln")
 # Fewer spending rows than this teach a spend model nothing it can be trusted with.
 MIN_SPENDERS = 20
 # Drivers the model card lists.
 N_DRIVERS = 5
-PROPENSITY_MEMBER, VALUE_MEMBER = "propensity.model", "value.skops"
+PROPENSITY_MEMBER, VALUE_MEMBER = "propensity.model", "value.model"
+
+
+class ValueModel(Protocol):
+    """What every value model does: expected spend per customer, and its bytes."""
+
+    kind: str
+
+    def expected_value(self, features: Features, propensity: np.ndarray) -> np.ndarray: ...
+
+    def to_bytes(self) -> bytes: ...
 
 
 def new_regressor(kind: str, seed: int) -> HistGradientBoostingRegressor:
-    if kind not in VALUE_KINDS:
-        raise ValueError(f"unknown value model kind {kind!r}; expected one of {VALUE_KINDS}")
+    if kind not in STATIC_VALUE_KINDS:
+        raise ValueError(
+            f"unknown static value model kind {kind!r}; expected one of {STATIC_VALUE_KINDS}"
+        )
     return HistGradientBoostingRegressor(
         loss="gamma" if kind == "two_stage" else "poisson",
         max_iter=200,
@@ -49,16 +64,16 @@ def new_regressor(kind: str, seed: int) -> HistGradientBoostingRegressor:
 
 
 @dataclass(frozen=True)
-class ValueModel:
+class StaticValueModel:
     """A fitted value model of `kind` on the static features."""
 
     kind: str
     regressor: HistGradientBoostingRegressor
 
-    def expected_value(self, static: np.ndarray, propensity: np.ndarray) -> np.ndarray:
+    def expected_value(self, features: Features, propensity: np.ndarray) -> np.ndarray:
         """Per customer, the expected spend in the horizon (never below 0); `propensity` is
         the served probability of a purchase, which the two-stage model multiplies."""
-        predicted = self.regressor.predict(static)
+        predicted = self.regressor.predict(features.static)
         if self.kind == "two_stage":
             predicted = np.asarray(propensity, dtype=float) * predicted
         return np.maximum(predicted, 0.0)
@@ -66,14 +81,20 @@ class ValueModel:
     def to_bytes(self) -> bytes:
         return skops.io.dumps(self.regressor)
 
-    @classmethod
-    def from_bytes(cls, kind: str, artifact: bytes) -> "ValueModel":
-        if kind not in VALUE_KINDS:
-            raise ValueError(f"value model kind {kind!r} is unknown to this version")
-        return cls(kind, load_skops(artifact, f"{kind} value model"))
+
+def load_value_model(kind: str, artifact: bytes, max_len: int) -> ValueModel:
+    """A registered value model of `kind`; the network's inputs are `max_len` events wide."""
+    if kind in STATIC_VALUE_KINDS:
+        return StaticValueModel(kind, load_skops(artifact, f"{kind} value model"))
+    if kind == "ziln":
+        from llm_model.model import for_scoring, model_from_bytes
+        from llm_model.ziln import ZilnValueModel
+
+        return ZilnValueModel(for_scoring(model_from_bytes(artifact)), max_len)
+    raise ValueError(f"value model kind {kind!r} is unknown to this version of the service")
 
 
-def fit_value_model(kind: str, train: Snapshot, seed: int) -> ValueModel:
+def fit_value_model(kind: str, train: Snapshot, seed: int) -> StaticValueModel:
     """A value model of `kind` on the training snapshots' static features and spend."""
     spend = train.values
     if spend is None:
@@ -89,7 +110,7 @@ def fit_value_model(kind: str, train: Snapshot, seed: int) -> ValueModel:
         regressor = new_regressor(kind, seed).fit(static[spent], spend[spent])
     else:
         regressor = new_regressor(kind, seed).fit(static, spend)
-    return ValueModel(kind, regressor)
+    return StaticValueModel(kind, regressor)
 
 
 @dataclass(frozen=True)
@@ -99,9 +120,10 @@ class ValueContenders:
 
 
 def fit_value_contenders(train: Snapshot, seed: int) -> ValueContenders:
-    """Every value kind on the same snapshots; one that cannot be trained is reported."""
+    """Every static value kind on the same snapshots; one that cannot be trained is
+    reported."""
     models, failures = {}, {}
-    for kind in VALUE_KINDS:
+    for kind in STATIC_VALUE_KINDS:
         try:
             models[kind] = fit_value_model(kind, train, seed)
         except ValueError as error:
@@ -119,8 +141,7 @@ def evaluate_values(
     `propensity` (the served model's holdout probabilities), beside the champion's expected
     values of the same customers; ranked by normalised Gini, ties by mean absolute error."""
     predicted = {
-        kind: model.expected_value(holdout.features.static, propensity)
-        for kind, model in models.items()
+        kind: model.expected_value(holdout.features, propensity) for kind, model in models.items()
     }
     if champion_values is not None:
         predicted[CHAMPION] = champion_values
@@ -134,15 +155,16 @@ def evaluate_values(
 
 
 def global_drivers(
-    model: ValueModel, static: np.ndarray, names: tuple[str, ...], propensity: np.ndarray
+    model: ValueModel, features: Features, propensity: np.ndarray
 ) -> dict[str, float]:
     """The value model's strongest drivers: per static feature, how far a customer's expected
     value moves on average (in the amount's units) when that feature is set to its mean."""
-    base = model.expected_value(static, propensity)
+    base = model.expected_value(features, propensity)
     moved = {}
-    for column, name in enumerate(names):
-        occluded = static.copy()
-        occluded[:, column] = static[:, column].mean()
+    for column, name in enumerate(features.static_names):
+        static = features.static.copy()
+        static[:, column] = static[:, column].mean()
+        occluded = replace(features, static=static)
         moved[name] = float(np.mean(np.abs(base - model.expected_value(occluded, propensity))))
     strongest = sorted(moved.items(), key=lambda item: -item[1])[:N_DRIVERS]
     return dict(strongest)
@@ -171,7 +193,7 @@ class ValuedModel(ServableModel):
     def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
         frame = super().scores(features, with_reasons)
         frame["expected_value"] = self.value.expected_value(
-            features.static, frame["propensity"].to_numpy()
+            features, frame["propensity"].to_numpy()
         )
         return frame
 
@@ -189,6 +211,5 @@ def unpack_valued(artifact: bytes, manifest: ModelManifest) -> tuple[bytes, Valu
     members = unpack(
         artifact, (PROPENSITY_MEMBER, VALUE_MEMBER), f"{manifest.kind} with a value model"
     )
-    return members[PROPENSITY_MEMBER], ValueModel.from_bytes(
-        manifest.value_kind, members[VALUE_MEMBER]
-    )
+    value = load_value_model(manifest.value_kind, members[VALUE_MEMBER], manifest.sequence.max_len)
+    return members[PROPENSITY_MEMBER], value

@@ -53,11 +53,12 @@ class ModelPackage:
         trained_as_of: datetime,
         champion_version_id: int | None,
         charts: tuple[str, ...] = (),
+        value_kind: str | None = None,
     ) -> ModelPackage:
         """One contender of a retrain (its winner by `metric`, as a rule), with the value
-        model that serves best beside it; `charts` names the chart files drawn into the
-        package's CHARTS folder."""
-        model, value = result.valued(contender)
+        model that serves best beside it (or the one of `value_kind`); `charts` names the
+        chart files drawn into the package's CHARTS folder."""
+        model, value = result.valued(contender, value_kind)
         metrics = result.metrics(contender, metric, champion_version_id, value)
         return cls(
             artifact=model.to_bytes(),

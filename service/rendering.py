@@ -504,6 +504,7 @@ def backtest_record(row: BacktestRow) -> dict[str, Any]:
         "cutoff": f"{row.cutoff:%Y-%m-%d %H:%M:%S}",
         "model": row.model,
         "kind": row.kind,
+        "value_kind": row.value_kind,
         # The printed figures first: the UI shows a wide table's first columns.
         **{name: figures[name] for name in OUTCOME_FIGURES},
         **figures,
@@ -523,10 +524,11 @@ def backtest_table(backtest: Backtest) -> TextTable:
             f"{row.cutoff:%Y-%m-%d}",
             row.model,
             f"{row.kind} #{row.model_version_id}",
+            row.value_kind or "none",
             f"{row.outcome.n_customers:,}",
             *outcome_cells(row.outcome),
         ]
         for row in backtest.rows
     ]
-    header = ("cutoff", "model", "kind", "customers", *OUTCOME_HEADER)
+    header = ("cutoff", "model", "kind", "value model", "customers", *OUTCOME_HEADER)
     return TextTable("backtest: scores judged after their horizon", header, rows)

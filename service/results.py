@@ -108,6 +108,8 @@ class BacktestRow:
     model_version_id: int
     score_run_id: int
     outcome: RealizedOutcome
+    # The kind of the value model that rode with it; None without one.
+    value_kind: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ set of a bounded sample of customers read a chunk at a time, and every contender
 judged into packages for the registry. The retrain flow's tasks call these; the backtest
 replays them."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -48,9 +48,10 @@ class RetrainJob:
     reports_dir: Path
     lease_heartbeat: timedelta
     sample_size: int
-    # Contenders packaged beside the winner, into folder/BASELINES/<kind>: the backtest
-    # scores them forward too.
-    baselines: tuple[str, ...] = ()
+    # Contenders packaged beside the winner, into folder/BASELINES/<kind>, each with the
+    # value model of the kind it names (None: the best beside it): the backtest scores them
+    # forward too.
+    baselines: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetrainJob":
@@ -204,8 +205,10 @@ def train_packages(
     charts = model_charts(evaluation.labels, evaluation.scores, winner, challenger / CHARTS)
     names = tuple(chart.name for chart in charts)
     package = ModelPackage.of(result, winner, job.metric, window.as_of, champion_id, names)
-    for kind in job.baselines:
+    for kind, value_kind in job.baselines.items():
         if kind in result.contenders.models:  # one that could not be trained has no model
-            baseline = ModelPackage.of(result, kind, job.metric, window.as_of, champion_id)
+            baseline = ModelPackage.of(
+                result, kind, job.metric, window.as_of, champion_id, value_kind=value_kind
+            )
             baseline.save(folder / BASELINES / kind)
     return package.save(challenger)

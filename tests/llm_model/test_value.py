@@ -19,7 +19,7 @@ from llm_model.metrics import (
 from llm_model.promotion import decide_version_promotion
 from llm_model.selection import CHAMPION, Evaluation
 from llm_model.value import (
-    VALUE_KINDS,
+    STATIC_VALUE_KINDS,
     ValuedModel,
     evaluate_values,
     fit_value_contenders,
@@ -87,22 +87,22 @@ def value_models(training):
 
 
 def test_every_value_kind_trains_on_the_synthetic_snapshots(value_models, training):
-    assert set(value_models.models) == set(VALUE_KINDS)
+    assert set(value_models.models) == set(STATIC_VALUE_KINDS)
     assert value_models.failures == {}
-    static = training.holdout.features.static
-    propensity = np.full(len(static), 0.5)
+    features = training.holdout.features
+    propensity = np.full(len(features), 0.5)
     for model in value_models.models.values():
-        expected = model.expected_value(static, propensity)
-        assert expected.shape == (len(static),)
+        expected = model.expected_value(features, propensity)
+        assert expected.shape == (len(features),)
         assert (expected >= 0).all() and np.isfinite(expected).all()
 
 
 def test_two_stage_is_the_propensity_times_the_spend_given_a_purchase(value_models, training):
     model = value_models.models["two_stage"]
-    static = training.holdout.features.static
-    propensity = np.linspace(0.0, 1.0, len(static))
-    spend = model.regressor.predict(static)
-    np.testing.assert_allclose(model.expected_value(static, propensity), propensity * spend)
+    features = training.holdout.features
+    propensity = np.linspace(0.0, 1.0, len(features))
+    spend = model.regressor.predict(features.static)
+    np.testing.assert_allclose(model.expected_value(features, propensity), propensity * spend)
 
 
 def test_a_snapshot_without_spend_trains_no_value_model(training):
@@ -110,7 +110,7 @@ def test_a_snapshot_without_spend_trains_no_value_model(training):
     no_spend = dataclasses.replace(train, values=np.zeros_like(train.values))
     contenders = fit_value_contenders(no_spend, seed=0)
     assert contenders.models == {}
-    assert set(contenders.failures) == set(VALUE_KINDS)
+    assert set(contenders.failures) == set(STATIC_VALUE_KINDS)
     assert "0 training rows with spend" in contenders.failures["two_stage"]
 
 
@@ -133,9 +133,9 @@ def test_evaluate_values_judges_each_model_on_realized_spend(value_models, train
     propensity = np.full(len(holdout.labels), 0.3)
     champion = holdout.values * 0.5 + 1.0  # ranks spenders perfectly
     evaluation = evaluate_values(value_models.models, holdout, propensity, champion)
-    assert evaluation.contenders == VALUE_KINDS
+    assert evaluation.contenders == STATIC_VALUE_KINDS
     for kind, model in value_models.models.items():
-        expected = model.expected_value(holdout.features.static, propensity)
+        expected = model.expected_value(holdout.features, propensity)
         assert evaluation.table[kind] == value_summary(holdout.values, expected)
     assert evaluation.table[CHAMPION][VALUE_METRIC] == pytest.approx(1.0)
 
@@ -170,11 +170,11 @@ def test_a_version_whose_value_model_falls_short_of_the_champions_is_rejected():
 
 
 def test_global_drivers_are_the_features_that_move_the_value(value_models, training):
-    static = training.holdout.features.static
-    names = training.holdout.features.static_names
+    features = training.holdout.features
+    static, names = features.static, features.static_names
     model = value_models.models["gbm_poisson"]
     propensity = np.ones(len(static))
-    drivers = global_drivers(model, static, names, propensity)
+    drivers = global_drivers(model, features, propensity)
     assert 0 < len(drivers) <= 5
     assert list(drivers.values()) == sorted(drivers.values(), reverse=True)
     top = next(iter(drivers))
