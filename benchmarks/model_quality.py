@@ -48,14 +48,17 @@ from llm_model.inputs import TrainingInputs, training_inputs
 from llm_model.kinds import STATIC_KINDS, hybrid_kind
 from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.metrics import METRIC_NAMES as COLUMNS
+from llm_model.metrics import VALUE_METRIC
 from llm_model.sequences import SequenceConfig, Snapshot, build_training_set
 from llm_model.training import (
     calibration_split,
     evaluate,
     fit_hybrid,
     fit_model,
+    fit_ziln,
     train_on,
 )
+from llm_model.value import STATIC_VALUE_KINDS, evaluate_values, fit_value_contenders
 from service.events import resolve_as_of
 from service.settings import BacktestRequest, Settings, using_settings
 from service.synthetic import generate
@@ -221,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
             training, judge, static["gbm"], cell_config, sequence_config, 0
         )
         timing[hybrid] = network_timing(networks[hybrid].network, started, n_train)
-    table = evaluate({**networks, **static}, training).table
+    evaluation = evaluate({**networks, **static}, training)
+    table = evaluation.table
     for kind in networks:
         rows.update({kind: table[kind], f"{kind} (raw)": table[f"{kind}_raw"]})
     for name in (*STATIC_KINDS, "recency"):
@@ -239,6 +243,35 @@ def main(argv: list[str] | None = None) -> None:
             f"{kind} - best baseline AUC delta: {auc:+.4f} ({best}), "
             f"log loss delta: {loss:+.4f} ({best_loss}; negative is better)"
         )
+    served = evaluation.winner("roc_auc")
+    value_contenders(training, config, sequence_config, evaluation.scores[served], served)
+
+
+def value_contenders(
+    training, config: ModelConfig, sequence_config: SequenceConfig, propensity, served: str
+) -> None:
+    """Every value contender on the holdout's realized spend (two_stage through the
+    propensity of `served`, the propensity winner), and the winner's lead over the best of
+    the static ones."""
+    started = time.perf_counter()
+    values = fit_value_contenders(training.train, config.seed)
+    timing = {kind: f"{time.perf_counter() - started:.1f}s (both static)" for kind in values.models}
+    started = time.perf_counter()
+    values.models["ziln"] = fit_ziln(training, config, sequence_config.max_len, verbose=0)
+    timing["ziln"] = network_timing(
+        values.models["ziln"].network, started, len(training.train.labels)
+    )
+    evaluation = evaluate_values(values.models, training.holdout, propensity)
+    print(f"\nvalue contenders on the holdout's realized spend (two_stage on {served}):")
+    columns = ("value_gini", "mae", "top_decile_revenue_share", "predicted_total", "realized_total")
+    print(f"{'model':<14}" + "".join(f"{c:>26}" for c in columns))
+    for name, row in evaluation.table.items():
+        cells = "".join(f"{row[c]:>26.4f}" for c in columns)
+        print(f"{name:<14}{cells}  {timing.get(name, '')}")
+    winner = evaluation.winner(VALUE_METRIC)
+    best_static = max(STATIC_VALUE_KINDS, key=lambda k: evaluation.table[k][VALUE_METRIC])
+    lead = evaluation.table[winner][VALUE_METRIC] - evaluation.table[best_static][VALUE_METRIC]
+    print(f"value champion {winner}: Gini lead over the best static ({best_static}) {lead:+.4f}")
 
 
 def sequence_of(args: argparse.Namespace) -> SequenceConfig:

@@ -602,11 +602,14 @@ def hand_written_sequences(
 def hand_written_scoring(url: str) -> dict:
     """Read, build, predict, write, each stage timed; run in a fresh process."""
     from llm_model.kinds import RECURRENT_KINDS, STATIC_KINDS, load_servable
+    from llm_model.value import ValuedModel
 
     engine = create_engine(url)
     with transaction(engine) as session:
         package = ModelPackage.of_version(require_champion(session))
     model, manifest = load_servable(package.artifact, package.manifest), package.manifest
+    if isinstance(model, ValuedModel):  # the reference computes the propensity alone
+        model = model.propensity_model
     if manifest.kind not in (*RECURRENT_KINDS, *STATIC_KINDS):
         raise SystemExit(f"the hand-written reference scores no {manifest.kind} champion")
     started, stages = time.perf_counter(), {}

@@ -93,11 +93,12 @@ def prepare_scratch(production: Databases, scratch: Settings) -> int:
     return prepare_scratch_database(production, scratch)
 
 
-# The baselines every cutoff also scores forward, each with one value contender: the
-# two-stage spend model on logistic regression's probabilities, and gradient boosting's
-# Poisson spend model beside its own propensity: the static value models the published
-# one is judged against.
-BASELINES_AND_VALUES = {"logistic": "two_stage", "gbm": "gbm_poisson"}
+def baselines_and_values(plan: TrainingPlan) -> dict[str, str]:
+    """The baselines every cutoff also scores forward, each with one value contender, so
+    that every value contender is judged forward: the two-stage spend model on logistic
+    regression's probabilities, gradient boosting's Poisson spend model beside its own
+    propensity, and the ZILN network beside the plain recurrent model."""
+    return {"logistic": "two_stage", "gbm": "gbm_poisson", plan.network.cell: "ziln"}
 
 
 @contextmanager
@@ -110,7 +111,8 @@ def scratch_jobs(settings: Settings, database_path: str | None) -> Iterator[Back
         scratch = scratch_settings(settings, database, folder)
         copied = prepare_scratch(settings.databases(), scratch)
         get_run_logger().info("scratch database %s (%s customers copied)", database, copied)
-        retrain = replace(RetrainJob.from_settings(scratch), baselines=BASELINES_AND_VALUES)
+        retrain = RetrainJob.from_settings(scratch)
+        retrain = replace(retrain, baselines=baselines_and_values(retrain.plan))
         score = ScoreJob.from_settings(scratch)
         try:
             with (

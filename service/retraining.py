@@ -205,6 +205,10 @@ def train_packages(
     charts = model_charts(evaluation.labels, evaluation.scores, winner, challenger / CHARTS)
     names = tuple(chart.name for chart in charts)
     package = ModelPackage.of(result, winner, job.metric, window.as_of, champion_id, names)
+    value = package.metrics.value
+    if value is not None and value.winner is None:
+        reasons = "; ".join(f"{kind}: {why}" for kind, why in value.skipped.items())
+        logger.warning("value is off, expected_value stays NULL: no value model (%s)", reasons)
     for kind, value_kind in job.baselines.items():
         if kind in result.contenders.models:  # one that could not be trained has no model
             baseline = ModelPackage.of(

@@ -27,9 +27,14 @@ Whether a customer buys in the next 30 days after a cutoff therefore depends on 
 timing of events (an open cart, a click followed by a view, a purchase followed by a ticket),
 not only on recency, frequency, monetary totals and per-type counts.
 
+Order values depend on the sequence too: a purchase's amount is lognormal around a
+per-customer spend level, and its basket grows with the customer's other carts in the two
+weeks before it (each one adds BASKET_PER_CART of a typical order), so what a customer will
+spend depends on when they added to cart, not only on how much they spent before.
+
 Around it: customers join throughout the window, some churn (and part of those are marked
-inactive), activity levels are heavy-tailed, activity follows daily, weekly and yearly cycles,
-and purchase amounts are lognormal around a per-customer spend level.
+inactive), activity levels are heavy-tailed, and activity follows daily, weekly and yearly
+cycles.
 """
 
 from dataclasses import dataclass
@@ -65,6 +70,9 @@ TICKETS_PER_YEAR = 0.4
 
 CONVERSION_MEAN_DELAY = 2.5 * DAY
 CART_INTENT_LIFETIME = 14 * DAY
+# Each other cart of the customer in the CART_INTENT_LIFETIME before a purchase adds this
+# share of a typical order to its basket.
+BASKET_PER_CART = 0.6
 QUESTION_SHARE = 0.5  # organic episodes with a pre-sale question
 ANSWER_DELAY = 0.5 * DAY
 COMPLAINT_AFTER_PURCHASE = 0.35
@@ -449,9 +457,9 @@ def _convert_carts(
 
     buyer = carts.customer[bought]
     when = purchase_time[bought]
-    amounts = np.maximum(
-        np.exp(people.spend_level[buyer] + rng.normal(0.0, 0.45, len(buyer))), 1.0
-    ).round(2)
+    basket = 1 + BASKET_PER_CART * (_carts_before(carts, buyer, when) - 1)
+    typical = np.exp(people.spend_level[buyer] + rng.normal(0.0, 0.45, len(buyer)))
+    amounts = np.maximum(typical * basket, 1.0).round(2)
     new_session = delay[bought] > HOUR
     lead_in = when[new_session] - _gaps(rng, 5 * MINUTE, int(new_session.sum()))
     visits = _Events.of(buyer[new_session], VISIT, lead_in)
@@ -460,6 +468,15 @@ def _convert_carts(
         _Events.of(buyer, PURCHASE, when, amounts),
         _Events.of(carts.customer[complained], TICKET, ticket_time[complained]),
     )
+
+
+def _carts_before(carts: _Carts, customer: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Per (customer, time), the customer's carts in the CART_INTENT_LIFETIME up to it."""
+    keys = np.sort((carts.customer.astype(np.int64) << 32) + carts.time.astype(np.int64))
+    base = customer.astype(np.int64) << 32
+    last = np.searchsorted(keys, base + time.astype(np.int64), side="right")
+    first = np.searchsorted(keys, base + (time - CART_INTENT_LIFETIME).astype(np.int64))
+    return last - first
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,20 @@ def test_amounts_only_on_purchases_and_positive(data: SyntheticData) -> None:
     assert events.amount[~is_purchase].isna().all()
 
 
+def test_order_values_grow_with_the_carts_before_them() -> None:
+    events = generate(1_000, seed=5, end=END, days=DAYS).events
+    purchases = events[events.event_type == "purchase"].reset_index(drop=True)
+    carts = events.loc[events.event_type == "add_to_cart", ["customer_id", "occurred_at"]]
+    pairs = purchases.reset_index().merge(carts, on="customer_id", suffixes=("", "_cart"))
+    since = pairs.occurred_at - pairs.occurred_at_cart
+    recent = pairs[(since >= pd.Timedelta(0)) & (since <= pd.Timedelta(days=14))]
+    baskets = recent.groupby("index").size().reindex(purchases.index, fill_value=0)
+    single, several = purchases.amount[baskets == 1], purchases.amount[baskets >= 2]
+    assert len(single) > 100 and len(several) > 100
+    # Each other recent cart adds 0.6 of a typical order: 1.6x and more, less the noise.
+    assert several.mean() / single.mean() > 1.3
+
+
 def test_all_event_types_occur(data: SyntheticData) -> None:
     assert set(data.events.event_type) == set(EVENT_TYPES)
 
