@@ -71,8 +71,10 @@ class ModelManifest:
     static_mean: tuple[float, ...] = ()
     # What score runs measure drift against; None in rows written before drift was measured.
     drift_reference: DriftReference | None = None
-    # The kind of the value model that rides with it (llm_model.value); None without one.
+    # The kind of the value model that rides with it (llm_model.value); None without one;
+    # and the factor its predictions are put on the newest labelled period's level with.
     value_kind: str | None = None
+    value_scale: float = 1.0
 
     @classmethod
     def for_training(
@@ -116,6 +118,7 @@ class ModelManifest:
             "n_snapshots": self.n_snapshots,
             "snapshot_stride_days": self.snapshot_stride_days,
             "value_kind": self.value_kind,
+            "value_scale": self.value_scale,
         }
 
     @classmethod
@@ -141,6 +144,7 @@ class ModelManifest:
                 n_snapshots=int(data["n_snapshots"]),
                 snapshot_stride_days=int(data["snapshot_stride_days"]),
                 value_kind=data.get("value_kind"),
+                value_scale=float(data.get("value_scale", 1.0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ManifestError(f"not a model manifest ({type(error).__name__}: {error})") from None

@@ -58,6 +58,7 @@ from llm_model.value import (
     evaluate_values,
     fit_value_contenders,
     global_drivers,
+    level_scale,
 )
 from llm_model.ziln import KIND as ZILN
 from llm_model.ziln import ZilnValueModel
@@ -336,14 +337,15 @@ def with_drift_references(contenders: Contenders, population: Features) -> Conte
 @dataclass(frozen=True)
 class RetrainResult:
     """The contenders and their evaluation; the value contenders, the reported holdout they
-    are judged on and the champion's expected values of its customers (None without a
-    champion's value model)."""
+    are judged on, the holdout half that puts them on its level, and the champion's expected
+    values of the reported customers (None without a champion's value model)."""
 
     contenders: Contenders
     evaluation: Evaluation
     data: TrainingData
     values: ValueContenders
     holdout: Snapshot
+    judge: Snapshot
     champion_values: np.ndarray | None = None
 
     def metrics(
@@ -380,9 +382,14 @@ class RetrainResult:
         if not self.values.models:
             return model, ValueMetrics({}, (), None, skipped=skipped)
         propensity = self.evaluation.scores[contender]
+        judged = model.propensity(self.judge.features)
+        scales = {
+            kind: level_scale(value, self.judge, judged)
+            for kind, value in self.values.models.items()
+        }
         try:
             evaluation = evaluate_values(
-                self.values.models, self.holdout, propensity, self.champion_values
+                self.values.models, self.holdout, propensity, self.champion_values, scales
             )
         except ValueError as error:
             reason = f"not judged on the holdout: {error}"
@@ -391,8 +398,9 @@ class RetrainResult:
         winner = value_kind if value_kind in self.values.models else evaluation.winner(VALUE_METRIC)
         value = self.values.models[winner]
         drivers = global_drivers(value, self.holdout.features, propensity)
+        drivers = {name: moved * scales[winner] for name, moved in drivers.items()}
         metrics = ValueMetrics(evaluation.table, evaluation.contenders, winner, drivers, skipped)
-        return ValuedModel.of(model, value), metrics
+        return ValuedModel.of(model, value, scales[winner]), metrics
 
 
 def on_rows_of(features: Features, customer_ids: np.ndarray) -> Features:
@@ -442,7 +450,9 @@ def train_on(
         population=inputs.population,
         first_event=str(inputs.first_event),
     )
-    return RetrainResult(contenders, evaluation, data, values, training.holdout, champion_values)
+    return RetrainResult(
+        contenders, evaluation, data, values, training.holdout, judge, champion_values
+    )
 
 
 def train_and_evaluate(

@@ -9,9 +9,12 @@ spend realized in each snapshot's label window:
   family's member for a sum of purchases; it predicts 0-inflated means directly);
 - ziln: the recurrent network with a zero-inflated lognormal head (llm_model.ziln), which
   reads the event sequence too.
-The best by normalised Gini on the holdout's realized spend (ties by mean absolute error)
-rides with its propensity model in one model version (ValuedModel): one artifact, one
-sha256, one signature.
+Each is put on the level of the newest labelled period: its predictions are scaled so that
+their total on the holdout half that chooses the calibrators equals the spend realized there
+(spend drifts between periods as the base rate does, and a sum over customers shows every
+bias at once). The best by normalised Gini on the other holdout half's realized spend (ties
+by mean absolute error) rides with its propensity model in one model version (ValuedModel):
+one artifact, one sha256, one signature.
 """
 
 from dataclasses import dataclass, replace
@@ -131,17 +134,30 @@ def fit_value_contenders(train: Snapshot, seed: int) -> ValueContenders:
     return ValueContenders(models, failures)
 
 
+def level_scale(model: ValueModel, judge: Snapshot, propensity: np.ndarray) -> float:
+    """The factor that makes the model's total expected value on `judge` (the holdout half
+    that chooses the calibrators, with the served model's probabilities of it) equal its
+    realized spend; 1 where either total is 0."""
+    predicted = float(model.expected_value(judge.features, propensity).sum())
+    realized = float(judge.values.sum())
+    return realized / predicted if predicted > 0 and realized > 0 else 1.0
+
+
 def evaluate_values(
     models: dict[str, ValueModel],
     holdout: Snapshot,
     propensity: np.ndarray,
     champion_values: np.ndarray | None = None,
+    scales: dict[str, float] | None = None,
 ) -> Evaluation:
     """Every value model on the holdout's realized spend, the two-stage one multiplying
-    `propensity` (the served model's holdout probabilities), beside the champion's expected
-    values of the same customers; ranked by normalised Gini, ties by mean absolute error."""
+    `propensity` (the served model's holdout probabilities), each times its level scale,
+    beside the champion's expected values of the same customers; ranked by normalised Gini,
+    ties by mean absolute error."""
+    scales = scales or {}
     predicted = {
-        kind: model.expected_value(holdout.features, propensity) for kind, model in models.items()
+        kind: model.expected_value(holdout.features, propensity) * scales.get(kind, 1.0)
+        for kind, model in models.items()
     }
     if champion_values is not None:
         predicted[CHAMPION] = champion_values
@@ -181,8 +197,9 @@ class ValuedModel(ServableModel):
     manifest: ModelManifest
 
     @classmethod
-    def of(cls, model: ServableModel, value: ValueModel) -> "ValuedModel":
-        return cls(model, value, replace(model.manifest, value_kind=value.kind))
+    def of(cls, model: ServableModel, value: ValueModel, scale: float = 1.0) -> "ValuedModel":
+        manifest = replace(model.manifest, value_kind=value.kind, value_scale=scale)
+        return cls(model, value, manifest)
 
     def raw_scores(self, features: Features) -> np.ndarray:
         return self.propensity_model.raw_scores(features)
@@ -192,9 +209,8 @@ class ValuedModel(ServableModel):
 
     def scores(self, features: Features, with_reasons: bool) -> pd.DataFrame:
         frame = super().scores(features, with_reasons)
-        frame["expected_value"] = self.value.expected_value(
-            features, frame["propensity"].to_numpy()
-        )
+        expected = self.value.expected_value(features, frame["propensity"].to_numpy())
+        frame["expected_value"] = expected * self.manifest.value_scale
         return frame
 
     def to_bytes(self) -> bytes:

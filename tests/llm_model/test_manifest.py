@@ -83,6 +83,7 @@ CONFIG = {
     "kind": "lstm",
     "sidecar": {**STORED_CONFIG["sidecar"], "static_mean": [], "drift_reference": None},
     "value_kind": None,
+    "value_scale": 1.0,
 }
 
 # A static kind: no network, the training means its occlusion reasons measure from.
@@ -104,6 +105,7 @@ STATIC_CONFIG = {
     "n_snapshots": 4,
     "snapshot_stride_days": 30,
     "value_kind": "two_stage",
+    "value_scale": 0.8,
 }
 STATIC_MANIFEST = dataclasses.replace(
     MANIFEST,
@@ -112,6 +114,7 @@ STATIC_MANIFEST = dataclasses.replace(
     static_mean=(1.5, 0.25, 3.0),
     calibrator=Calibrator("identity"),
     value_kind="two_stage",
+    value_scale=0.8,
 )
 
 

@@ -25,6 +25,7 @@ from llm_model.value import (
     fit_value_contenders,
     fit_value_model,
     global_drivers,
+    level_scale,
 )
 
 
@@ -202,6 +203,24 @@ def test_a_valued_model_round_trips_through_its_artifact(static_models, value_mo
     # Without its value member (or with the bare propensity bytes), it is refused.
     with pytest.raises(UntrustedArtifact, match="gbm with a value model artifact"):
         load_servable(static_models["gbm"].to_bytes(), model.manifest)
+
+
+def test_the_level_scale_matches_the_judged_total_and_scales_the_served_values(
+    static_models, value_models, judge, training
+):
+    value = value_models.models["gbm_poisson"]
+    propensity = np.full(len(judge.labels), 0.2)
+    scale = level_scale(value, judge, propensity)
+    predicted = value.expected_value(judge.features, propensity)
+    assert (predicted * scale).sum() == pytest.approx(judge.values.sum())
+    valued = ValuedModel.of(static_models["gbm"], value, scale)
+    features = training.holdout.features
+    np.testing.assert_allclose(
+        valued.scores(features, False)["expected_value"],
+        scale * value.expected_value(features, np.zeros(len(features))),
+    )
+    no_spend = dataclasses.replace(judge, values=np.zeros_like(judge.values))
+    assert level_scale(value, no_spend, propensity) == 1.0
 
 
 def test_value_models_are_deterministic(training):
