@@ -119,9 +119,13 @@ def test_the_backtest_judges_the_champion_and_each_baseline_at_every_cutoff(
 
     assert row_counts(champion) == before
     cutoffs = [datetime(2026, 8, 1), datetime(2026, 9, 1)]
+    baselines = ("logistic", "gbm", "gru")  # each with its value contender
     assert [(row.cutoff, row.model) for row in result.rows] == [
-        (cutoff, model) for cutoff in cutoffs for model in ("champion", "logistic", "gbm")
+        (cutoff, model) for cutoff in cutoffs for model in ("champion", *baselines)
     ]
+    values = {row.model: row.value_kind for row in result.rows if row.model != "champion"}
+    assert values == {"logistic": "two_stage", "gbm": "gbm_poisson", "gru": "ziln"}
+    assert all(row.outcome.value_gini is not None for row in result.rows)
     assert result.skipped == [
         "2026-10-02 skipped: its 30-day horizon ends after the latest event "
         "(2026-10-31 22:47), so it cannot be judged"
