@@ -7,6 +7,7 @@
     python benchmarks/scoring.py --sizes 40000 --backends mysql   # MariaDB/MySQL, opt-in
     python benchmarks/scoring.py --sizes 50000 --backends sqlite --hand-written
     python benchmarks/scoring.py --sizes 50000 --backends sqlite --hand-written --champion-kind gbm
+    python benchmarks/scoring.py --sizes 400000 --backends postgresql --no-value  # value's cost
 
 Synthetic customers are generated in blocks (so memory stays bounded), each block's events
 in time order as an event log is appended, and loaded with
@@ -54,7 +55,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -135,6 +136,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="time the `propensity score` command against a hand-written pandas/Keras "
         "pipeline on the same database, instead of the flow against model-only inference",
+    )
+    parser.add_argument(
+        "--value",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="register the champion with its value model (expected_value); --no-value "
+        "registers the propensity model alone, to time what value costs",
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -302,7 +310,11 @@ def train_champion(args: argparse.Namespace) -> ModelPackage:
     result = train_and_evaluate(events, as_of, settings.training_plan(), verbose=0)
     # The kind asked for, whichever won: the benchmark measures that kind's scoring.
     metric = settings.selection_metric
-    return ModelPackage.of(result, args.champion_kind, metric, as_of.to_pydatetime(), None)
+    package = ModelPackage.of(result, args.champion_kind, metric, as_of.to_pydatetime(), None)
+    if args.value:
+        return package
+    alone = result.contenders.models[args.champion_kind]
+    return replace(package, artifact=alone.to_bytes(), manifest=alone.manifest)
 
 
 def register_champion(database: Database, champion: ModelPackage) -> None:

@@ -179,8 +179,8 @@ def test_evaluate_prints_each_runs_outcome_or_when_it_matures(
         engine, as_of, scores, [*events, ("c00", "visit", as_of + timedelta(days=30))]
     )
     waiting = hand_scored_run(engine, as_of + timedelta(days=5), scores, [])
-    # Wide enough for the table's ten columns on one line each.
-    monkeypatch.setattr(terminal.console, "width", 200)
+    # Wide enough for the table's thirteen columns on one line each.
+    monkeypatch.setattr(terminal.console, "width", 260)
     monkeypatch.setenv("PROPENSITY_REPORTS_DIR", str(tmp_path / "reports"))
 
     result = invoke("evaluate")
@@ -192,7 +192,8 @@ def test_evaluate_prints_each_runs_outcome_or_when_it_matures(
     # The buyers outrank 17, 17 and 3 of the 17 others: 37 of 51 pairs.
     assert cells[matured][:3] == ["2026-06-01 00:00", "logistic", "20"]
     assert cells[matured][3:6] == ["3", "0.1500", f"{37 / 51:.4f}"]
-    assert cells[matured][-1] == f"{1 / 0.15:.2f}"
+    # The lift, then the value figures: the run was published without expected values.
+    assert cells[matured][-4:] == [f"{1 / 0.15:.2f}", "n/a", "n/a", "n/a"]
     assert cells[waiting][2] == "not matured until 2026-07-06 00:00"
     again = invoke("evaluate").output
     assert "not matured until 2026-07-06" in again and "2026-06-01" not in again

@@ -85,4 +85,4 @@ def test_hostile_ids_and_event_types_are_shown_inert_everywhere(hostile_service)
     assert "\x1b" not in markdown
     top_table = [line for line in markdown.splitlines() if line.startswith("|")][-12:]
     cells = {len(UNESCAPED_PIPE.findall(line)) for line in top_table}
-    assert cells == {5}  # four columns in every line: no pipe or newline split a row
+    assert cells == {6}  # five columns in every line: no pipe or newline split a row

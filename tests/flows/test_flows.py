@@ -369,7 +369,7 @@ def test_the_score_artifact_names_customers_by_pseudonym_unless_told_otherwise(
     markdown = Artifact.get("score-run").data
     top = [t.customer_id for t in summary.top]
     assert len(top) == 10
-    assert "| rank | pseudonym | propensity | reasons |" in markdown
+    assert "| rank | pseudonym | propensity | expected value | reasons |" in markdown
     for customer in top:
         assert f"| {pseudonym(customer, key.encode())} |" in markdown
         assert customer not in markdown
