@@ -372,9 +372,15 @@ def evaluation_line(evaluation: RunEvaluation) -> str:
     if evaluation.outcome is not None:
         o = evaluation.outcome
         auc = "undefined" if o.roc_auc is None else f"{o.roc_auc:.4f}"
+        value = ""
+        if o.realized_revenue is not None:
+            value = (
+                f"; revenue {o.realized_revenue:,.0f} against {o.predicted_revenue:,.0f} "
+                f"expected, value Gini {figure(o.value_gini)}"
+            )
         return (
             f"{about}: {o.n_converted:,} of {o.n_customers:,} customers converted, "
-            f"AUC {auc}, log loss {o.log_loss:.4f}"
+            f"AUC {auc}, log loss {o.log_loss:.4f}{value}"
         )
     if evaluation.skipped is not None:
         return f"{about} skipped: {evaluation.skipped}"

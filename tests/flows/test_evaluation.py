@@ -152,7 +152,7 @@ def test_expected_values_are_judged_on_the_revenue_that_came_in(engine, hand_sco
     ]
     run_id = hand_scored_run(engine, AS_OF, scores, events, values)
 
-    evaluate_runs(databases(engine), OWN_EVENTS)
+    [evaluation] = evaluate_runs(databases(engine), OWN_EVENTS)
 
     frame = pd.DataFrame({"customer_id": list(scores), "expected": list(values.values())})
     bought = {c: amount for c, _, _, amount in events[len(scores) : len(scores) + 20]}
@@ -173,6 +173,11 @@ def test_expected_values_are_judged_on_the_revenue_that_came_in(engine, hand_sco
     np.testing.assert_allclose(deciles["expected_revenue"], by_decile["expected_revenue"])
     np.testing.assert_allclose(deciles["actual_revenue"], by_decile["actual_revenue"])
     assert deciles["value_customers"].tolist() == [4] * 10
+    line = evaluation_line(evaluation)
+    assert line.endswith(
+        f"; revenue {frame['spend'].sum():,.0f} against {frame['expected'].sum():,.0f} "
+        f"expected, value Gini {outcome['value_gini']:.4f}"
+    )
 
 
 def test_a_source_in_another_database_with_its_own_column_names(engine, hand_scored_run, tmp_path):
