@@ -10,7 +10,6 @@ import pandas as pd
 from llm_model import metrics
 
 DECILE_COLUMNS = ["decile", "customers", "expected", "actual"]
-VALUE_DECILE_COLUMNS = ["value_customers", "expected_revenue", "actual_revenue"]
 
 
 @dataclass(frozen=True)

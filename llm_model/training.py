@@ -52,15 +52,15 @@ from llm_model.sequences import (
 )
 from llm_model.servable import ServableModel
 from llm_model.value import (
-    MIN_SPENDERS,
+    ZILN,
     ValueContenders,
     ValuedModel,
     evaluate_values,
     fit_value_contenders,
     global_drivers,
     level_scale,
+    require_spenders,
 )
-from llm_model.ziln import KIND as ZILN
 from llm_model.ziln import ZilnValueModel
 
 
@@ -219,12 +219,7 @@ def fit_ziln(
     """The recurrent network with the zero-inflated lognormal head, on the training
     snapshots' spend, with early stopping on the same validation customers."""
     train = training.train
-    spenders = 0 if train.values is None else int((train.values > 0).sum())
-    if spenders < MIN_SPENDERS:
-        raise ValueError(
-            f"{spenders} training rows with spend in their label window (at least "
-            f"{MIN_SPENDERS} needed): no amounts on the target events?"
-        )
+    require_spenders(train)
     fit_part, validation = validation_split(train, config.validation_share)
     network = fit_network(
         fit_part, validation, training.vocab.size, config, verbose, ZILN, spend=True

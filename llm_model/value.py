@@ -34,7 +34,8 @@ from llm_model.sequences import Features, Snapshot
 from llm_model.servable import ServableModel
 
 STATIC_VALUE_KINDS = ("two_stage", "gbm_poisson")
-VALUE_KINDS = (*STATIC_VALUE_KINDS, "ziln")
+ZILN = "ziln"
+VALUE_KINDS = (*STATIC_VALUE_KINDS, ZILN)
 # Fewer spending rows than this teach a spend model nothing it can be trusted with.
 MIN_SPENDERS = 20
 # Drivers the model card lists.
@@ -89,25 +90,34 @@ def load_value_model(kind: str, artifact: bytes, max_len: int) -> ValueModel:
     """A registered value model of `kind`; the network's inputs are `max_len` events wide."""
     if kind in STATIC_VALUE_KINDS:
         return StaticValueModel(kind, load_skops(artifact, f"{kind} value model"))
-    if kind == "ziln":
+    if kind == ZILN:
         from llm_model.model import for_scoring, model_from_bytes
         from llm_model.ziln import ZilnValueModel
 
         return ZilnValueModel(for_scoring(model_from_bytes(artifact)), max_len)
-    raise ValueError(f"value model kind {kind!r} is unknown to this version of the service")
+    raise ValueError(
+        f"value model kind {kind!r} is unknown to this version of the service (it serves "
+        f"{', '.join(VALUE_KINDS)})"
+    )
 
 
-def fit_value_model(kind: str, train: Snapshot, seed: int) -> StaticValueModel:
-    """A value model of `kind` on the training snapshots' static features and spend."""
-    spend = train.values
-    if spend is None:
+def require_spenders(train: Snapshot) -> np.ndarray:
+    """The training rows that spent in their label window; too few to learn from (or no
+    spend at all) is a ValueError saying so."""
+    if train.values is None:
         raise ValueError("the training snapshots carry no spend")
-    spent = spend > 0
+    spent = train.values > 0
     if spent.sum() < MIN_SPENDERS:
         raise ValueError(
             f"{int(spent.sum())} training rows with spend in their label window (at least "
             f"{MIN_SPENDERS} needed): no amounts on the target events?"
         )
+    return spent
+
+
+def fit_value_model(kind: str, train: Snapshot, seed: int) -> StaticValueModel:
+    """A value model of `kind` on the training snapshots' static features and spend."""
+    spend, spent = train.values, require_spenders(train)
     static = train.features.static
     if kind == "two_stage":
         regressor = new_regressor(kind, seed).fit(static[spent], spend[spent])

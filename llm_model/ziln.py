@@ -16,8 +16,8 @@ import tensorflow as tf
 from llm_model.attribution import batch_signature, sequence_width
 from llm_model.model import model_to_bytes, predict
 from llm_model.sequences import Features
+from llm_model.value import ZILN
 
-KIND = "ziln"
 HALF_LOG_TWO_PI = 0.5 * np.log(2 * np.pi)
 # Keeps the scale away from 0, where the lognormal's density is not finite.
 MIN_SCALE = 1e-3
@@ -57,7 +57,7 @@ class ZilnValueModel:
 
     network: keras.Model
     max_len: int
-    kind: str = KIND
+    kind: str = ZILN
 
     @cached_property
     def expected_spend_function(self):

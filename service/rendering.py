@@ -182,7 +182,8 @@ def value_markdown(value: ValueMetrics | None) -> str:
 
 Served: `{value.winner}`, the best by normalised Gini on the holdout's realized spend (ties
 by mean absolute error).{not_trained} `two_stage` is the propensity times gradient boosting's
-spend given a purchase; `gbm_poisson` gradient boosting on the spend with a Poisson loss.
+spend given a purchase, `gbm_poisson` gradient boosting on the spend with a Poisson loss,
+`ziln` the recurrent network with a zero-inflated lognormal head.
 
 {table.markdown()}
 
@@ -412,7 +413,12 @@ def evaluation_table(evaluations: list[RunEvaluation]) -> TextTable:
 def outcome_cells(outcome: RealizedOutcome) -> list[str]:
     """The OUTCOME_FIGURES of a judged run as the tables print them."""
     figures = outcome.columns()
-    return [figure(figures[name], FIGURE_DIGITS.get(name, 4)) for name in OUTCOME_FIGURES]
+    return [outcome_figure(name, figures[name]) for name in OUTCOME_FIGURES]
+
+
+def outcome_figure(name: str, value: float | None) -> str:
+    """One of OUTCOME_FIGURES as the tables print it."""
+    return figure(value, FIGURE_DIGITS.get(name, 4))
 
 
 def holdout_figures(run: EvaluatedRun) -> dict[str, float]:
@@ -445,8 +451,7 @@ def monitoring_table(runs: list[EvaluatedRun]) -> TextTable:
                 f"{run.expected:,.1f}",
                 f"{run.n_converted:,}",
                 *(
-                    f"{figure(run.figures[k], FIGURE_DIGITS.get(k, 4))} / "
-                    f"{figure(holdout.get(k), FIGURE_DIGITS.get(k, 4))}"
+                    f"{outcome_figure(k, run.figures[k])} / {outcome_figure(k, holdout.get(k))}"
                     for k in OUTCOME_FIGURES
                 ),
             ]
