@@ -298,8 +298,7 @@ def of_customers(inputs: TrainingInputs, kept: set[str]) -> TrainingInputs:
     """The inputs' rows of these customers only."""
 
     def rows(snapshot: Snapshot) -> Snapshot:
-        mask = np.isin(snapshot.features.customer_ids, list(kept))
-        return Snapshot(snapshot.cutoff, snapshot.features.take(mask), snapshot.labels[mask])
+        return snapshot.take(np.isin(snapshot.features.customer_ids, list(kept)))
 
     training = replace(
         inputs.training, train=rows(inputs.training.train), holdout=rows(inputs.training.holdout)

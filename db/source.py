@@ -179,30 +179,46 @@ def event_time_span(
 
 @dataclass(frozen=True)
 class TypeSpan:
-    """An event type's first event and its number of events among some customers' events."""
+    """An event type's first event, its number of events among some customers' events and
+    how many of them have no amount (0 where the source has no amount column)."""
 
     first: datetime
     events: int
+    missing_amounts: int = 0
 
     def joined(self, other: "TypeSpan") -> "TypeSpan":
         """The span of both groups of customers' events."""
-        return TypeSpan(min(self.first, other.first), self.events + other.events)
+        return TypeSpan(
+            min(self.first, other.first),
+            self.events + other.events,
+            self.missing_amounts + other.missing_amounts,
+        )
 
 
 def event_types_seen(
     connection: Connection, columns: EventColumns, cutoff: datetime, customers: Customers
 ) -> dict[str | None, TypeSpan]:
     """Per event type (None for a null type), the first event at or before `cutoff` of
-    `customers` and how many of their events it has: one aggregate query, no event read."""
+    `customers`, how many of their events it has and how many of those lack an amount: one
+    aggregate query, no event read."""
+    amounts = func.count(columns.amount) if columns.amount is not None else func.count()
     rows = connection.execute(
-        select(columns.event_type, func.min(columns.occurred_at), func.count())
+        select(
+            columns.event_type,
+            func.min(columns.occurred_at),
+            func.count(),
+            func.count() - amounts,
+        )
         .where(
             columns.occurred_at <= columns.moment(cutoff),
             *of_customers(columns.customer_id, customers),
         )
         .group_by(columns.event_type)
     ).all()
-    return {event_type: TypeSpan(naive_utc(first), n) for event_type, first, n in rows}
+    return {
+        event_type: TypeSpan(naive_utc(first), n, int(missing))
+        for event_type, first, n, missing in rows
+    }
 
 
 def count_events_after(connection: Connection, columns: EventColumns, moment: datetime) -> int:

@@ -106,6 +106,8 @@ def read_training_inputs(
             for start in range(0, len(sample.ids), chunk_customers)
         ]
         seen = types_seen(connection, window, chunks)
+        if missing := missing_amounts_line(seen, sequence.target_event):
+            logger.warning(missing)
         first_event = min((span.first for span in seen.values()), default=None)
         plan = plan_snapshots(
             pd.Timestamp(window.as_of),
@@ -154,6 +156,18 @@ def types_seen(
             known = seen.get(event_type)
             seen[event_type] = span if known is None else known.joined(span)
     return seen
+
+
+def missing_amounts_line(seen: dict[str | None, TypeSpan], target: str) -> str | None:
+    """What the value models' training makes of target events without an amount; None
+    where every one has its amount."""
+    span = seen.get(target)
+    if span is None or not span.missing_amounts:
+        return None
+    return (
+        f"{span.missing_amounts:,} of the {span.events:,} {target!r} events read have no "
+        "amount: each counts as 0 spend in the value models' training"
+    )
 
 
 def sample_line(sample: CustomerSample, size: int) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from db.readers import read_events
 from llm_model.calibration import Calibrator
@@ -138,6 +139,37 @@ def test_a_sample_size_beyond_the_population_trains_on_everyone_and_says_so(
         inputs = read_training_inputs(job, window, None, LOG)
     assert inputs.n_customers == inputs.population < customers  # some never had an event
     assert f"training on every one of the {inputs.population} customers with" in caplog.text
+
+
+def test_target_events_without_an_amount_are_counted_once_in_the_retrain_log(
+    engine, job_for, customers, caplog
+):
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE customer_events SET amount = NULL WHERE event_type = 'purchase' "
+                "AND customer_id IN (SELECT customer_id FROM customers WHERE customer_id LIKE '%1')"
+            )
+        )
+    job = job_for(10 * customers)
+    window = training_window(job, None, LOG)
+    with caplog.at_level(logging.INFO, logger="propensity"):
+        read_training_inputs(job, window, None, LOG, chunk_customers=50)
+
+    purchases = every_event(engine, job, window.as_of).query("event_type == 'purchase'")
+    missing = int(purchases["amount"].isna().sum())
+    assert 0 < missing < len(purchases)
+    line = f"{missing:,} of the {len(purchases):,} 'purchase' events read have no amount"
+    assert caplog.text.count(line) == 1
+
+
+def test_a_retrain_whose_amounts_are_all_there_says_nothing_of_them(
+    engine, job_for, customers, caplog
+):
+    job = job_for(10 * customers)
+    with caplog.at_level(logging.INFO, logger="propensity"):
+        read_training_inputs(job, training_window(job, None, LOG), None, LOG)
+    assert "have no amount" not in caplog.text
 
 
 @pytest.mark.parametrize("size", [0, -5])
