@@ -194,6 +194,46 @@ def test_postgresql_reads_a_customer_range_through_the_customer_index(engine, si
     assert "off" not in tuple(after_transaction)
 
 
+def store_time_ordered_events(engine) -> None:
+    """1,200 events of 300 customers, stored in time order as an event log is appended."""
+    customers = [f"C{i % 300:04d}" for i in range(1200)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": customers,
+            "event_type": "visit",
+            "occurred_at": [T0 + timedelta(hours=i) for i in range(len(customers))],
+            "amount": 1.5,
+        }
+    ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
+    with transaction(engine) as session:
+        store_events(session, frame.assign(event_id=event_keys(frame)))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+@pytest.mark.parametrize(
+    "customers", [("C0100", "C0200"), CustomerList(("C0007", "C0123"))], ids=["range", "ids"]
+)
+def test_a_read_of_some_customers_takes_every_column_from_the_customer_index(engine, customers):
+    """A partition's range and a retrain chunk's ids are read from the index alone, never
+    from the table's rows, which an event log stores in time order (migration 0010)."""
+    store_time_ordered_events(engine)
+    with engine.connect() as connection:
+        columns = resolve_columns(connection, EventSource())
+        query = literal_sql(
+            connection, events_query(columns, T0 + timedelta(days=60), None, customers)
+        )
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(
+                row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {query}"))
+            )
+            assert "USING COVERING INDEX ix_customer_events_customer_id_occurred_at" in plan
+        else:
+            connection.execute(text("ANALYZE TABLE customer_events"))
+            plan = connection.execute(text(f"EXPLAIN {query}")).mappings().one()
+            assert plan["key"] == "ix_customer_events_customer_id_occurred_at"
+            assert "Using index" in plan["Extra"].split("; ")  # not "Using index condition"
+
+
 CURRENT_RANGE_SETTINGS = "SELECT " + ", ".join(
     f"current_setting('{name}')" for name in RANGE_READ_SETTINGS
 )
