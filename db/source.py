@@ -201,14 +201,11 @@ def event_types_seen(
     """Per event type (None for a null type), the first event at or before `cutoff` of
     `customers`, how many of their events it has and how many of those lack an amount: one
     aggregate query, no event read."""
-    amounts = func.count(columns.amount) if columns.amount is not None else func.count()
+    missing = (
+        func.count() - func.count(columns.amount) if columns.amount is not None else literal(0)
+    )
     rows = connection.execute(
-        select(
-            columns.event_type,
-            func.min(columns.occurred_at),
-            func.count(),
-            func.count() - amounts,
-        )
+        select(columns.event_type, func.min(columns.occurred_at), func.count(), missing)
         .where(
             columns.occurred_at <= columns.moment(cutoff),
             *of_customers(columns.customer_id, customers),

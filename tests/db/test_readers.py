@@ -155,12 +155,8 @@ def test_a_customer_range_bound_with_a_percent_sign_is_read_as_written(engine):
     pd.testing.assert_frame_equal(bulk, events)
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-@pytest.mark.parametrize("since", [T0, None], ids=["since", "whole_history"])
-def test_postgresql_reads_a_customer_range_through_the_customer_index(engine, since):
-    """On a big table the planner would scan all of it for each partition; on this small
-    one, stored in time order as event logs are, it does so too. Scoring reads the whole
-    history (no lower time bound): the range alone must still go through the index."""
+def store_time_ordered_events(engine) -> None:
+    """1,200 events of 300 customers, stored in time order as an event log is appended."""
     customers = [f"C{i % 300:04d}" for i in range(1200)]
     frame = pd.DataFrame(
         {
@@ -172,6 +168,15 @@ def test_postgresql_reads_a_customer_range_through_the_customer_index(engine, si
     ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
     with transaction(engine) as session:
         store_events(session, frame.assign(event_id=event_keys(frame)))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("since", [T0, None], ids=["since", "whole_history"])
+def test_postgresql_reads_a_customer_range_through_the_customer_index(engine, since):
+    """On a big table the planner would scan all of it for each partition; on this small
+    one, stored in time order as event logs are, it does so too. Scoring reads the whole
+    history (no lower time bound): the range alone must still go through the index."""
+    store_time_ordered_events(engine)
     with engine.connect() as connection:
         connection.execute(text("ANALYZE customer_events"))
         columns = resolve_columns(connection, EventSource())
@@ -192,21 +197,6 @@ def test_postgresql_reads_a_customer_range_through_the_customer_index(engine, si
     assert tuple(reader_settings) == tuple(RANGE_READ_SETTINGS.values())
     # The pooled connection gets its planner back once the read's transaction ends.
     assert "off" not in tuple(after_transaction)
-
-
-def store_time_ordered_events(engine) -> None:
-    """1,200 events of 300 customers, stored in time order as an event log is appended."""
-    customers = [f"C{i % 300:04d}" for i in range(1200)]
-    frame = pd.DataFrame(
-        {
-            "customer_id": customers,
-            "event_type": "visit",
-            "occurred_at": [T0 + timedelta(hours=i) for i in range(len(customers))],
-            "amount": 1.5,
-        }
-    ).astype({"occurred_at": "datetime64[us]", "amount": "float64"})
-    with transaction(engine) as session:
-        store_events(session, frame.assign(event_id=event_keys(frame)))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)

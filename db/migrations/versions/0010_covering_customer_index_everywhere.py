@@ -43,7 +43,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        _rebuild(KEY, postgresql_include=["event_type", "amount"])
-    else:
-        _rebuild(KEY)
+    # Other databases ignore the PostgreSQL-only option.
+    _rebuild(KEY, postgresql_include=["event_type", "amount"])
