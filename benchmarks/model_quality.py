@@ -20,9 +20,10 @@ that happened in (cutoff, cutoff + horizon]; the table is printed as Markdown.
 
 --sample-sizes N,N,... measures what the retrain's training sample costs: the retrain's
 contenders (the service's plan, hybrid included) are trained on the customers first by md5
-of their id, as the database chooses them, for each size (and on everyone), and each
+of their id, as the database chooses them, for each size (`all`: everyone), and each
 champion is judged on its own holdout and on everyone's holdout, the same customers for
-every size.
+every size. TensorFlow trains on about one core, so on a larger machine each size can run
+as a process of its own (`--sample-sizes 250000` beside `--sample-sizes all`, same seed).
 """
 
 import argparse
@@ -119,8 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sample-sizes",
-        type=lambda text: [int(n) for n in text.split(",")],
-        help="N,N,...: retrain on samples of these sizes and on everyone",
+        type=lambda text: [None if n == "all" else int(n) for n in text.split(",")],
+        help="N,N,...: retrain on samples of these sizes; all: on everyone",
     )
     args = parser.parse_args(argv)
     if args.cdnow and args.database_url:
@@ -322,7 +323,7 @@ def sample_curve(
     print(f"{len(customers):,} customers, {len(events):,} events; holdout {len(holdout.labels):,}")
     print("| sample | champion | own holdout AUC | everyone's holdout AUC | log loss | minutes |")
     print("|---|---|---|---|---|---|")
-    for size in [*args.sample_sizes, len(customers)]:
+    for size in [len(customers) if n is None else n for n in args.sample_sizes]:
         started = time.perf_counter()
         result = train_on(of_customers(everyone, md5_first(customers, size)), as_of, plan, None, 0)
         winner = result.evaluation.winner("roc_auc")

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import cloudpickle
@@ -6,9 +7,12 @@ import pytest
 from db.errors import SourceMappingError
 from db.readers import read_events
 from db.source import (
+    CustomerList,
     EventSource,
+    TypeSpan,
     event_counts_by_type,
     event_time_span,
+    event_types_seen,
     events_query,
     resolve_columns,
 )
@@ -35,6 +39,21 @@ def test_event_counts_by_type(loaded):
             "visit": 4,
             "purchase": 2,
         }
+
+
+@pytest.mark.parametrize(("amount", "view_missing"), [("value", 1), (None, 0)])
+def test_event_types_seen_count_missing_amounts_only_where_the_source_has_amounts(
+    warehouse, mapped, amount, view_missing
+):
+    with warehouse.connect() as connection:
+        columns = resolve_columns(connection, replace(mapped, amount=amount))
+        seen = event_types_seen(
+            connection, columns, T0 + timedelta(days=1), CustomerList(("u1", "u2"))
+        )
+    assert seen == {
+        "view": TypeSpan(T0, 1, view_missing),
+        "buy": TypeSpan(T0 + timedelta(hours=1), 1, 0),
+    }
 
 
 def test_resolved_columns_say_whether_they_are_the_service_table(engine, warehouse, mapped):
