@@ -14,10 +14,11 @@ db.event_import.import_events as the CLI does (one transaction, committed at the
   re-import the same file again: every row is found present and nothing is added.
 
 Seconds are the import's own wall time (the subprocess's start-up is not counted); peak RSS
-is the importing process's, as resource.getrusage reports it; CPU is that process's user +
-system seconds during the import, not the database server's (seconds well above CPU are
-mostly the server's work, or waiting for a busy machine). On PostgreSQL, `psql \\copy` of
-the same file into a plain table without keys or indexes is timed as the floor.
+is the importing process's own (its VmHWM: ru_maxrss would hold this script's size); CPU is
+that process's user + system seconds during the import, not the database server's (seconds
+well above CPU are mostly the server's work, or waiting for a busy machine). On PostgreSQL,
+`psql \\copy` of the same file into a plain table without keys or indexes is timed as the
+floor.
 """
 
 import argparse
@@ -41,6 +42,8 @@ from sqlalchemy import create_engine, make_url, text
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from scoring import peak_rss_mb  # noqa: E402
 
 from db.engine import make_engine, transaction  # noqa: E402
 from db.event_import import FileColumns, import_events  # noqa: E402
@@ -99,7 +102,7 @@ def import_once(url: str, path: Path, chunk_rows: int) -> dict:
     return {
         "seconds": seconds,
         "cpu": cpu,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB
+        "peak_rss_mb": peak_rss_mb(),
         "rows_read": report.rows_read,
         "imported": report.imported,
         "duplicates": report.duplicates,

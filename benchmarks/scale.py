@@ -11,7 +11,8 @@ its own with default settings (PROPENSITY_DATABASE_URL points at a new database)
   retrain  `propensity retrain` (the first makes a champion, later ones face it);
   score    `propensity score` with the champion.
 Per step it prints wall time, rows or customers per second, and the command's peak RSS
-(its own and its children's, from wait4), and for the retrain the customers its training
+(its own process's VmHWM, read while it runs: not its children's, such as Prefect's
+temporary server), and for the retrain the customers its training
 sample held of how many.
 
 Shapes: `many` is the synthetic population (service.synthetic: ~49 events per customer);
@@ -38,6 +39,8 @@ from sqlalchemy import create_engine, make_url, select, text
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from scoring import vm_hwm_mb  # noqa: E402
 
 from db.engine import make_engine  # noqa: E402
 from db.models import ModelVersion  # noqa: E402
@@ -155,13 +158,26 @@ def propensity(url: str, *args: str, home: Path) -> Measured:
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        status, peak_mb = watched(process.pid)
         seconds = time.perf_counter() - started
         log.seek(0)
         output = log.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{output[-3000:]}")
-    return Measured(seconds, usage.ru_maxrss / 1024, output)
+    return Measured(seconds, peak_mb, output)
+
+
+def watched(pid: int) -> tuple[int, float]:
+    """The process's wait status once it ends, and its own peak RSS in MB: its VmHWM, read
+    every half second while it runs (this process's generated data would otherwise show in
+    the child's ru_maxrss), or ru_maxrss where there is no /proc."""
+    peak = None
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, peak if peak is not None else usage.ru_maxrss / 1024
+        peak = vm_hwm_mb(pid) or peak
+        time.sleep(0.5)
 
 
 def training_sample(url: str) -> tuple[int, int]:
