@@ -299,7 +299,8 @@ def of_customers(inputs: TrainingInputs, kept: set[str]) -> TrainingInputs:
     """The inputs' rows of these customers only."""
 
     def rows(snapshot: Snapshot) -> Snapshot:
-        return snapshot.take(np.isin(snapshot.features.customer_ids, list(kept)))
+        # Hashed: np.isin compares object arrays pair by pair, hours at 400k customers.
+        return snapshot.take(pd.Index(snapshot.features.customer_ids).isin(kept))
 
     training = replace(
         inputs.training, train=rows(inputs.training.train), holdout=rows(inputs.training.holdout)
