@@ -35,7 +35,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from db.engine import make_engine, transaction
