@@ -21,7 +21,6 @@ and dates shifted by up to a week, as a purchases-only log of few events per cus
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from model_quality import cdnow_events  # noqa: E402
 from scoring import vm_hwm_mb  # noqa: E402
 
 from db.engine import make_engine  # noqa: E402
@@ -79,21 +79,13 @@ def synthetic_block(index: int, n: int, seed: int) -> pd.DataFrame:
 def cdnow_copy(index: int, n: int, seed: int) -> pd.DataFrame:
     """Copy `index` of CDNOW's purchase log: new ids, each customer's dates shifted by the
     same random 0-6 days (n is always the whole log's customers)."""
-    path = importlib.metadata.distribution("lifetimes").locate_file(
-        "lifetimes/datasets/CDNOW_master.txt"
-    )
-    raw = pd.read_csv(str(path), sep=r"\s+", dtype={"customer_id": str, "date": str})
-    customers = raw["customer_id"].unique()
+    log = cdnow_events()
+    customers = log["customer_id"].unique()
     shift = np.random.default_rng(seed + index).integers(0, 7, len(customers))
-    days = raw["customer_id"].map(dict(zip(customers, shift, strict=True))).astype("int64")
-    return pd.DataFrame(
-        {
-            "customer_id": raw["customer_id"].radd(f"K{index:04d}-"),
-            "event_type": "purchase",
-            "occurred_at": pd.to_datetime(raw["date"], format="%Y%m%d")
-            + pd.to_timedelta(days, unit="D"),
-            "amount": raw["dollar_value"].astype(float),
-        }
+    days = log["customer_id"].map(dict(zip(customers, shift, strict=True))).astype("int64")
+    return log.assign(
+        customer_id=log["customer_id"].radd(f"K{index:04d}-"),
+        occurred_at=log["occurred_at"] + pd.to_timedelta(days, unit="D"),
     )
 
 
