@@ -15,7 +15,7 @@ match pymc-marketing's MAP totals in docs/benchmarks.md within 0.3%. Offline.
 
 import numpy as np
 import pandas as pd
-from model_quality import cdnow_events
+from cdnow import cdnow_events
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 

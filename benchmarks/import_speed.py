@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scoring import peak_rss_mb  # noqa: E402
+from memory import peak_rss_mb  # noqa: E402
 
 from db.engine import make_engine, transaction  # noqa: E402
 from db.event_import import FileColumns, import_events  # noqa: E402

@@ -28,7 +28,6 @@ as a process of its own (`--sample-sizes 250000` beside `--sample-sizes all`, sa
 
 import argparse
 import hashlib
-import importlib.metadata
 import os
 import tempfile
 import time
@@ -36,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from cdnow import cdnow_events
 
 from db.engine import make_engine, transaction
 from db.event_import import event_keys, store_customers, store_events
@@ -135,24 +135,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--cells must name gru and/or lstm, got {args.cells}")
     args.stride_days = max(args.stride_days, args.horizon_days)
     return args
-
-
-def cdnow_events() -> pd.DataFrame:
-    """CDNOW_master.txt as purchases at midnight; same-day rows are real and kept apart.
-
-    Located without importing lifetimes, whose import can fail on recent pandas."""
-    path = importlib.metadata.distribution("lifetimes").locate_file(
-        "lifetimes/datasets/CDNOW_master.txt"
-    )
-    raw = pd.read_csv(str(path), sep=r"\s+", dtype={"customer_id": str, "date": str})
-    return pd.DataFrame(
-        {
-            "customer_id": raw["customer_id"],
-            "event_type": "purchase",
-            "occurred_at": pd.to_datetime(raw["date"], format="%Y%m%d"),
-            "amount": raw["dollar_value"].astype(float),
-        }
-    )
 
 
 def load_events(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.Timestamp]:

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from model_quality import cdnow_events  # noqa: E402
-from scoring import vm_hwm_mb  # noqa: E402
+from cdnow import cdnow_events  # noqa: E402
+from memory import vm_hwm_mb  # noqa: E402
 
 from db.engine import make_engine  # noqa: E402
 from db.models import ModelVersion  # noqa: E402

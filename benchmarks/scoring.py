@@ -47,7 +47,6 @@ import argparse
 import functools
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -70,6 +69,8 @@ if str(ROOT) not in sys.path:
 
 # TensorFlow's C++ start-up chatter would bury the figures; read before it is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from memory import peak_rss_mb  # noqa: E402
 
 from db.bulk import bulk_insert  # noqa: E402
 from db.engine import make_engine, transaction  # noqa: E402
@@ -326,27 +327,6 @@ def register_champion(database: Database, champion: ModelPackage) -> None:
 
 # ----------------------------------------------------------------------------------------
 # One measurement (child process)
-
-
-def vm_hwm_mb(pid: int | str = "self") -> float | None:
-    """Peak RSS of a process's own memory map (VmHWM), in MB; None without /proc.
-
-    Linux folds the parent's peak into ru_maxrss across fork + exec (even with vfork), so a
-    child of a big benchmark process would report the parent's size there.
-    """
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process image, in MB."""
-    own = vm_hwm_mb()
-    return own if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def machine_cpu_seconds() -> np.ndarray:
