@@ -259,6 +259,13 @@ def value_contenders(
     best_static = max(static, key=lambda k: evaluation.table[k][VALUE_METRIC])
     lead = evaluation.table[winner][VALUE_METRIC] - evaluation.table[best_static][VALUE_METRIC]
     print(f"value champion {winner}: Gini lead over the best static ({best_static}) {lead:+.4f}")
+    # The ZILN network's purchase head, as a propensity contender would be judged (its
+    # probability is uncalibrated: the AUC is the fair comparison).
+    spend_probability = values.models["ziln"].spend_probability(holdout.features)
+    print("\npurchase probability on the holdout's labels:")
+    for name, probability in ((served, scores[served]), ("ziln", spend_probability)):
+        row = metrics.summary(holdout.labels, probability)
+        print(f"{name:<14} AUC {row['roc_auc']:.4f}  log loss {row['log_loss']:.4f}")
 
 
 def sequence_of(args: argparse.Namespace) -> SequenceConfig:

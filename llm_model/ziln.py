@@ -60,7 +60,8 @@ class ZilnValueModel:
     kind: str = ZILN
 
     @cached_property
-    def expected_spend_function(self):
+    def spend_function(self):
+        """Per row: the probability of spending at all and the expected spend."""
         n_static = self.network.get_layer("static").batch_shape[1]
         width = sequence_width(self.network, self.max_len)
 
@@ -69,12 +70,17 @@ class ZilnValueModel:
             logits = self.network(
                 {"tokens": tokens, "numeric": numeric, "static": static}, training=False
             )
-            return tf.reshape(expected_spend(logits), [-1])
+            return tf.stack([tf.sigmoid(logits[..., 0]), expected_spend(logits)], axis=1)
 
         return spend
 
+    def spend_probability(self, features: Features) -> np.ndarray:
+        """P(spend > 0 in the horizon): what the network's purchase head would publish as a
+        propensity (the benchmarks judge it against the propensity contenders)."""
+        return predict(self.spend_function, features)[:, 0]
+
     def expected_value(self, features: Features, propensity: np.ndarray) -> np.ndarray:
-        return np.maximum(predict(self.expected_spend_function, features), 0.0)
+        return np.maximum(predict(self.spend_function, features)[:, 1], 0.0)
 
     def to_bytes(self) -> bytes:
         return model_to_bytes(self.network)

@@ -50,6 +50,27 @@ def test_the_ziln_network_trains_and_predicts_spend(ziln, training):
     assert len(drivers) == 5 and all(moved >= 0 for moved in drivers.values())
 
 
+def test_the_spend_probability_and_expected_value_are_the_networks_own(ziln, training):
+    # Against the network called on the whole padded features in one go: the length
+    # buckets, the traced function and the column each answer comes from.
+    features = training.holdout.features
+    logits = np.asarray(
+        ziln.network(
+            {"tokens": features.tokens, "numeric": features.numeric, "static": features.static},
+            training=False,
+        )
+    )
+    np.testing.assert_allclose(
+        ziln.spend_probability(features), 1 / (1 + np.exp(-logits[:, 0])), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        ziln.expected_value(features, np.zeros(len(features))),
+        np.asarray(expected_spend(logits)),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
 def test_a_ziln_value_model_round_trips_with_its_propensity_model(ziln, static_models, training):
     model = ValuedModel.of(static_models["logistic"], ziln)
     loaded = load_servable(model.to_bytes(), model.manifest)
