@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Double,
     MetaData,
+    ScalarSelect,
     Select,
     Table,
     and_,
@@ -170,11 +171,22 @@ def event_time_span(
 ) -> tuple[datetime, datetime] | None:
     """First and last event time (naive UTC), of the events up to `until` when given; None
     when there are none."""
-    query = select(func.min(columns.occurred_at), func.max(columns.occurred_at))
-    if until is not None:
-        query = query.where(columns.occurred_at <= columns.moment(until))
-    first, last = connection.execute(query).one()
+    first, last = connection.execute(time_span_query(columns, until)).one()
     return None if first is None else (naive_utc(first), naive_utc(last))
+
+
+def time_span_query(columns: EventColumns, until: datetime | None = None) -> Select:
+    """The first and the last event time, each its own subquery: SQLite answers a lone
+    min() or max() from the time index in a few page reads, but both in one select scan
+    the whole index (4.3 s at 19.5M events, and it grows with the table)."""
+
+    def bound(aggregate) -> ScalarSelect:
+        query = select(aggregate(columns.occurred_at))
+        if until is not None:
+            query = query.where(columns.occurred_at <= columns.moment(until))
+        return query.scalar_subquery()
+
+    return select(bound(func.min), bound(func.max))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from datetime import datetime, timedelta
 import cloudpickle
 import pytest
 
+from db.engine import make_engine
 from db.errors import SourceMappingError
+from db.migrate import upgrade
 from db.readers import read_events
 from db.source import (
     CustomerList,
@@ -15,6 +17,7 @@ from db.source import (
     event_types_seen,
     events_query,
     resolve_columns,
+    time_span_query,
 )
 
 T0 = datetime(2026, 1, 1)
@@ -26,6 +29,31 @@ def test_event_time_span_is_the_first_and_the_last_event(loaded):
             T0 + timedelta(days=1),
             T0 + timedelta(days=20),
         )
+
+
+def test_event_time_span_until_a_moment_is_that_of_the_events_up_to_it(loaded):
+    with loaded.connect() as connection:
+        columns = resolve_columns(connection, EventSource())
+        assert event_time_span(connection, columns, until=T0 + timedelta(days=10)) == (
+            T0 + timedelta(days=1),
+            T0 + timedelta(days=10),
+        )
+
+
+@pytest.mark.parametrize("until", [None, T0 + timedelta(days=10)])
+def test_sqlite_finds_the_time_span_in_the_time_index_without_scanning_it(tmp_path, until):
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    with engine.begin() as connection:
+        upgrade(connection)
+        columns = resolve_columns(connection, EventSource())
+        query = time_span_query(columns, until).compile(
+            connection, compile_kwargs={"literal_binds": True}
+        )
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
+    engine.dispose()
+    reads = [step for step in plan if "customer_events" in step]
+    assert len(reads) == 2, plan
+    assert all(step.startswith("SEARCH") and "occurred_at" in step for step in reads), plan
 
 
 def test_empty_source_has_no_time_span(engine):
