@@ -264,8 +264,9 @@ def value_contenders(
     spend_probability = values.models["ziln"].spend_probability(holdout.features)
     print("\npurchase probability on the holdout's labels:")
     for name, probability in ((served, scores[served]), ("ziln", spend_probability)):
-        row = metrics.summary(holdout.labels, probability)
-        print(f"{name:<14} AUC {row['roc_auc']:.4f}  log loss {row['log_loss']:.4f}")
+        auc = metrics.roc_auc(holdout.labels, probability)
+        loss = metrics.log_loss(holdout.labels, probability)
+        print(f"{name:<14} AUC {auc:.4f}  log loss {loss:.4f}")
 
 
 def sequence_of(args: argparse.Namespace) -> SequenceConfig:

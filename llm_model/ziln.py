@@ -70,7 +70,8 @@ class ZilnValueModel:
             logits = self.network(
                 {"tokens": tokens, "numeric": numeric, "static": static}, training=False
             )
-            return tf.stack([tf.sigmoid(logits[..., 0]), expected_spend(logits)], axis=1)
+            log_odds, _, _ = spend_parts(logits)
+            return tf.stack([tf.sigmoid(log_odds), expected_spend(logits)], axis=1)
 
         return spend
 
