@@ -23,7 +23,7 @@ contenders (the service's plan, hybrid included) are trained on the customers fi
 of their id, as the database chooses them, for each size (`all`: everyone), and each
 champion is judged on its own holdout and on everyone's holdout, the same customers for
 every size. TensorFlow trains on about one core, so on a larger machine each size can run
-as a process of its own (`--sample-sizes 250000` beside `--sample-sizes all`, same seed).
+as a process of its own (`--sample-sizes 150000` beside `--sample-sizes all`, same seed).
 """
 
 import argparse

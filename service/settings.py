@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "out-of-fold score (the gru_hybrid / lstm_hybrid contender).",
     )
     training_sample_size: int = Field(
-        250_000,
+        150_000,
         gt=0,
         description="Customers a retrain reads at most: a sample chosen in the database by a "
         "hash of the id, the same on every run; everyone when there are no more.",
