@@ -46,9 +46,11 @@ def ziln_loss(spend: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return classification - spent * log_density
 
 
-def expected_spend(logits: tf.Tensor) -> tf.Tensor:
+def spend_outlook(logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per row: the probability of spending at all, and the expected spend."""
     log_odds, location, scale = spend_parts(logits)
-    return keras.ops.sigmoid(log_odds) * keras.ops.exp(location + keras.ops.square(scale) / 2)
+    probability = keras.ops.sigmoid(log_odds)
+    return probability, probability * keras.ops.exp(location + keras.ops.square(scale) / 2)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,7 @@ class ZilnValueModel:
             logits = self.network(
                 {"tokens": tokens, "numeric": numeric, "static": static}, training=False
             )
-            log_odds, _, _ = spend_parts(logits)
-            return tf.stack([tf.sigmoid(log_odds), expected_spend(logits)], axis=1)
+            return tf.stack(spend_outlook(logits), axis=1)
 
         return spend
 

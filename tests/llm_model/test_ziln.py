@@ -10,7 +10,7 @@ from scipy.stats import lognorm
 from llm_model.kinds import load_servable
 from llm_model.training import fit_ziln
 from llm_model.value import ValuedModel, global_drivers
-from llm_model.ziln import expected_spend, ziln_loss
+from llm_model.ziln import spend_outlook, ziln_loss
 
 
 def softplus(x: float) -> float:
@@ -29,7 +29,9 @@ def test_loss_and_expected_spend_by_hand():
     np.testing.assert_allclose(np.asarray(ziln_loss(spend, logits)), [buyer, other], rtol=1e-5)
     # E[spend] = P(spend) * exp(location + scale^2 / 2), the lognormal's mean.
     mean = lognorm.mean(s=scale, scale=np.exp(1.5))
-    np.testing.assert_allclose(np.asarray(expected_spend(logits))[0], p_spend * mean, rtol=1e-5)
+    probability, expected = (np.asarray(part)[0] for part in spend_outlook(logits))
+    np.testing.assert_allclose(probability, p_spend, rtol=1e-5)
+    np.testing.assert_allclose(expected, p_spend * mean, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_the_spend_probability_and_expected_value_are_the_networks_own(ziln, tra
     )
     np.testing.assert_allclose(
         ziln.expected_value(features, np.zeros(len(features))),
-        np.asarray(expected_spend(logits)),
+        np.asarray(spend_outlook(logits)[1]),
         rtol=1e-4,
         atol=1e-6,
     )
