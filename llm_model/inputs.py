@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llm_model.level import LevelInputs, PurchaseSummary, purchase_summary
 from llm_model.manifest import ModelManifest, TrainingPlan
 from llm_model.sequences import (
     Features,
@@ -28,7 +29,8 @@ class TrainingInputs:
     the holdout's customers, built with the champion's own vocabulary and sequence settings
     (None without a champion); the customers' features at the data cutoff itself, the
     population drift is measured against; the events read; the customers read, of how
-    many; and the earliest event read."""
+    many; the earliest event read; and the purchase summaries the level of the expected
+    values is forecast from."""
 
     training: TrainingSet
     champion_holdout: Features | None
@@ -37,6 +39,7 @@ class TrainingInputs:
     n_customers: int
     population: int
     first_event: pd.Timestamp
+    level: LevelInputs
 
 
 def training_inputs(
@@ -56,6 +59,21 @@ def training_inputs(
         n_customers,
         n_customers,
         pd.Timestamp(events["occurred_at"].min()),
+        level_inputs(events, training.holdout.cutoff, as_of, plan),
+    )
+
+
+def level_inputs(
+    events: pd.DataFrame, holdout_cutoff: pd.Timestamp, as_of: pd.Timestamp, plan: TrainingPlan
+) -> LevelInputs:
+    """The purchase summaries of these customers at the holdout's cutoff and the data
+    cutoff."""
+    sequence = plan.sequence
+    return LevelInputs(
+        *(
+            purchase_summary(events, cutoff, sequence.horizon_days, sequence.target_event)
+            for cutoff in (holdout_cutoff, as_of)
+        )
     )
 
 
@@ -89,6 +107,11 @@ def save_inputs(inputs: TrainingInputs, folder: Path) -> Path:
     _save_snapshot(folder / "train.npz", training.train)
     _save_snapshot(folder / "holdout.npz", training.holdout)
     _save_features(folder / "reference.npz", inputs.reference)
+    np.savez(
+        folder / "level.npz",
+        **{f"before_{k}": v for k, v in inputs.level.before.arrays().items()},
+        **{f"now_{k}": v for k, v in inputs.level.now.arrays().items()},
+    )
     if inputs.champion_holdout is not None:
         _save_features(folder / "champion_holdout.npz", inputs.champion_holdout)
     about = {
@@ -124,7 +147,18 @@ def load_inputs(folder: Path) -> TrainingInputs:
         about["n_customers"],
         about["population"],
         pd.Timestamp(about["first_event"]),
+        _load_level(folder / "level.npz"),
     )
+
+
+def _load_level(path: Path) -> LevelInputs:
+    with np.load(path, allow_pickle=False) as stored:
+        return LevelInputs(
+            *(
+                PurchaseSummary(**{f: stored[f"{when}_{f}"] for f in PurchaseSummary.field_names()})
+                for when in ("before", "now")
+            )
+        )
 
 
 def _save_snapshot(path: Path, snapshot: Snapshot) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from llm_model.calibration import Calibrator
 from llm_model.drift import DriftReference
 from llm_model.kinds import CellName
+from llm_model.level import Level
 from llm_model.selection import Evaluation
 from llm_model.sequences import SequenceConfig, TrainingSet, Vocabulary
 
@@ -204,13 +205,15 @@ class ValueMetrics:
     """How the value contenders did on the same holdout's realized spend (`table`, keyed by
     contender, beside the champion's value model), the one that rides with the registered
     model (`winner`; None when none could be), its strongest drivers (mean change of the
-    expected value when the feature is set to its mean) and why any kind was skipped."""
+    expected value when the feature is set to its mean), why any kind was skipped, and the
+    level forecast the served model was scaled to (None: recorded before levels were)."""
 
     table: dict[str, dict[str, float]]
     contenders: tuple[str, ...]
     winner: str | None
     drivers: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    level: Level | None = None
 
     def to_json(self) -> JSON:
         return {**asdict(self), "contenders": list(self.contenders)}
@@ -223,6 +226,7 @@ class ValueMetrics:
             winner=data.get("winner"),
             drivers=dict(data.get("drivers") or {}),
             skipped=dict(data.get("skipped") or {}),
+            level=Level(**data["level"]) if data.get("level") else None,
         )
 
 

@@ -26,6 +26,7 @@ from llm_model.hybrid import (
 )
 from llm_model.inputs import TrainingInputs, training_inputs
 from llm_model.kinds import STATIC_KINDS, hybrid_kind
+from llm_model.level import Level, forecast_level
 from llm_model.manifest import (
     ModelConfig,
     ModelManifest,
@@ -55,11 +56,13 @@ from llm_model.value import (
     ZILN,
     ValueContenders,
     ValuedModel,
+    ValueModel,
     evaluate_values,
     fit_value_contenders,
     global_drivers,
     level_scale,
     require_spenders,
+    scale_to,
 )
 from llm_model.ziln import ZilnValueModel
 
@@ -332,8 +335,10 @@ def with_drift_references(contenders: Contenders, population: Features) -> Conte
 @dataclass(frozen=True)
 class RetrainResult:
     """The contenders and their evaluation; the value contenders, the reported holdout they
-    are judged on, the holdout half that puts them on its level, and the champion's expected
-    values of the reported customers (None without a champion's value model)."""
+    are judged on, the holdout half that puts them on its level, the champion's expected
+    values of the reported customers (None without a champion's value model), the
+    customers at the data cutoff and the level forecast for their next horizon (None
+    without spend in the holdout)."""
 
     contenders: Contenders
     evaluation: Evaluation
@@ -341,6 +346,8 @@ class RetrainResult:
     values: ValueContenders
     holdout: Snapshot
     judge: Snapshot
+    population: Features
+    level: Level | None
     champion_values: np.ndarray | None = None
 
     def metrics(
@@ -392,10 +399,21 @@ class RetrainResult:
             return model, ValueMetrics({}, (), None, skipped=skipped)
         winner = value_kind if value_kind in self.values.models else evaluation.winner(VALUE_METRIC)
         value = self.values.models[winner]
+        scale = self.served_scale(model, value)
         drivers = global_drivers(value, self.holdout.features, propensity)
-        drivers = {name: moved * scales[winner] for name, moved in drivers.items()}
-        metrics = ValueMetrics(evaluation.table, evaluation.contenders, winner, drivers, skipped)
-        return ValuedModel.of(model, value, scales[winner]), metrics
+        drivers = {name: moved * scale for name, moved in drivers.items()}
+        metrics = ValueMetrics(
+            evaluation.table, evaluation.contenders, winner, drivers, skipped, self.level
+        )
+        return ValuedModel.of(model, value, scale), metrics
+
+    def served_scale(self, model: ServableModel, value: ValueModel) -> float:
+        """The factor that puts `value` beside `model` on the level forecast for the
+        customers at the data cutoff."""
+        if self.level is None:
+            return 1.0
+        population = self.population
+        return scale_to(self.level.total, value, population, model.propensity(population))
 
 
 def on_rows_of(features: Features, customer_ids: np.ndarray) -> Features:
@@ -446,8 +464,25 @@ def train_on(
         first_event=str(inputs.first_event),
     )
     return RetrainResult(
-        contenders, evaluation, data, values, training.holdout, judge, champion_values
+        contenders,
+        evaluation,
+        data,
+        values,
+        training.holdout,
+        judge,
+        inputs.reference,
+        level_of(inputs, plan),
+        champion_values,
     )
+
+
+def level_of(inputs: TrainingInputs, plan: TrainingPlan) -> Level | None:
+    """The level forecast of the inputs' customers at the data cutoff, its forecasters
+    judged on the spend realized in the holdout's label window."""
+    realized = inputs.training.holdout.values
+    if realized is None:
+        return None
+    return forecast_level(inputs.level, float(realized.sum()), plan.sequence.horizon_days)
 
 
 def train_and_evaluate(

@@ -9,12 +9,13 @@ spend realized in each snapshot's label window:
   family's member for a sum of purchases; it predicts 0-inflated means directly);
 - ziln: the recurrent network with a zero-inflated lognormal head (llm_model.ziln), which
   reads the event sequence too.
-Each is put on the level of the newest labelled period: its predictions are scaled so that
-their total on the holdout half that chooses the calibrators equals the spend realized there
-(spend drifts between periods as the base rate does, and a sum over customers shows every
-bias at once). The best by normalised Gini on the other holdout half's realized spend (ties
-by mean absolute error) rides with its propensity model in one model version (ValuedModel):
-one artifact, one sha256, one signature.
+Each is judged on the level of the newest labelled period: its predictions are scaled so
+that their total on the holdout half that chooses the calibrators equals the spend realized
+there (spend drifts between periods as the base rate does, and a sum over customers shows
+every bias at once). The best by normalised Gini on the other holdout half's realized spend
+(ties by mean absolute error) rides with its propensity model in one model version
+(ValuedModel): one artifact, one sha256, one signature, scaled to the level forecast for the
+window after the data cutoff (llm_model.level).
 """
 
 from dataclasses import dataclass, replace
@@ -144,13 +145,18 @@ def fit_value_contenders(train: Snapshot, seed: int) -> ValueContenders:
     return ValueContenders(models, failures)
 
 
+def scale_to(total: float, model: ValueModel, features: Features, propensity: np.ndarray) -> float:
+    """The factor that makes the model's total expected value of these customers (with the
+    served model's probabilities of them) equal `total`; 1 where either total is 0."""
+    predicted = float(model.expected_value(features, propensity).sum())
+    return total / predicted if predicted > 0 and total > 0 else 1.0
+
+
 def level_scale(model: ValueModel, judge: Snapshot, propensity: np.ndarray) -> float:
-    """The factor that makes the model's total expected value on `judge` (the holdout half
-    that chooses the calibrators, with the served model's probabilities of it) equal its
-    realized spend; 1 where either total is 0."""
-    predicted = float(model.expected_value(judge.features, propensity).sum())
-    realized = float(judge.values.sum())
-    return realized / predicted if predicted > 0 and realized > 0 else 1.0
+    """The factor that puts the model on `judge`'s level (the holdout half that chooses the
+    calibrators): its total there equals the spend realized there. The holdout is judged
+    at this level; the served model is put on the forecast one (llm_model.level)."""
+    return scale_to(float(judge.values.sum()), model, judge.features, propensity)
 
 
 def evaluate_values(

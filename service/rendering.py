@@ -15,6 +15,7 @@ from db.models import ModelVersion
 from db.outcomes import EvaluatedRun
 from llm_model.charts import monitoring_figure
 from llm_model.drift import GROWS_WITH_TIME
+from llm_model.level import Level
 from llm_model.manifest import ModelManifest, ModelMetrics, TrainingData, ValueMetrics
 from llm_model.metrics import METRIC_NAMES
 from llm_model.monitoring import RealizedOutcome
@@ -187,9 +188,28 @@ spend given a purchase, `gbm_poisson` gradient boosting on the spend with a Pois
 
 {table.markdown()}
 
+{level_markdown(value.level)}
+
 Its strongest drivers (the feature set to its mean):
 
 {drivers}"""
+
+
+def level_markdown(level: Level | None) -> str:
+    """Which forecast the served expected values were scaled to, and how each forecaster
+    did on the newest labelled window."""
+    if level is None:
+        return "Served on the level of the newest labelled period (recorded before levels were)."
+    checks = ", ".join(f"`{kind}` {ratio:.2f}" for kind, ratio in level.checks.items())
+    failed = "; ".join(
+        f"`{kind}` could not forecast: {markdown_text(why)}" for kind, why in level.failures.items()
+    )
+    return (
+        f"Its total is put on the `{level.kind}` forecast of the next horizon's spend "
+        f"({level.total:,.2f} for the customers read), the forecaster nearest what came in on "
+        f"the newest labelled window (forecast / realized: {checks or 'none judged'})."
+        + (f" {failed}." if failed else "")
+    )
 
 
 def drift_reference(manifest: ModelManifest) -> str:

@@ -15,8 +15,9 @@ from db.customers import CustomerSample, training_sample
 from db.readers import read_events
 from db.source import CustomerList, EventColumns, EventSource, TypeSpan, event_types_seen
 from llm_model.charts import model_charts
-from llm_model.inputs import TrainingInputs, load_inputs
+from llm_model.inputs import TrainingInputs, level_inputs, load_inputs
 from llm_model.kinds import load_servable
+from llm_model.level import LevelInputs
 from llm_model.manifest import ModelManifest, TrainingPlan
 from llm_model.sequences import (
     Features,
@@ -118,10 +119,13 @@ def read_training_inputs(
         )
         newest_train = plan.train_cutoffs[-1]
         vocab = Vocabulary.of_types(t for t, span in seen.items() if span.first <= newest_train)
-        parts, champion_parts, reference_parts = [], [], []
+        parts, champion_parts, reference_parts, level_parts = [], [], [], []
         for chunk in chunks:
             events = read_events(connection, window.columns, window.as_of, customers=chunk)
             parts.append(build_snapshots(events, plan, vocab, sequence))
+            level_parts.append(
+                level_inputs(events, plan.holdout_cutoff, pd.Timestamp(window.as_of), job.plan)
+            )
             present = sorted(events["customer_id"].unique())
             reference_parts.append(
                 build_features(events, present, pd.Timestamp(window.as_of), vocab, sequence)
@@ -141,6 +145,7 @@ def read_training_inputs(
         n_customers=len(sample.ids),
         population=sample.population,
         first_event=pd.Timestamp(first_event),
+        level=LevelInputs.concat(level_parts),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from llm_model.calibration import Calibrator
 from llm_model.drift import Bins, DriftReference
+from llm_model.level import Level
 from llm_model.manifest import (
     Evaluation,
     ManifestError,
@@ -313,6 +314,12 @@ METRICS = {
         "winner": "two_stage",
         "drivers": {"monetary": 2.5},
         "skipped": {"gbm_poisson": "no spend"},
+        "level": {
+            "kind": "dropout",
+            "total": 1234.5,
+            "checks": {"carried_forward": 1.2, "dropout": 0.9},
+            "failures": {},
+        },
     },
 }
 
@@ -341,6 +348,7 @@ def metrics_record() -> ModelMetrics:
             winner="two_stage",
             drivers={"monetary": 2.5},
             skipped={"gbm_poisson": "no spend"},
+            level=Level("dropout", 1234.5, {"carried_forward": 1.2, "dropout": 0.9}, {}),
         ),
     )
 
@@ -352,6 +360,9 @@ def test_stored_metrics_load_as_their_parts():
 
 def test_metrics_json_is_the_stored_shape():
     assert metrics_record().to_json() == METRICS
+    # Value rows written before the level forecast load without one.
+    before_levels = {k: v for k, v in METRICS["value"].items() if k != "level"}
+    assert ValueMetrics.from_json(before_levels).level is None
     # Data rows written before skipped cutoffs, the calibration half and the training sample
     # existed load with none of them.
     assert TrainingData.from_json(STORED_METRICS["data"]) == DATA

@@ -12,6 +12,7 @@ from sklearn.metrics import log_loss
 from llm_model import metrics
 from llm_model.calibration import METHODS, Calibrator
 from llm_model.drift import SCORE, reference_bins
+from llm_model.level import LevelInputs, forecast_level, purchase_summary
 from llm_model.manifest import ModelConfig, TrainingPlan
 from llm_model.sequences import Snapshot, TrainingSet, build_training_set
 from llm_model.training import (
@@ -263,3 +264,26 @@ def test_every_contender_measures_drift_against_the_population_and_its_scores_of
         assert list(reference.bins[:-1]) == expected_features
         assert reference.bins[-1] == reference_bins(models[kind].propensity(population))
         assert dataclasses.replace(model.manifest, drift_reference=None) == models[kind].manifest
+
+
+def test_the_served_expected_values_total_the_level_forecast_of_the_customers_read(
+    retrained, events, sequence_config
+):
+    result, reported, judge = retrained
+    horizon, target = sequence_config.horizon_days, sequence_config.target_event
+    summaries = LevelInputs(
+        purchase_summary(events, reported.holdout.cutoff, horizon, target),
+        purchase_summary(events, events["occurred_at"].max(), horizon, target),
+    )
+    realized = reported.holdout.values.sum() + judge.values.sum()
+
+    model, value = result.valued("gbm")
+
+    expected = forecast_level(summaries, realized, horizon)
+    assert value.level == result.level
+    assert (result.level.kind, result.level.failures) == (expected.kind, expected.failures)
+    assert result.level.checks == pytest.approx(expected.checks)
+    assert result.level.total == pytest.approx(expected.total)
+    served = model.scores(result.population, False)["expected_value"]
+    assert served.sum() == pytest.approx(result.level.total)
+    assert model.manifest.value_scale != pytest.approx(1.0)

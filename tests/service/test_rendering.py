@@ -22,6 +22,7 @@ from db.registry import reject
 from db.scores import DecileRow, TopScore, publish_score_run, stage_scores, start_score_run
 from db.source import EventSource
 from llm_model.calibration import Calibrator
+from llm_model.level import Level
 from llm_model.manifest import ModelConfig, ModelManifest, ModelMetrics, TrainingData
 from llm_model.sequences import SequenceConfig, Vocabulary
 from service.databases import Databases
@@ -37,6 +38,7 @@ from service.rendering import (
     drift_table,
     drift_verdict,
     evaluation_table,
+    level_markdown,
     markdown_text,
     metrics_markdown,
     metrics_table,
@@ -249,6 +251,23 @@ def test_metrics_table_rows_in_contender_order():
     assert table.title == "holdout metrics (every contender, the champion, the recency reference)"
     assert table.header == ("contender", *COLUMNS)
     assert table.rows == TABLE_ROWS
+
+
+def test_the_card_says_which_level_the_expected_values_were_put_on():
+    level = Level(
+        "carried_forward",
+        52_345.678,
+        {"carried_forward": 0.97, "dropout": 0.816},
+        {},
+    )
+    assert level_markdown(level) == (
+        "Its total is put on the `carried_forward` forecast of the next horizon's spend "
+        "(52,345.68 for the customers read), the forecaster nearest what came in on the newest "
+        "labelled window (forecast / realized: `carried_forward` 0.97, `dropout` 0.82)."
+    )
+    failed = Level("carried_forward", 40.0, {"carried_forward": 0.8}, {"dropout": "3 customers_x"})
+    assert level_markdown(failed).endswith(r"`dropout` could not forecast: 3 customers\_x.")
+    assert "recorded before levels were" in level_markdown(None)
 
 
 def test_retrain_outcome_decision():

@@ -80,6 +80,10 @@ def assert_same_training(actual: TrainingInputs, expected: TrainingInputs) -> No
     assert_same_features(actual.champion_holdout, expected.champion_holdout)
     assert_same_features(actual.reference, expected.reference)
     assert (actual.n_events, actual.first_event) == (expected.n_events, expected.first_event)
+    for when in ("before", "now"):
+        got, want = getattr(actual.level, when).arrays(), getattr(expected.level, when).arrays()
+        for name, array in want.items():
+            np.testing.assert_array_equal(got[name], array, err_msg=f"level.{when}.{name}")
 
 
 def test_a_sample_that_covers_everyone_reads_what_one_frame_of_every_event_gives(
