@@ -63,7 +63,11 @@ def expected_purchase_days(
 def gamma_gamma_negative_log_likelihood(
     log_params: np.ndarray, repeats: np.ndarray, spend: np.ndarray
 ) -> float:
-    p, q, v = np.exp(log_params)
+    """Gamma-Gamma's likelihood in (log p, log (q - 1), log m), m = p v / (q - 1) being the
+    population's mean spend: where p runs off to infinity (spend that barely varies within
+    a customer), v with it, m stays put, and q > 1 keeps it finite."""
+    p, q_less_1, mean = np.exp(log_params)
+    q, v = q_less_1 + 1, mean * q_less_1 / p
     x = repeats
     return -float(
         np.sum(
@@ -78,10 +82,21 @@ def gamma_gamma_negative_log_likelihood(
     )
 
 
-def fitted(objective: Callable[..., float], n_params: int, *data: object) -> np.ndarray:
-    """Positive parameters minimising `objective` (which takes their logs)."""
+# Bounds on the logs of the parameters: beyond them a fit runs off along a direction the
+# likelihood barely tells apart (a Gamma-Gamma p of 1e8, a BG/NBD a and b of 1e6), where
+# the search can stall far from the optimum.
+LOG_BOUND = 12.0
+
+
+def fitted(objective: Callable[..., float], start: np.ndarray, *data: object) -> np.ndarray:
+    """Positive parameters minimising `objective` (which takes their logs), searched from
+    the logs `start` within +-LOG_BOUND."""
     found = minimize(
-        objective, np.zeros(n_params), args=data, method="Nelder-Mead", options={"maxiter": 4000}
+        objective,
+        start,
+        args=data,
+        method="L-BFGS-B",
+        bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
     )
     return np.exp(found.x)
 
@@ -89,7 +104,7 @@ def fitted(objective: Callable[..., float], n_params: int, *data: object) -> np.
 def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
     """Per customer, BG/NBD's expected purchase days in the next `horizon_days` times
     Gamma-Gamma's expected spend of one; a ValueError where the pair cannot be fitted (too
-    few repeat buyers) or its fit has no finite mean spend (q <= 1)."""
+    few repeat buyers) or gives a spend that is not finite."""
     spend = np.nan_to_num(history.repeat_spend)
     repeat = (history.repeats > 0) & (spend > 0)
     if repeat.sum() < MIN_REPEAT_BUYERS:
@@ -97,12 +112,19 @@ def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
             f"{int(repeat.sum())} customers with a repeat purchase (at least "
             f"{MIN_REPEAT_BUYERS} needed to fit BG/NBD x Gamma-Gamma)"
         )
-    bgnbd = fitted(bgnbd_negative_log_likelihood, 4, history)
-    p, q, v = fitted(gamma_gamma_negative_log_likelihood, 3, history.repeats[repeat], spend[repeat])
-    if q <= 1:
-        raise ValueError(f"Gamma-Gamma fit without a finite mean spend (q={q:.3g} <= 1)")
+    bgnbd = fitted(bgnbd_negative_log_likelihood, np.zeros(4), history)
+    repeats, repeat_spend = history.repeats[repeat], spend[repeat]
+    p, q_less_1, mean = fitted(
+        gamma_gamma_negative_log_likelihood,
+        np.array([0.0, 0.0, np.log(repeat_spend.mean())]),
+        repeats,
+        repeat_spend,
+    )
+    # Gamma-Gamma's conditional mean, (v + x spend) p / (p x + q - 1), in these parameters:
+    # a weighting of the customer's own mean spend and the population's.
+    repeat_weight = p * history.repeats
     day_spend = np.where(
-        repeat, (v + spend * history.repeats) * p / (p * history.repeats + q - 1), p * v / (q - 1)
+        repeat, (mean * q_less_1 + spend * repeat_weight) / (repeat_weight + q_less_1), mean
     )
     expected = expected_purchase_days(bgnbd, history, horizon_days) * day_spend
     if not np.isfinite(expected).all():

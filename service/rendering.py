@@ -205,10 +205,10 @@ def level_markdown(level: Level | None) -> str:
         f"`{kind}` could not forecast: {markdown_text(why)}" for kind, why in level.failures.items()
     )
     return (
-        f"Its total is put on the `{level.kind}` forecast of the next horizon's spend "
-        f"({level.total:,.2f} for the customers read), the forecaster nearest what came in on "
-        f"the newest labelled window (forecast / realized: {checks or 'none judged'})."
-        + (f" {failed}." if failed else "")
+        f"The expected values' total is put on the `{level.kind}` forecast of the next "
+        f"horizon's spend ({level.total:,.2f} for the customers read), the forecaster nearest "
+        f"what came in on the newest labelled window (forecast / realized: "
+        f"{checks or 'none judged'})." + (f" {failed}." if failed else "")
     )
 
 

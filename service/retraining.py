@@ -31,6 +31,7 @@ from llm_model.tensorflow_log import load_tensorflow_quietly
 from service.databases import Databases
 from service.events import Logger, data_cutoff, source_columns
 from service.registry import CHARTS, ModelPackage
+from service.rendering import level_markdown
 from service.settings import Settings
 
 # Where a retrain's folder holds the champion's package and the baselines' packages.
@@ -228,6 +229,8 @@ def train_packages(
     if value is not None and value.winner is None:
         reasons = "; ".join(f"{kind}: {why}" for kind, why in value.skipped.items())
         logger.warning("value is off, expected_value stays NULL: no value model (%s)", reasons)
+    elif value is not None and value.level is not None:
+        logger.info(level_markdown(value.level))
     for kind, value_kind in job.baselines.items():
         if kind in result.contenders.models:  # one that could not be trained has no model
             baseline = ModelPackage.of(

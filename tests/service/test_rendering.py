@@ -261,9 +261,10 @@ def test_the_card_says_which_level_the_expected_values_were_put_on():
         {},
     )
     assert level_markdown(level) == (
-        "Its total is put on the `carried_forward` forecast of the next horizon's spend "
-        "(52,345.68 for the customers read), the forecaster nearest what came in on the newest "
-        "labelled window (forecast / realized: `carried_forward` 0.97, `dropout` 0.82)."
+        "The expected values' total is put on the `carried_forward` forecast of the next "
+        "horizon's spend (52,345.68 for the customers read), the forecaster nearest what came "
+        "in on the newest labelled window (forecast / realized: `carried_forward` 0.97, "
+        "`dropout` 0.82)."
     )
     failed = Level("carried_forward", 40.0, {"carried_forward": 0.8}, {"dropout": "3 customers_x"})
     assert level_markdown(failed).endswith(r"`dropout` could not forecast: 3 customers\_x.")
