@@ -4,6 +4,7 @@ spreadsheet runs as a formula."""
 
 import csv
 import os
+from contextlib import suppress
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +23,12 @@ def private_folder(path: Path) -> Path:
 
 
 def create_private_file(path: Path) -> None:
-    """An empty file readable by this user only, unless the file exists (left as it is) or
-    its folder does not (whoever opens it then says so)."""
+    """An empty file readable by this user only, unless the file exists (left as it is,
+    and never opened: closing a descriptor of a SQLite database drops every lock this
+    process holds on it) or its folder does not (whoever opens it then says so)."""
     if path.parent.is_dir():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
 
 
 def write_private_bytes(path: Path, content: bytes) -> Path:

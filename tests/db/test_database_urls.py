@@ -4,6 +4,8 @@ that does not echo the password, on the command line too. The SQLite file the se
 creates is readable by its user only."""
 
 import stat
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import text
@@ -92,3 +94,30 @@ def test_an_existing_sqlite_file_keeps_its_mode(tmp_path):
     with make_engine(f"sqlite:///{path}").connect() as connection:
         connection.execute(text("SELECT 1"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_opening_another_connection_keeps_the_locks_this_process_holds(tmp_path):
+    """POSIX file locks belong to a process, and closing any descriptor of the file drops
+    them all: a new connection must not open the existing database file outside SQLite, or
+    another process writes while this one thinks it holds the lock."""
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (a INTEGER)"))
+    writer = (
+        "import sqlite3, sys; connection = sqlite3.connect(sys.argv[1], timeout=0.2); "
+        "connection.execute('INSERT INTO t VALUES (2)'); connection.commit()"
+    )
+    with engine.connect() as holder:
+        holder.execute(text("BEGIN IMMEDIATE"))
+        holder.execute(text("INSERT INTO t VALUES (1)"))
+        with engine.connect() as another:  # a second pooled connection: a new connect
+            another.execute(text("SELECT 1"))
+        other = subprocess.run(
+            [sys.executable, "-c", writer, str(path)], capture_output=True, text=True
+        )
+        assert other.returncode != 0 and "database is locked" in other.stderr
+        holder.execute(text("COMMIT"))
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM t")) == 1
+    engine.dispose()
