@@ -101,10 +101,10 @@ def fitted(objective: Callable[..., float], start: np.ndarray, *data: object) ->
     return np.exp(found.x)
 
 
-def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
-    """Per customer, BG/NBD's expected purchase days in the next `horizon_days` times
-    Gamma-Gamma's expected spend of one; a ValueError where the pair cannot be fitted (too
-    few repeat buyers) or gives a spend that is not finite."""
+def expected_day_spend(history: RepeatHistory) -> np.ndarray:
+    """Per customer, Gamma-Gamma's expected spend of a purchase day: their own mean spend
+    shrunk towards the population's, the more the fewer days it rests on; the population's
+    for customers without a repeat purchase. A ValueError with too few repeat buyers."""
     spend = np.nan_to_num(history.repeat_spend)
     repeat = (history.repeats > 0) & (spend > 0)
     if repeat.sum() < MIN_REPEAT_BUYERS:
@@ -112,7 +112,6 @@ def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
             f"{int(repeat.sum())} customers with a repeat purchase (at least "
             f"{MIN_REPEAT_BUYERS} needed to fit BG/NBD x Gamma-Gamma)"
         )
-    bgnbd = fitted(bgnbd_negative_log_likelihood, np.zeros(4), history)
     repeats, repeat_spend = history.repeats[repeat], spend[repeat]
     p, q_less_1, mean = fitted(
         gamma_gamma_negative_log_likelihood,
@@ -120,12 +119,19 @@ def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
         repeats,
         repeat_spend,
     )
-    # Gamma-Gamma's conditional mean, (v + x spend) p / (p x + q - 1), in these parameters:
-    # a weighting of the customer's own mean spend and the population's.
+    # The conditional mean, (v + x spend) p / (p x + q - 1), in these parameters.
     repeat_weight = p * history.repeats
-    day_spend = np.where(
+    return np.where(
         repeat, (mean * q_less_1 + spend * repeat_weight) / (repeat_weight + q_less_1), mean
     )
+
+
+def expected_spend(history: RepeatHistory, horizon_days: float) -> np.ndarray:
+    """Per customer, BG/NBD's expected purchase days in the next `horizon_days` times
+    Gamma-Gamma's expected spend of one; a ValueError where the pair cannot be fitted (too
+    few repeat buyers) or gives a spend that is not finite."""
+    day_spend = expected_day_spend(history)
+    bgnbd = fitted(bgnbd_negative_log_likelihood, np.zeros(4), history)
     expected = expected_purchase_days(bgnbd, history, horizon_days) * day_spend
     if not np.isfinite(expected).all():
         raise ValueError("BG/NBD x Gamma-Gamma gave non-finite expected spend")

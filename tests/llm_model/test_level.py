@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_model.dropout import RepeatHistory, expected_spend
+from llm_model.dropout import RepeatHistory, expected_day_spend, expected_spend
 from llm_model.level import (
     CARRIED_FORWARD,
     DROPOUT,
@@ -56,8 +56,8 @@ def test_a_purchase_summary_by_hand():
 def simulated_customers(rng: np.random.Generator, n: int, age: float, horizon: float):
     """BG/NBD's story (gamma purchase rates, a beta chance of dropping out after each
     purchase) and Gamma-Gamma's (gamma spends around a gamma-distributed mean), from each
-    customer's first purchase at time 0: their history at `age` and their spend in the
-    `horizon` after."""
+    customer's first purchase at time 0: their history at `age`, their spend in the
+    `horizon` after, and the mean spend of their purchases."""
     r, alpha, a, b = 0.8, 8.0, 0.9, 3.0
     p, q, v = 4.0, 3.5, 60.0
     rate = rng.gamma(r, 1 / alpha, n)
@@ -80,11 +80,11 @@ def simulated_customers(rng: np.random.Generator, n: int, age: float, horizon: f
             break
     mean_repeat = np.where(repeats > 0, total_before / np.maximum(repeats, 1), np.nan)
     history = RepeatHistory(repeats, last, np.full(n, age), mean_repeat)
-    return history, later
+    return history, later, p * mean_spend
 
 
 def test_bgnbd_x_gamma_gamma_forecasts_the_total_of_customers_that_follow_its_story():
-    history, realized = simulated_customers(np.random.default_rng(11), 20_000, 180.0, 90.0)
+    history, realized, _ = simulated_customers(np.random.default_rng(11), 20_000, 180.0, 90.0)
 
     forecast = expected_spend(history, 90.0)
 
@@ -93,6 +93,19 @@ def test_bgnbd_x_gamma_gamma_forecasts_the_total_of_customers_that_follow_its_st
     busy = (history.repeats >= 3) & (history.last_repeat > 150)
     quiet = (history.repeats >= 3) & (history.last_repeat < 60)
     assert forecast[busy].mean() > 3 * forecast[quiet].mean()
+
+
+def test_gamma_gamma_shrinks_a_customers_mean_spend_towards_everyones():
+    history, _, true_spend = simulated_customers(np.random.default_rng(12), 20_000, 180.0, 90.0)
+
+    day_spend = expected_day_spend(history)
+
+    repeat = history.repeats > 0
+    own_error = np.mean((history.repeat_spend[repeat] - true_spend[repeat]) ** 2)
+    shrunk_error = np.mean((day_spend[repeat] - true_spend[repeat]) ** 2)
+    assert shrunk_error < 0.8 * own_error
+    # Without a repeat purchase: everyone's mean, p v / (q - 1) = 4 x 60 / 2.5.
+    assert day_spend[~repeat] == pytest.approx(96, rel=0.1)
 
 
 def test_too_few_repeat_buyers_are_refused_by_name():
@@ -110,8 +123,8 @@ def summary_of(history: RepeatHistory, recent_spend: np.ndarray) -> PurchaseSumm
 @pytest.fixture(scope="module")
 def level_inputs() -> LevelInputs:
     rng = np.random.default_rng(4)
-    before, _ = simulated_customers(rng, 3_000, 120.0, 30.0)
-    now, _ = simulated_customers(rng, 3_000, 150.0, 30.0)
+    before, *_ = simulated_customers(rng, 3_000, 120.0, 30.0)
+    now, *_ = simulated_customers(rng, 3_000, 150.0, 30.0)
     return LevelInputs(
         summary_of(before, np.full(3_000, 2.0)), summary_of(now, np.full(3_000, 3.0))
     )
