@@ -94,7 +94,7 @@ def purchase_summary(
     days = purchases.groupby(["customer_id", "day"])["amount"].sum().reset_index()
     by_customer = days.groupby("customer_id")["day"]
     first, last = by_customer.min(), by_customer.max()
-    repeat = days[days["day"] > days["customer_id"].map(first)]
+    repeat = days[days["day"] > by_customer.transform("min")]
     return PurchaseSummary(
         repeats=(by_customer.size() - 1).reindex(customers, fill_value=0).to_numpy(float),
         last_repeat=(last - first).dt.days.reindex(customers, fill_value=0).to_numpy(float),

@@ -20,7 +20,8 @@ from llm_model.level import (
 CUTOFF = pd.Timestamp("2026-03-31")
 
 
-def test_a_purchase_summary_by_hand():
+@pytest.mark.parametrize("timezone", [None, "UTC"])
+def test_a_purchase_summary_by_hand(timezone):
     rows = [
         # a: purchase days 01-10 (two purchases, one day), 02-20, 03-25 (a 5 refund), 04-02
         # after the cutoff.
@@ -39,8 +40,11 @@ def test_a_purchase_summary_by_hand():
     ]
     events = pd.DataFrame(rows, columns=["customer_id", "event_type", "occurred_at", "amount"])
     events["occurred_at"] = pd.to_datetime(events["occurred_at"], format="ISO8601")
+    events["occurred_at"] = events["occurred_at"].dt.tz_localize(timezone)
 
-    summary = purchase_summary(events, CUTOFF, horizon_days=30, target_event="purchase")
+    summary = purchase_summary(
+        events, CUTOFF.tz_localize(timezone), horizon_days=30, target_event="purchase"
+    )
 
     # Customers a, b, c. a: first day 01-10, repeat days 02-20, 03-25, 03-26 (x=3), last
     # 03-26 (t_x=75), age 80; repeat days' spend 20, 50, -5 (mean 21.67); spent 45 in the
@@ -51,6 +55,24 @@ def test_a_purchase_summary_by_hand():
     np.testing.assert_allclose(summary.repeat_spend, [65 / 3, np.nan, np.nan])
     np.testing.assert_array_equal(summary.recent_spend, [45, 0, 0])
     assert forecast_total(CARRIED_FORWARD, summary, 30) == 45
+
+
+@pytest.mark.parametrize("rows", [2, 0], ids=["views only", "no events"])
+def test_customers_without_a_purchase_summarise_as_having_none(rows):
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "event_type": ["view", "view"],
+            "occurred_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "amount": [None, None],
+        }
+    ).head(rows)
+
+    summary = purchase_summary(events, CUTOFF, horizon_days=30, target_event="purchase")
+
+    np.testing.assert_array_equal(summary.repeats, np.zeros(rows))
+    np.testing.assert_array_equal(summary.age, np.full(rows, np.nan))
+    assert forecast_total(CARRIED_FORWARD, summary, 30) == 0
 
 
 def simulated_customers(rng: np.random.Generator, n: int, age: float, horizon: float):
