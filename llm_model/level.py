@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from llm_model.dropout import RepeatHistory, expected_spend
+from llm_model.sequences import naive_utc, naive_utc_times
 
 CARRIED_FORWARD, DROPOUT = "carried_forward", "dropout"
 
@@ -64,23 +65,12 @@ class PurchaseSummary:
         )
 
 
-def naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
-    moment = pd.Timestamp(moment)
-    return moment.tz_convert(None) if moment.tzinfo is not None else moment
-
-
-def naive_times(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert(None)
-    return column
-
-
 def purchase_summary(
     events: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int, target_event: str
 ) -> PurchaseSummary:
     """The summary at `cutoff` of the customers whose events these are (ids sorted)."""
     cutoff = naive_utc(cutoff)
-    occurred = naive_times(events["occurred_at"])
+    occurred = naive_utc_times(events["occurred_at"])
     seen = events[occurred <= cutoff].assign(
         occurred_at=occurred, customer_id=lambda f: f["customer_id"].astype(str)
     )

@@ -234,18 +234,28 @@ def _check_columns(events: pd.DataFrame) -> None:
         raise ValueError(f"events frame is missing columns {missing}; expected {EVENT_COLUMNS}")
 
 
+def naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
+    """The moment as the service keeps time: naive UTC."""
+    moment = pd.Timestamp(moment)
+    return moment.tz_convert(None) if moment.tzinfo is not None else moment
+
+
+def naive_utc_times(column: pd.Series) -> pd.Series:
+    """A column of moments as the service keeps time: naive UTC."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert(None)
+    return column
+
+
 def _to_us(moment: pd.Timestamp) -> int:
     ts = pd.Timestamp(moment)
     if pd.isna(ts):
         raise ValueError("cutoff/as_of must be a timestamp, got NaT")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(None)
-    return int(ts.to_datetime64().astype("datetime64[us]").astype(np.int64))
+    return int(naive_utc(ts).to_datetime64().astype("datetime64[us]").astype(np.int64))
 
 
 def _timestamps_us(column: pd.Series) -> np.ndarray:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        column = column.dt.tz_convert(None)
+    column = naive_utc_times(column)
     if not pd.api.types.is_datetime64_dtype(column.dtype):
         raise ValueError(f"events.occurred_at must be datetime64, got {column.dtype}")
     if column.isna().any():
