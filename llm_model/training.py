@@ -315,9 +315,16 @@ def evaluate(
     )
 
 
-def with_drift_references(contenders: Contenders, population: Features) -> Contenders:
+def population_scores(contenders: Contenders, population: Features) -> dict[str, np.ndarray]:
+    """Every contender's calibrated scores of the customers at the retrain's data cutoff."""
+    return {kind: model.propensity(population) for kind, model in contenders.models.items()}
+
+
+def with_drift_references(
+    contenders: Contenders, population: Features, scores: dict[str, np.ndarray]
+) -> Contenders:
     """Every contender with the reference its score runs measure drift against: the static
-    features and its calibrated scores of the customers as they were at the retrain's data
+    features and its calibrated `scores` of the customers as they were at the retrain's data
     cutoff. That is the population the runs that follow score, as it looked when the model
     was made: a run on the same date finds no drift, where a labelled snapshot, older by the
     horizon, made every customer's tenure and recency look shifted. Its scores are out of
@@ -326,8 +333,7 @@ def with_drift_references(contenders: Contenders, population: Features) -> Conte
     features = tuple(reference_bins(column) for column in population.static.T)
     models = {}
     for kind, model in contenders.models.items():
-        scores = reference_bins(model.propensity(population))
-        reference = DriftReference(names, (*features, scores))
+        reference = DriftReference(names, (*features, reference_bins(scores[kind])))
         models[kind] = replace(model, manifest=replace(model.manifest, drift_reference=reference))
     return replace(contenders, models=models)
 
@@ -337,8 +343,8 @@ class RetrainResult:
     """The contenders and their evaluation; the value contenders, the reported holdout they
     are judged on, the holdout half that puts them on its level, the champion's expected
     values of the reported customers (None without a champion's value model), the
-    customers at the data cutoff and the level forecast for their next horizon (None
-    without spend in the holdout)."""
+    customers at the data cutoff with every contender's scores of them, and the level
+    forecast for their next horizon (None without spend in the holdout)."""
 
     contenders: Contenders
     evaluation: Evaluation
@@ -347,6 +353,7 @@ class RetrainResult:
     holdout: Snapshot
     judge: Snapshot
     population: Features
+    population_scores: dict[str, np.ndarray]
     level: Level | None
     champion_values: np.ndarray | None = None
 
@@ -399,7 +406,7 @@ class RetrainResult:
             return model, ValueMetrics({}, (), None, skipped=skipped)
         winner = value_kind if value_kind in self.values.models else evaluation.winner(VALUE_METRIC)
         value = self.values.models[winner]
-        scale = self.served_scale(model, value)
+        scale = self.served_scale(contender, value)
         drivers = global_drivers(value, self.holdout.features, propensity)
         drivers = {name: moved * scale for name, moved in drivers.items()}
         metrics = ValueMetrics(
@@ -407,13 +414,13 @@ class RetrainResult:
         )
         return ValuedModel.of(model, value, scale), metrics
 
-    def served_scale(self, model: ServableModel, value: ValueModel) -> float:
-        """The factor that puts `value` beside `model` on the level forecast for the
+    def served_scale(self, contender: str, value: ValueModel) -> float:
+        """The factor that puts `value` beside `contender` on the level forecast for the
         customers at the data cutoff."""
         if self.level is None:
             return 1.0
-        population = self.population
-        return scale_to(self.level.total, value, population, model.propensity(population))
+        propensity = self.population_scores[contender]
+        return scale_to(self.level.total, value, self.population, propensity)
 
 
 def on_rows_of(features: Features, customer_ids: np.ndarray) -> Features:
@@ -446,7 +453,8 @@ def train_on(
         if "expected_value" in scored:
             champion_values = scored["expected_value"].to_numpy()
     evaluation = evaluate(contenders.models, training, champion_scores)
-    contenders = with_drift_references(contenders, inputs.reference)
+    scores = population_scores(contenders, inputs.reference)
+    contenders = with_drift_references(contenders, inputs.reference, scores)
     data = TrainingData(
         as_of=str(as_of),
         n_events=inputs.n_events,
@@ -471,6 +479,7 @@ def train_on(
         training.holdout,
         judge,
         inputs.reference,
+        scores,
         level_of(inputs, plan),
         champion_values,
     )

@@ -22,6 +22,7 @@ from llm_model.training import (
     evaluate,
     fit_contenders,
     fit_model,
+    population_scores,
     train_and_evaluate,
     with_drift_references,
 )
@@ -255,7 +256,9 @@ def test_every_contender_measures_drift_against_the_population_and_its_scores_of
     models = {"gru": trained, **static_models, "gru_hybrid": hybrid}
     population = training.holdout.features
 
-    referenced = with_drift_references(Contenders(models, {}, {}), population).models
+    contenders = Contenders(models, {}, {})
+    scores = population_scores(contenders, population)
+    referenced = with_drift_references(contenders, population, scores).models
 
     expected_features = [reference_bins(column) for column in population.static.T]
     for kind, model in referenced.items():
