@@ -21,6 +21,8 @@ from llm_model.sequences import (
 )
 
 ARRAYS = ("tokens", "numeric", "static")
+# The level's purchase summaries, as LevelInputs names them and level.npz prefixes them.
+LEVEL_SUMMARIES = ("before", "now")
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,8 +111,11 @@ def save_inputs(inputs: TrainingInputs, folder: Path) -> Path:
     _save_features(folder / "reference.npz", inputs.reference)
     np.savez(
         folder / "level.npz",
-        **{f"before_{k}": v for k, v in inputs.level.before.arrays().items()},
-        **{f"now_{k}": v for k, v in inputs.level.now.arrays().items()},
+        **{
+            f"{when}_{name}": array
+            for when in LEVEL_SUMMARIES
+            for name, array in getattr(inputs.level, when).arrays().items()
+        },
     )
     if inputs.champion_holdout is not None:
         _save_features(folder / "champion_holdout.npz", inputs.champion_holdout)
@@ -156,7 +161,7 @@ def _load_level(path: Path) -> LevelInputs:
         return LevelInputs(
             *(
                 PurchaseSummary(**{f: stored[f"{when}_{f}"] for f in PurchaseSummary.field_names()})
-                for when in ("before", "now")
+                for when in LEVEL_SUMMARIES
             )
         )
 
